@@ -1,0 +1,15 @@
+/* Wall-clock helpers. The policy never reads the clock; callers pass "now" in. */
+#ifndef ESM_TIME_H
+#define ESM_TIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the Unix epoch. */
+int64_t esm_now_ms(void);
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars + NUL) for epoch milliseconds. */
+void esm_iso8601_ms(int64_t epoch_ms, char out[25]);
+/* A random UUID v4 string (36 chars + NUL). */
+void esm_uuid4(char out[37]);
+
+#endif

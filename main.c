@@ -1,0 +1,6 @@
+#include <stdio.h>
+int main(void)
+{
+    puts("esmd " ESMD_VERSION);
+    return 0;
+}
