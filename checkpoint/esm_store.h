@@ -54,6 +54,7 @@ int esm_store_schema_version(esm_store *s);
 
 /* One lane's row. Strings are heap copies owned by the struct: esm_store_lane_clear frees them. */
 typedef struct {
+    char *source;          /* the source key */
     char *lane;            /* the lane key */
     char *position;        /* NULL = no checkpoint yet (start at StartingPosition) */
     bool finished;         /* closed shard fully processed */

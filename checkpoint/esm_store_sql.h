@@ -1,0 +1,127 @@
+/* All SQL of the state store, in one place (the Fluent Bit tail_sql.h pattern).
+ * Internal to checkpoint/: nothing outside the module includes this. */
+#ifndef ESM_STORE_SQL_H
+#define ESM_STORE_SQL_H
+
+/* 'esmd' in ASCII: marks the file as ours (PRAGMA application_id). */
+#define ESM_STORE_APPLICATION_ID 0x65736d64
+
+/* The version table exists before any migration runs; one row per applied migration. */
+#define SQL_SCHEMA_TABLE                                                                           \
+    "CREATE TABLE IF NOT EXISTS esmd_schema ("                                                     \
+    " version INTEGER PRIMARY KEY,"                                                                \
+    " description TEXT NOT NULL,"                                                                  \
+    " applied_at_ms INTEGER NOT NULL)"
+#define SQL_SCHEMA_VERSION "SELECT coalesce(max(version), 0) FROM esmd_schema"
+#define SQL_SCHEMA_RECORD                                                                          \
+    "INSERT INTO esmd_schema (version, description, applied_at_ms) VALUES (?1, ?2, ?3)"
+#define SQL_HAS_SCHEMA_TABLE                                                                       \
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'esmd_schema'"
+#define SQL_COUNT_TABLES "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+
+/* Migration 1: everything. Lanes are keyed by (mapping, source, lane), never by a reusable id
+ * alone (peers.md B3). Outbox ids use AUTOINCREMENT so an id is never reused: a drainer holding
+ * the id of a delivered row can never delete a newer one. */
+#define SQL_MIGRATION_1                                                                            \
+    "PRAGMA application_id = 1702063460;" /* ESM_STORE_APPLICATION_ID */                           \
+    "CREATE TABLE esmd_meta ("                                                                     \
+    " key TEXT PRIMARY KEY,"                                                                       \
+    " value TEXT NOT NULL) WITHOUT ROWID;"                                                         \
+    "CREATE TABLE lane_checkpoint ("                                                               \
+    " mapping TEXT NOT NULL,"                                                                      \
+    " source TEXT NOT NULL,"                                                                       \
+    " lane TEXT NOT NULL,"                                                                         \
+    " position TEXT,"                                                                              \
+    " state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'finished')),"                   \
+    " parents TEXT,"                                                                               \
+    " updated_at_ms INTEGER NOT NULL,"                                                             \
+    " PRIMARY KEY (mapping, source, lane)) WITHOUT ROWID;"                                         \
+    "CREATE TABLE lane_batch ("                                                                    \
+    " mapping TEXT NOT NULL,"                                                                      \
+    " source TEXT NOT NULL,"                                                                       \
+    " lane TEXT NOT NULL,"                                                                         \
+    " first_id TEXT NOT NULL,"                                                                     \
+    " last_id TEXT NOT NULL,"                                                                      \
+    " policy_state TEXT NOT NULL,"                                                                 \
+    " updated_at_ms INTEGER NOT NULL,"                                                             \
+    " PRIMARY KEY (mapping, source, lane)) WITHOUT ROWID;"                                         \
+    "CREATE TABLE lane_window ("                                                                   \
+    " mapping TEXT NOT NULL,"                                                                      \
+    " source TEXT NOT NULL,"                                                                       \
+    " lane TEXT NOT NULL,"                                                                         \
+    " window_start_ms INTEGER NOT NULL,"                                                           \
+    " state TEXT NOT NULL CHECK (json_valid(state)),"                                              \
+    " updated_at_ms INTEGER NOT NULL,"                                                             \
+    " PRIMARY KEY (mapping, source, lane)) WITHOUT ROWID;"                                         \
+    "CREATE TABLE outbox ("                                                                        \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"                                                       \
+    " mapping TEXT NOT NULL,"                                                                      \
+    " destination TEXT NOT NULL CHECK (length(destination) > 0),"                                  \
+    " payload TEXT NOT NULL CHECK (json_valid(payload)),"                                          \
+    " msg_key BLOB,"                                                                               \
+    " created_at_ms INTEGER NOT NULL,"                                                             \
+    " attempts INTEGER NOT NULL DEFAULT 0,"                                                        \
+    " next_attempt_at_ms INTEGER NOT NULL,"                                                        \
+    " last_error TEXT);"                                                                           \
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at_ms, id);"                                  \
+    "CREATE INDEX outbox_mapping ON outbox (mapping);"
+
+/* The prepared statements kept for the life of the store: X(name, sql). */
+#define ESM_STORE_STATEMENTS(X)                                                                    \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(META_PUT, "INSERT OR REPLACE INTO esmd_meta (key, value) VALUES (?1, ?2)")                   \
+    X(SCHEMA_VERSION, SQL_SCHEMA_VERSION)                                                          \
+    X(LANE_GET, "SELECT source, lane, position, state, parents, updated_at_ms"                     \
+                " FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3")          \
+    X(LANE_LIST, "SELECT source, lane, position, state, parents, updated_at_ms"                    \
+                 " FROM lane_checkpoint WHERE mapping = ?1 AND (?2 IS NULL OR source = ?2)"        \
+                 " ORDER BY source, length(lane), lane")                                           \
+    X(LANE_REGISTER, "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, "       \
+                     "parents, updated_at_ms)"                                                     \
+                     " VALUES (?1, ?2, ?3, NULL, 'open', ?4, ?5)"                                  \
+                     " ON CONFLICT (mapping, source, lane) DO UPDATE"                              \
+                     " SET parents = coalesce(lane_checkpoint.parents, excluded.parents)")         \
+    X(LANE_ADVANCE,                                                                                \
+      "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, parents, "             \
+      "updated_at_ms)"                                                                             \
+      " VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"                                                     \
+      " ON CONFLICT (mapping, source, lane) DO UPDATE"                                             \
+      " SET position = coalesce(excluded.position, lane_checkpoint.position),"                     \
+      " state = CASE WHEN excluded.state = 'finished' THEN 'finished' ELSE lane_checkpoint.state"  \
+      " END, updated_at_ms = excluded.updated_at_ms")                                              \
+    X(LANE_SET,                                                                                    \
+      "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, parents, "             \
+      "updated_at_ms)"                                                                             \
+      " VALUES (?1, ?2, ?3, ?4, 'open', NULL, ?5)"                                                 \
+      " ON CONFLICT (mapping, source, lane) DO UPDATE"                                             \
+      " SET position = excluded.position, state = 'open', updated_at_ms = excluded.updated_at_ms") \
+    X(LANE_DELETE, "DELETE FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3") \
+    X(MAPPING_DELETE_LANES, "DELETE FROM lane_checkpoint WHERE mapping = ?1")                      \
+    X(BATCH_GET, "SELECT first_id, last_id, policy_state, updated_at_ms FROM lane_batch"           \
+                 " WHERE mapping = ?1 AND source = ?2 AND lane = ?3")                              \
+    X(BATCH_PUT, "INSERT OR REPLACE INTO lane_batch"                                               \
+                 " (mapping, source, lane, first_id, last_id, policy_state, updated_at_ms)"        \
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                           \
+    X(BATCH_DELETE, "DELETE FROM lane_batch WHERE mapping = ?1 AND source = ?2 AND lane = ?3")     \
+    X(MAPPING_DELETE_BATCHES, "DELETE FROM lane_batch WHERE mapping = ?1")                         \
+    X(WINDOW_GET, "SELECT window_start_ms, state FROM lane_window"                                 \
+                  " WHERE mapping = ?1 AND source = ?2 AND lane = ?3")                             \
+    X(WINDOW_PUT, "INSERT OR REPLACE INTO lane_window"                                             \
+                  " (mapping, source, lane, window_start_ms, state, updated_at_ms)"                \
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                              \
+    X(WINDOW_DELETE, "DELETE FROM lane_window WHERE mapping = ?1 AND source = ?2 AND lane = ?3")   \
+    X(MAPPING_DELETE_WINDOWS, "DELETE FROM lane_window WHERE mapping = ?1")                        \
+    X(OUTBOX_INSERT, "INSERT INTO outbox (mapping, destination, payload, msg_key, created_at_ms,"  \
+                     " attempts, next_attempt_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)")          \
+    X(OUTBOX_DUE, "SELECT id, mapping, destination, payload, msg_key, created_at_ms, attempts,"    \
+                  " next_attempt_at_ms, last_error FROM outbox"                                    \
+                  " WHERE next_attempt_at_ms <= ?1 ORDER BY id LIMIT ?2")                          \
+    X(OUTBOX_DELETE, "DELETE FROM outbox WHERE id = ?1")                                           \
+    X(OUTBOX_RETRY, "UPDATE outbox SET attempts = attempts + 1, next_attempt_at_ms = ?2,"          \
+                    " last_error = ?3 WHERE id = ?1")                                              \
+    X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox WHERE ?1 IS NULL OR mapping = ?1")                \
+    X(OUTBOX_NEXT_DUE, "SELECT min(next_attempt_at_ms) FROM outbox")
+
+#endif
