@@ -1,0 +1,21 @@
+/* One running event source mapping: its filter, its source and its counters. */
+#ifndef ESM_MAPPING_H
+#define ESM_MAPPING_H
+
+#include "pollers/esm_source.h"
+
+typedef struct esm_mapping esm_mapping;
+
+/* env->mapping, ->invoker and the shared parts must be set; the filter and stats are the
+ * mapping's own. Returns NULL with err set when the mapping cannot run. */
+esm_mapping *esm_mapping_create(const esm_source_env *env, esm_err *err);
+int esm_mapping_start(esm_mapping *m, esm_err *err);
+void esm_mapping_stop(esm_mapping *m, esm_source_stopped_cb done, void *arg);
+void esm_mapping_destroy(esm_mapping *m);
+bool esm_mapping_ready(const esm_mapping *m);
+const esm_source_stats *esm_mapping_stats(const esm_mapping *m);
+const esm_mapping_config *esm_mapping_config_of(const esm_mapping *m);
+/* Appends the mapping's status object (AWS field names where AWS has them). */
+void esm_mapping_status(esm_mapping *m, esm_buf *out);
+
+#endif

@@ -1,0 +1,68 @@
+/* What every source (SQS, Kinesis, Kafka) gets from the engine, and the table of functions
+ * the engine calls on it. A source only knows how to fetch, how to acknowledge and how to
+ * render its records in the AWS event shape; invoking, filtering, the policy, the store and
+ * destinations are shared. */
+#ifndef ESM_SOURCE_H
+#define ESM_SOURCE_H
+
+#include <stdint.h>
+
+#include "common/esm_buf.h"
+#include "common/esm_err.h"
+#include "config/esm_config.h"
+#include "filter/esm_filter.h"
+#include "http/esm_http.h"
+#include "invoker/esm_invoker.h"
+
+struct ev_loop;
+struct esm_store;
+struct esm_outbox_drainer;
+
+/* Counters named after AWS's ESM metrics (reference §10.2) plus esmd's own. */
+typedef struct {
+    uint64_t polled;            /* PolledEventCount */
+    uint64_t filtered_out;      /* FilteredOutEventCount */
+    uint64_t invoked;           /* InvokedEventCount: records sent to the function */
+    uint64_t invocations;       /* invocations that ran (any outcome) */
+    uint64_t failed_invoke;     /* FailedInvokeEventCount: records in failed invocations */
+    uint64_t throttled;         /* invocations refused with a throttle */
+    uint64_t dropped;           /* DroppedEventCount: records discarded to a failure record */
+    uint64_t on_failure_queued; /* failure records written to the outbox */
+    uint64_t deleted;           /* SQS: messages deleted */
+    uint64_t delete_failed;     /* SQS: DeleteMessageBatch entries that failed */
+    uint64_t committed;         /* streams/Kafka: records acknowledged by a checkpoint */
+    uint64_t checkpoint_write_failures;
+    uint64_t source_errors; /* failed calls to the source */
+} esm_source_stats;
+
+typedef struct {
+    struct ev_loop *loop;
+    esm_http *http;
+    const esm_config *config;
+    const esm_mapping_config *mapping;
+    esm_invoker *invoker;
+    esm_filter_set *filter;
+    struct esm_store *store;
+    struct esm_outbox_drainer *outbox; /* may be NULL */
+    esm_source_stats *stats;
+    const char *log_ctx; /* mapping name for logs */
+} esm_source_env;
+
+typedef void (*esm_source_stopped_cb)(void *arg);
+
+typedef struct {
+    const char *name;
+    void *(*create)(const esm_source_env *env, esm_err *err);
+    int (*start)(void *source, esm_err *err);
+    /* Stop polling; finish in-flight work or abandon it unacknowledged; call done once idle. */
+    void (*stop)(void *source, esm_source_stopped_cb done, void *arg);
+    void (*destroy)(void *source);
+    /* Appends a JSON object with the source's state (lanes, positions, in flight, errors). */
+    void (*status)(void *source, esm_buf *out);
+    /* True once the source has reached its peer (queue/stream/cluster found). */
+    bool (*ready)(void *source);
+} esm_source_ops;
+
+extern const esm_source_ops esm_sqs_source;
+
+#endif

@@ -1,0 +1,43 @@
+/* SQS messages as esmd holds them: parsed from a ReceiveMessage (JSON protocol) response and
+ * rendered once into the record JSON of AWS's SQS event (reference §2.1). Pure: no I/O. */
+#ifndef ESM_SQS_MSG_H
+#define ESM_SQS_MSG_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/esm_buf.h"
+
+typedef struct {
+    char *message_id;
+    char *receipt_handle;
+    char *group_id;    /* FIFO MessageGroupId, NULL otherwise */
+    int receive_count; /* ApproximateReceiveCount */
+    int64_t sent_ms;   /* SentTimestamp */
+    char *body;        /* the raw body (for filters); may be freed after filtering */
+    size_t body_len;
+    char *record; /* the record JSON exactly as delivered to the function */
+    size_t record_len;
+} esm_sqs_msg;
+
+typedef struct {
+    const char *queue_arn;
+    const char *region;
+} esm_sqs_render_ctx;
+
+/* Parses the "Messages" of a ReceiveMessage response into out[0..cap). Returns the number of
+ * messages stored (each allocated; free with esm_sqs_msg_free), or -1 when the response does not
+ * have the expected shape (why says what). Malformed individual messages (no MessageId or
+ * ReceiptHandle) are skipped and counted in *skipped. */
+int esm_sqs_parse_receive(const cJSON *resp, const esm_sqs_render_ctx *ctx, esm_sqs_msg **out,
+                          size_t cap, size_t *skipped, char *why, size_t why_len);
+/* Renders one message (a cJSON object of the response) as an event record into b. */
+void esm_sqs_render_record(const cJSON *msg, const esm_sqs_render_ctx *ctx, esm_buf *b);
+void esm_sqs_msg_free(esm_sqs_msg *m);
+/* Bytes of the event envelope around the records: {"Records":[ ... ]} and the commas. */
+size_t esm_sqs_event_size(size_t n_records, size_t records_bytes);
+/* Writes {"Records":[r1,r2,...]} for msgs[0..n). */
+void esm_sqs_render_event(esm_sqs_msg *const *msgs, size_t n, esm_buf *b);
+
+#endif
