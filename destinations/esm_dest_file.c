@@ -1,0 +1,68 @@
+#include "destinations/esm_dest_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return;
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(copy);
+}
+
+int esm_dest_file_append(const char *path, const char *payload, size_t len, esm_err *err)
+{
+    char *line = malloc(len + 1);
+    if (!line) {
+        esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        line[i] = payload[i] == '\n' || payload[i] == '\r' ? ' ' : payload[i];
+    line[len] = '\n';
+
+    struct stat st;
+    bool existed = stat(path, &st) == 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        esm_err_set(err, ESM_ERR_IO, true, "open %s: %s", path, strerror(errno));
+        free(line);
+        return -1;
+    }
+    off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
+    ssize_t w = write(fd, line, len + 1);
+    int saved = errno;
+    free(line);
+    if (w != (ssize_t)(len + 1)) {
+        if (w > 0 && before >= 0 && ftruncate(fd, before) != 0) {
+            /* nothing more we can do: the torn bytes stay */
+        }
+        esm_err_set(err, ESM_ERR_IO, true, "write %s: %s", path,
+                    w < 0 ? strerror(saved) : "short write");
+        close(fd);
+        return -1;
+    }
+    if (fsync(fd) != 0) {
+        esm_err_set(err, ESM_ERR_IO, true, "fsync %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        esm_err_set(err, ESM_ERR_IO, true, "close %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!existed) fsync_dir_of(path);
+    return 0;
+}
