@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum { ESM_SRC_SQS, ESM_SRC_KINESIS, ESM_SRC_KAFKA } esm_source_type;
 typedef enum { ESM_PROTO_LAMBDA, ESM_PROTO_HTTP } esm_protocol;
@@ -119,6 +120,8 @@ const esm_function_config *esm_config_find_function(const esm_config *cfg, const
  * Compares every field, including the resolved function's settings. */
 bool esm_mapping_config_equal(const esm_mapping_config *a, const esm_mapping_config *b);
 bool esm_function_config_equal(const esm_function_config *a, const esm_function_config *b);
+/* Prints one "path: message" line per problem (what --check-config shows). */
+void esm_config_problems_print(const esm_config_problems *p, FILE *out);
 /* Logs (info) what the loader adjusted silently, as AWS does (e.g. Kafka retry cap). */
 void esm_config_log_notes(const esm_config *cfg);
 
