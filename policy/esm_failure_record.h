@@ -73,8 +73,9 @@ typedef struct {
         size_t n_message_ids;
     } sqs;
 
-    /* Optional: the original event JSON (an object) for exactly the discarded records, included
-     * verbatim as "payload". NULL leaves it out. */
+    /* Optional (per mapping): the original event JSON (an object) for exactly the discarded
+     * records, included verbatim as "payload" so an operator can replay without the source.
+     * NULL leaves it out; payload_len 0 means strlen(payload_json). */
     const char *payload_json;
     size_t payload_len;
 } esm_failure_record;
