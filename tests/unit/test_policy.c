@@ -630,6 +630,37 @@ static void test_partial_edge_cases(void **state)
     free(t);
 }
 
+/* DECISION (esm_policy.h): moving the resume point forward resets the attempt counter. */
+static void test_rbif_progress_resets_attempts(void **state)
+{
+    (void)state;
+    esm_policy_config cfg = cfg_of(1, false, true);
+    esm_policy_record recs[5];
+    fresh_records(recs, 5, 0);
+    esm_policy_state st;
+    esm_policy_state_init(&st, 5);
+    esm_policy_decision d;
+    esm_policy_decision_init(&d);
+    trace *t = malloc(sizeof *t);
+    assert_non_null(t);
+    size_t f1[] = {1}, f3[] = {3};
+    esm_policy_outcome out = {.kind = ESM_OUTCOME_PARTIAL, .retry_after_ms = -1};
+    decide_ok(recs, 5, &st, ESM_OUTCOME_NONE, &cfg, 0, 0, &d);
+    out.failed = f1;
+    out.n_failed = 1;
+    assert_int_equal(esm_policy_decide(recs, 5, &st, &out, &cfg, 0, 0, &d), 0);
+    assert_string_equal(fmt_decision(&d, t), "A0-1 I1-5 ");
+    /* record 1 went through on the retry, record 3 failed: progress, so attempts restart */
+    out.failed = f3;
+    assert_int_equal(esm_policy_decide(recs, 5, &st, &out, &cfg, 0, 0, &d), 0);
+    assert_string_equal(fmt_decision(&d, t), "A1-3 I3-5 ");
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(esm_policy_decide(recs, 5, &st, &out, &cfg, 0, 0, &d), 0);
+    assert_string_equal(fmt_decision(&d, t), "D3-4:R2 A4-5 .");
+    esm_policy_decision_free(&d);
+    free(t);
+}
+
 static void test_misuse_rejected(void **state)
 {
     (void)state;
@@ -679,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_oversized_record_never_invoked),
         cmocka_unit_test(test_backoff_full_jitter),
         cmocka_unit_test(test_partial_edge_cases),
+        cmocka_unit_test(test_rbif_progress_resets_attempts),
         cmocka_unit_test(test_misuse_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
