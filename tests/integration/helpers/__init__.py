@@ -1,0 +1,1 @@
+"""Helpers for esmd's integration tests: processes, AWS emulators, Kafka, funchost, esmd."""
