@@ -283,9 +283,14 @@ static int esm_store_check(esm_store *s, esm_err *err)
         return -1;
     }
     if ((app_id != 0 && app_id != ESM_STORE_APPLICATION_ID) || (tables > 0 && !has_schema)) {
-        char why[128];
-        snprintf(why, sizeof why, "another application's SQLite file: application_id %lld",
-                 (long long)app_id);
+        char why[160];
+        if (app_id != 0)
+            snprintf(why, sizeof why, "another application's SQLite file: application_id %lld",
+                     (long long)app_id);
+        else
+            snprintf(why, sizeof why,
+                     "another application's SQLite file: it has %lld tables and no esmd_schema",
+                     (long long)tables);
         esm_store_refuse(s, err, why);
         return -1;
     }
