@@ -1,2 +1,0 @@
-/* Placeholder until the module has code; static libraries need one source. */
-typedef int esm_filter_placeholder_t;
