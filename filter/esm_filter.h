@@ -55,16 +55,17 @@ esm_filter_set *esm_filter_compile(const char *const *patterns, size_t n, esm_fi
                                    char *why, size_t why_len);
 void esm_filter_destroy(esm_filter_set *f);
 
-/* True when the set has no patterns (every record passes). */
+/* True when the set has no patterns, or is NULL (every record passes). */
 bool esm_filter_matches_all(const esm_filter_set *f);
 
 /* Matches one record. record_json is the record exactly as delivered to the function (one
  * element of "Records", or one Kafka record object). payload is the data field, already
  * decoded (SQS: the raw body; Kinesis/Kafka: the base64-decoded bytes); NULL means the record
  * has no payload (e.g. a Kafka tombstone), so the data key is absent. The payload is parsed at
- * most once per call however many patterns there are. A record_json that is not a JSON object
- * matches nothing (unless the set matches all). The set's scratch is mutated, hence a const
- * pointer is accepted only for API convenience: do not share a set between threads. */
+ * most once per call however many patterns there are. record_json is only read when some
+ * pattern names a metadata field (it may be NULL otherwise); then a record_json that is not a
+ * JSON object never matches. A NULL set matches everything. The set's scratch is mutated,
+ * hence the const pointer is for API convenience only: do not share a set between threads. */
 bool esm_filter_match(const esm_filter_set *f, const char *record_json, size_t record_len,
                       const char *payload, size_t payload_len);
 
