@@ -199,7 +199,7 @@ static int apply_outcome(esm_policy_state *s, const esm_policy_outcome *out,
                          pending_delay *pd)
 {
     esm_outcome_kind kind = out->kind;
-    if (kind == ESM_OUTCOME_PARTIAL && (!cfg->rbif || out->n_failed == 0 || !out->failed))
+    if (kind == ESM_OUTCOME_PARTIAL && (!cfg->rbif || out->n_failed == 0))
         kind = ESM_OUTCOME_SUCCESS;
     if (kind != ESM_OUTCOME_THROTTLE && kind != ESM_OUTCOME_INVOKE_ERROR &&
         kind != ESM_OUTCOME_NONE)
@@ -281,6 +281,8 @@ int esm_policy_decide(const esm_policy_record *recs, size_t n, esm_policy_state 
                       uint32_t random, esm_policy_decision *d)
 {
     if (!st || !out || !cfg || !d || (n > 0 && !recs) || st->n != n || !state_valid(st)) return -1;
+    if (out->kind == ESM_OUTCOME_PARTIAL && out->n_failed > 0 && !out->failed)
+        return -1; /* never ack records whose failure list went missing */
     d->n = 0;
     if (st->depth == 0) {
         if (out->kind != ESM_OUTCOME_NONE) return -1;

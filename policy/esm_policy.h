@@ -130,7 +130,8 @@ void esm_policy_decision_free(esm_policy_decision *d);
 
 /* Clears d, then appends ACK/DISCARD steps in record order, then exactly one INVOKE or DONE.
  * Returns 0, or -1 on bad input (state does not match n, an outcome while done, a NULL
- * argument) or allocation failure; on -1 the state is unchanged. */
+ * argument, a PARTIAL with n_failed > 0 but no list) or allocation failure; on -1 the state is
+ * unchanged. */
 int esm_policy_decide(const esm_policy_record *recs, size_t n, esm_policy_state *st,
                       const esm_policy_outcome *out, const esm_policy_config *cfg, int64_t now_ms,
                       uint32_t random, esm_policy_decision *d);

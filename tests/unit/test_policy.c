@@ -675,6 +675,11 @@ static void test_misuse_rejected(void **state)
     esm_policy_state_init(&st, 2);
     assert_int_equal(esm_policy_decide(recs, 3, &st, &none, &cfg, 0, 0, &d), -1); /* n differs */
     assert_int_equal(esm_policy_decide(recs, 2, &st, &none, &cfg, 0, 0, &d), 0);
+    esm_policy_outcome lost = {.kind = ESM_OUTCOME_PARTIAL, .n_failed = 1, .retry_after_ms = -1};
+    esm_policy_config rbif = cfg_of(0, false, true);
+    esm_policy_state before = st;
+    assert_int_equal(esm_policy_decide(recs, 2, &st, &lost, &rbif, 0, 0, &d), -1); /* no list */
+    assert_memory_equal(&before, &st, sizeof st);
     assert_int_equal(esm_policy_decide(recs, 2, &st, &ok, &cfg, 0, 0, &d), 0);
     assert_true(esm_policy_state_done(&st));
     esm_policy_state saved = st;
