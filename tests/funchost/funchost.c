@@ -15,12 +15,14 @@
  * name if it is a mode, else the part before the first '-' or '_' ("slow-a" is slow), else echo.
  * Modes: echo, poison, partial, fail, slow (?ms= / control ms, default 2000), hang, throttle
  * (429; Retry-After with ?retry_after= / control retry_after), garbage, truncated, oversized
- * (7 MB body), error500. A control "count" N limits the mode to the next N calls, then the
- * function echoes (default: no limit).
+ * (7 MB body), error500, unavailable (503). A control "count" N limits the mode to the next N
+ * calls, then the function echoes (default: no limit).
  *
  * Each invocation appends one JSON line to --log (flushed per line):
  *   {"t":ms,"fn":name,"proto":"lambda"|"http","mode":m,"result":r,"concurrent":n,
- *    "ids":[...],"payloads":[...]}
+ *    "headers":{lower-case name: value},"ids":[...],"payloads":[...]}
+ * "headers" holds Authorization, Content-Type, Expect, X-Amz-Invocation-Type, X-Amz-Date,
+ * X-Amz-Security-Token and any X-Test-* header of the request.
  * "concurrent" is how many invocations of that function were in progress when this one started
  * (itself included). On startup it prints "LISTENING <port>" on stdout (--listen ...:0 picks a
  * free port). SIGTERM / SIGINT stop it cleanly, waking sleeping slow/hang calls. */
@@ -29,6 +31,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -38,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_BODY ((size_t)64 * 1024 * 1024)
@@ -55,12 +59,13 @@ typedef enum {
     M_TRUNCATED,
     M_OVERSIZED,
     M_ERROR500,
+    M_UNAVAILABLE,
     M_COUNT
 } fn_mode;
 
-static const char *const mode_names[M_COUNT] = {"echo",      "poison",    "partial",  "fail",
-                                                "slow",      "hang",      "throttle", "garbage",
-                                                "truncated", "oversized", "error500"};
+static const char *const mode_names[M_COUNT] = {
+    "echo",     "poison",  "partial",   "fail",      "slow",     "hang",
+    "throttle", "garbage", "truncated", "oversized", "error500", "unavailable"};
 
 typedef struct fn_state {
     char *name;
@@ -260,10 +265,39 @@ static void records_free(records *rs)
     cJSON_Delete(rs->kafka);
 }
 
-static void log_line(host *h, const char *fn, const char *proto, fn_mode mode, const char *result,
-                     long concurrent, const records *rs)
+/* Request headers worth asserting on: the protocol's, SigV4's and any X-Test-* header. */
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    static const char *const keep[] = {"authorization",
+                                       "x-amz-invocation-type",
+                                       "x-amz-security-token",
+                                       "x-amz-date",
+                                       "content-type",
+                                       "expect",
+                                       NULL};
+    bool wanted = strncasecmp(key, "x-test", 6) == 0;
+    for (size_t i = 0; !wanted && keep[i]; i++)
+        wanted = strcasecmp(key, keep[i]) == 0;
+    if (!wanted) return MHD_YES;
+    char lower[128];
+    size_t n = 0;
+    for (; key[n] && n < sizeof lower - 1; n++)
+        lower[n] = (char)tolower((unsigned char)key[n]);
+    lower[n] = '\0';
+    cJSON_AddItemToObject(cls, lower, cJSON_CreateString(value ? value : ""));
+    return MHD_YES;
+}
+
+static void log_line(host *h, struct MHD_Connection *c, const char *fn, const char *proto,
+                     fn_mode mode, const char *result, long concurrent, const records *rs)
 {
     if (!h->log) return;
+    cJSON *hdrs = cJSON_CreateObject();
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, hdrs);
+    char *headers = cJSON_PrintUnformatted(hdrs);
+    cJSON_Delete(hdrs);
     char *ids = cJSON_PrintUnformatted(rs->ids);
     char *payloads = cJSON_PrintUnformatted(rs->payloads);
     esm_buf b;
@@ -272,9 +306,9 @@ static void log_line(host *h, const char *fn, const char *proto, fn_mode mode, c
     esm_buf_json_cstr(&b, fn);
     esm_buf_printf(&b,
                    ",\"proto\":\"%s\",\"mode\":\"%s\",\"result\":\"%s\",\"concurrent\":%ld,"
-                   "\"ids\":%s,\"payloads\":%s}\n",
-                   proto, mode_names[mode], result, concurrent, ids ? ids : "[]",
-                   payloads ? payloads : "[]");
+                   "\"headers\":%s,\"ids\":%s,\"payloads\":%s}\n",
+                   proto, mode_names[mode], result, concurrent, headers ? headers : "{}",
+                   ids ? ids : "[]", payloads ? payloads : "[]");
     pthread_mutex_lock(&h->mu);
     fwrite(b.data, 1, b.len, h->log);
     fflush(h->log);
@@ -282,6 +316,7 @@ static void log_line(host *h, const char *fn, const char *proto, fn_mode mode, c
     esm_buf_free(&b);
     free(ids);
     free(payloads);
+    free(headers);
 }
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, esm_buf *b,
@@ -434,7 +469,7 @@ static enum MHD_Result invoke(host *h, struct MHD_Connection *c, const char *fn,
                                 NULL};
         esm_buf_puts(&out, "{\"Type\":\"User\",\"message\":\"Rate Exceeded.\","
                            "\"Reason\":\"ReservedFunctionConcurrentInvocationLimitExceeded\"}");
-        log_line(h, fn, proto, mode, result, concurrent, &rs);
+        log_line(h, c, fn, proto, mode, result, concurrent, &rs);
         records_free(&rs);
         pthread_mutex_lock(&h->mu);
         f->in_flight--;
@@ -466,10 +501,15 @@ static enum MHD_Result invoke(host *h, struct MHD_Connection *c, const char *fn,
         esm_buf_puts(&out, "{\"Type\":\"Service\",\"message\":\"ServiceException\"}");
         break;
     }
+    case M_UNAVAILABLE:
+        result = "unavailable";
+        status = 503;
+        esm_buf_puts(&out, "{\"message\":\"Service Unavailable\"}");
+        break;
     case M_COUNT:
         break;
     }
-    log_line(h, fn, proto, mode, result, concurrent, &rs);
+    log_line(h, c, fn, proto, mode, result, concurrent, &rs);
     records_free(&rs);
     pthread_mutex_lock(&h->mu);
     f->in_flight--;
