@@ -14,14 +14,14 @@ typedef struct esm_http esm_http;
 typedef struct esm_http_call esm_http_call;
 
 typedef struct {
-    long status;          /* HTTP status, 0 when no response arrived */
-    int curl_code;        /* CURLcode; 0 = the exchange completed */
-    bool timed_out;       /* the call's timeout expired */
-    char error[256];      /* curl's error text when curl_code != 0 */
-    const char *body;     /* NUL-terminated; valid only during the callback */
+    long status;      /* HTTP status, 0 when no response arrived */
+    int curl_code;    /* CURLcode; 0 = the exchange completed */
+    bool timed_out;   /* the call's timeout expired */
+    char error[256];  /* curl's error text when curl_code != 0 */
+    const char *body; /* NUL-terminated; valid only during the callback */
     size_t body_len;
-    bool body_truncated;  /* the response exceeded max_response_bytes */
-    double total_ms;      /* from send to completion */
+    bool body_truncated;                   /* the response exceeded max_response_bytes */
+    double total_ms;                       /* from send to completion */
     const struct esm_http_header *headers; /* response headers of the final response */
     size_t n_headers;
 } esm_http_response;
@@ -35,9 +35,9 @@ typedef struct esm_http_header {
 typedef void (*esm_http_cb)(const esm_http_response *resp, void *arg);
 
 typedef struct {
-    const char *method;            /* "POST" (default when NULL), "GET", ... */
+    const char *method; /* "POST" (default when NULL), "GET", ... */
     const char *url;
-    const char *body;              /* NOT copied: must stay valid until the callback */
+    const char *body; /* NOT copied: must stay valid until the callback */
     size_t body_len;
     struct curl_slist *headers;    /* ownership moves to the call (freed when it ends) */
     long timeout_ms;               /* whole exchange; 0 = no limit */

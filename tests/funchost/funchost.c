@@ -283,7 +283,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     if (!wanted) return MHD_YES;
     char lower[128];
     size_t n = 0;
-    for (; key[n] && n < sizeof lower - 1; n++)
+    for (; n < sizeof lower - 1 && key[n]; n++)
         lower[n] = (char)tolower((unsigned char)key[n]);
     lower[n] = '\0';
     cJSON_AddItemToObject(cls, lower, cJSON_CreateString(value ? value : ""));

@@ -113,12 +113,13 @@ static char *make_payload(size_t size, size_t *len)
     return p;
 }
 
-static void usage(void)
+__attribute__((noreturn)) static void usage(void)
 {
     fprintf(stderr, "usage: invoke_cli --url URL [--protocol lambda|http] [--timeout S] "
                     "[--max-concurrency N] [--header H]... [--count N] [--payload JSON | "
                     "--payload-file F | --payload-size N] [--sign REGION] [--rbif IDS] "
                     "[--rbif-kafka]\n");
+    exit(2);
 }
 
 int main(int argc, char **argv)
@@ -143,7 +144,6 @@ int main(int argc, char **argv)
         }
         if (!v) {
             usage();
-            return 2;
         }
         i++;
         if (strcmp(a, "--url") == 0)
@@ -162,7 +162,6 @@ int main(int argc, char **argv)
             const char *colon = strchr(v, ':');
             if (!colon) {
                 usage();
-                return 2;
             }
             esm_kv *h = &headers[fn.n_headers++];
             h->name = strndup(v, (size_t)(colon - v));
@@ -176,7 +175,7 @@ int main(int argc, char **argv)
             payload = read_file(v, &payload_len);
             if (!payload) {
                 perror(v);
-                return 2;
+                exit(2);
             }
         } else if (strcmp(a, "--payload-size") == 0) {
             free(payload);
@@ -189,12 +188,10 @@ int main(int argc, char **argv)
                 rs.rbif_ids[rs.n_rbif++] = t;
         } else {
             usage();
-            return 2;
         }
     }
     if (!fn.url || count < 1) {
         usage();
-        return 2;
     }
     fn.headers = headers;
     if (!payload) {
@@ -211,7 +208,7 @@ int main(int argc, char **argv)
     rs.inv = esm_invoker_create(loop, http, &fn, sign_region ? &creds : NULL);
     if (!http || !rs.inv) {
         fprintf(stderr, "invoke_cli: cannot create the invoker\n");
-        return 1;
+        exit(1);
     }
     call_arg *args = calloc((size_t)count, sizeof *args);
     int refused = 0;
