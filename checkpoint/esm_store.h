@@ -24,7 +24,11 @@
  * and refuses a second opener (also within the same process). Calls on one store are serialised
  * by an internal mutex, so several event loops may share it.
  *
- * Return convention: 0 ok / found, 1 not found (where stated), -1 error (err set). */
+ * Return convention: 0 ok / found, 1 not found (where stated), -1 error (err set).
+ * err->retriable says whether retrying the same call can help: true for a full disk, a busy or
+ * locked database, I/O errors; false for a read-only or corrupt database and for refused input
+ * (ESM_ERR_INVALID: a CHECK constraint such as a payload that is not JSON, an empty key, a
+ * checkpoint moving back) — retrying those as they are never succeeds. */
 #ifndef ESM_STORE_H
 #define ESM_STORE_H
 
@@ -155,8 +159,10 @@ typedef struct {
 
 /* Applies the step to lane (mapping, source, lane) in one transaction (the lane row is created
  * if missing). A position never moves back: when the old and new positions are both decimal
- * numbers and the new one is smaller, the step is refused (ESM_ERR_INVALID) — use
- * esm_store_checkpoint_set for deliberate seeks. Returns 0, or -1 with nothing written. */
+ * numbers and the new one is smaller, the step is refused (ESM_ERR_INVALID, not retriable) —
+ * a source that deliberately restarts from an earlier position (e.g. a Kafka broker offset
+ * behind the store) must say so with esm_store_checkpoint_set first.
+ * Returns 0, or -1 with nothing written. */
 int esm_store_advance(esm_store *s, const char *mapping, const char *source, const char *lane,
                       const esm_store_step *step, esm_err *err);
 

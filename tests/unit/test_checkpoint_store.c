@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "checkpoint/esm_store.h"
+#include "checkpoint/esm_store_int.h" /* test_write_failure_is_reported */
 #include "common/esm_time.h"
 #include "test_checkpoint_util.h"
 
@@ -436,6 +437,7 @@ static void test_advance_never_moves_back(void **state)
     esm_store_step back = {.position = SEQ_A, .items = &it, .n_items = 1};
     assert_int_equal(esm_store_advance(s, M, SRC, SH0, &back, &err), -1);
     assert_int_equal(err.code, ESM_ERR_INVALID);
+    assert_false(err.retriable);
     assert_non_null(strstr(err.message, "move back"));
     expect_pos(s, SH0, SEQ_B, false);
     assert_int_equal(esm_store_outbox_depth(s, NULL, &err), 0); /* nothing written */
@@ -508,6 +510,34 @@ static void test_advance_is_atomic(void **state)
     /* outbox_add is all-or-nothing too */
     assert_int_equal(esm_store_outbox_add(s, M, items, 3, &err), -1);
     assert_int_equal(esm_store_outbox_depth(s, NULL, &err), 2);
+    esm_store_close(s);
+}
+
+/* A write that SQLite refuses mid-life is reported with SQLite's message, is not retriable, and
+ * leaves nothing behind. White-box: the handle is switched to PRAGMA query_only, which fails
+ * writes exactly like a read-only database (root ignores file modes; a read-only remount is
+ * refused while the file is open for writing; test_checkpoint_fs covers read-only at open). */
+static void test_write_failure_is_reported(void **state)
+{
+    const char *dir = *state;
+    esm_err err;
+    esm_store *s = open_ok(dir);
+    esm_store_step st = {.position = "1"};
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &st, &err), 0);
+    assert_int_equal(sqlite3_exec(s->db, "PRAGMA query_only = 1", NULL, NULL, NULL), SQLITE_OK);
+    esm_outbox_item it = {.destination = "file:///x", .payload = "{}"};
+    esm_store_step st2 = {.position = "2", .items = &it, .n_items = 1};
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &st2, &err), -1);
+    assert_non_null(strstr(err.message, "attempt to write a readonly database"));
+    assert_int_equal(err.code, ESM_ERR_IO);
+    assert_false(err.retriable);
+    assert_int_equal(esm_store_outbox_add(s, M, &it, 1, &err), -1);
+    assert_non_null(strstr(err.message, "readonly"));
+    expect_pos(s, SH0, "1", false); /* reads still work */
+    esm_store_close(s);
+    s = open_ok(dir);
+    expect_pos(s, SH0, "1", false);
+    assert_int_equal(esm_store_outbox_depth(s, NULL, &err), 0);
     esm_store_close(s);
 }
 
@@ -612,15 +642,25 @@ static void test_outbox_order_retry_delete(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
-        T(test_open_creates_dir_and_schema),    T(test_reopen_is_idempotent_and_keeps_state),
-        T(test_newer_schema_is_refused),        T(test_garbage_file_is_refused),
-        T(test_corrupt_page_is_refused),        T(test_foreign_sqlite_file_is_refused),
-        T(test_second_open_is_refused),         T(test_state_dir_that_is_a_file_is_refused),
-        T(test_lanes_register_list_set_delete), T(test_mapping_delete_keeps_outbox),
-        T(test_batch_and_window_state),         T(test_advance_moves_everything_together),
-        T(test_advance_never_moves_back),       T(test_advance_is_atomic),
+        T(test_open_creates_dir_and_schema),
+        T(test_reopen_is_idempotent_and_keeps_state),
+        T(test_newer_schema_is_refused),
+        T(test_garbage_file_is_refused),
+        T(test_corrupt_page_is_refused),
+        T(test_foreign_sqlite_file_is_refused),
+        T(test_second_open_is_refused),
+        T(test_state_dir_that_is_a_file_is_refused),
+        T(test_lanes_register_list_set_delete),
+        T(test_mapping_delete_keeps_outbox),
+        T(test_batch_and_window_state),
+        T(test_advance_moves_everything_together),
+        T(test_advance_never_moves_back),
+        T(test_advance_is_atomic),
+        T(test_write_failure_is_reported),
         T(test_outbox_order_retry_delete),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
