@@ -168,6 +168,8 @@ esm_config *esm_config_parse(const char *json, size_t len, esm_config_problems *
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root || (end && !only_space(end, len - (size_t)(end - json)))) {
         size_t off = end ? (size_t)(end - json) : 0;
+        while (root && off < len && json[off] && strchr(" \t\r\n", json[off]))
+            off++; /* point at the unexpected content, not the whitespace before it */
         int line, col;
         esm_cfg_line_col(json, len, off, &line, &col);
         esm_cfg_problem(&c, "",
