@@ -31,6 +31,17 @@ typedef struct {
     esm_outbox_drainer *d;
 } driver;
 
+/* a test tool: running out of memory ends it */
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
 static int add_rows(driver *dv)
 {
     FILE *f = fopen(dv->rows, "r");
@@ -59,9 +70,9 @@ static int add_rows(driver *dv)
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            items = realloc(items, cap * sizeof *items);
-            docs = realloc(docs, cap * sizeof *docs);
-            payloads = realloc(payloads, cap * sizeof *payloads);
+            items = xrealloc(items, cap * sizeof *items);
+            docs = xrealloc(docs, cap * sizeof *docs);
+            payloads = xrealloc(payloads, cap * sizeof *payloads);
         }
         const cJSON *m = cJSON_GetObjectItem(j, "mapping");
         if (cJSON_IsString(m)) mapping = m->valuestring;

@@ -31,13 +31,17 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/esm_outbox_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
     char sd[128];
     snprintf(sd, sizeof sd, "%s/state", f->dir);
     esm_err err = {0};
     f->store = esm_store_open(sd, &err);
     if (!f->store) {
         fprintf(stderr, "store: %s\n", err.message);
+        free(f);
         return -1;
     }
     f->loop = ev_loop_new(EVFLAG_AUTO);
