@@ -63,9 +63,10 @@ bool esm_filter_matches_all(const esm_filter_set *f);
  * decoded (SQS: the raw body; Kinesis/Kafka: the base64-decoded bytes); NULL means the record
  * has no payload (e.g. a Kafka tombstone), so the data key is absent. The payload is parsed at
  * most once per call however many patterns there are. record_json is only read when some
- * pattern names a metadata field (it may be NULL otherwise); then a record_json that is not a
- * JSON object never matches. A NULL set matches everything. The set's scratch is mutated,
- * hence the const pointer is for API convenience only: do not share a set between threads. */
+ * pattern names a metadata field (it may be NULL otherwise); when it is not a JSON object,
+ * the patterns that name metadata fields do not match. A NULL set matches everything. The set's
+ * scratch is mutated, hence the const pointer is for API convenience only: do not share a set
+ * between threads. */
 bool esm_filter_match(const esm_filter_set *f, const char *record_json, size_t record_len,
                       const char *payload, size_t payload_len);
 

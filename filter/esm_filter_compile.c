@@ -719,22 +719,24 @@ esm_filter_set *esm_filter_compile(const char *const *patterns, size_t n, esm_fi
         return NULL;
     }
     esm_filter_set *f = calloc(1, sizeof *f);
-    if (!f || (n && !(f->pat = calloc(n, sizeof *f->pat)))) {
-        free(f);
+    if (!f || (n && (!(f->pat = calloc(n, sizeof *f->pat)) ||
+                     !(f->needs_record = calloc(n, sizeof *f->needs_record))))) {
+        esm_filter_destroy(f);
         fail(&c, "out of memory");
         return NULL;
     }
     f->src = src;
     for (size_t i = 0; i < n; i++) {
+        c.needs_record = false;
         f->pat[i] = compile_one(&c, patterns[i]);
         if (!f->pat[i]) {
             esm_fj_free(&t);
             esm_filter_destroy(f);
             return NULL;
         }
+        f->needs_record[i] = c.needs_record;
         f->npat++;
     }
-    f->needs_record = c.needs_record;
     esm_fj_free(&t);
     esm_fj_init(&f->rec);
     esm_fj_init(&f->pay);
@@ -747,6 +749,7 @@ void esm_filter_destroy(esm_filter_set *f)
     for (size_t i = 0; i < f->npat; i++)
         esm_fnode_free(f->pat[i]);
     free(f->pat);
+    free(f->needs_record);
     esm_fj_free(&f->rec);
     esm_fj_free(&f->pay);
     free(f);

@@ -89,7 +89,7 @@ struct esm_filter_set {
     esm_filter_source src;
     esm_fnode **pat;
     size_t npat;
-    bool needs_record; /* some pattern names a metadata field */
+    bool *needs_record; /* per pattern: it names a metadata field */
     /* Per-match scratch, kept between calls. */
     esm_fj_tape rec, pay;
 };

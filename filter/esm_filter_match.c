@@ -260,15 +260,22 @@ bool esm_filter_match(const esm_filter_set *cf, const char *record_json, size_t 
 {
     if (esm_filter_matches_all(cf)) return true;
     esm_filter_set *f = (esm_filter_set *)cf; /* only the scratch tapes change */
-    long root = -1;
-    if (f->needs_record) {
-        if (!record_json || !esm_fj_parse(&f->rec, record_json, record_len) ||
-            f->rec.toks[0].type != ESM_FJ_OBJ)
-            return false;
-        root = 0;
-    }
+    /* The record is parsed on first need; patterns that name metadata fields fail on a
+     * record that is not a JSON object, the others do not look at it. */
+    enum { REC_UNKNOWN, REC_OK, REC_BAD } rs = REC_UNKNOWN;
     mctx x = {.f = f, .pay = payload, .pay_len = payload_len, .ps = PAY_UNKNOWN};
-    for (size_t i = 0; i < f->npat; i++)
+    for (size_t i = 0; i < f->npat; i++) {
+        long root = -1;
+        if (f->needs_record[i]) {
+            if (rs == REC_UNKNOWN)
+                rs = record_json && esm_fj_parse(&f->rec, record_json, record_len) &&
+                             f->rec.toks[0].type == ESM_FJ_OBJ
+                         ? REC_OK
+                         : REC_BAD;
+            if (rs == REC_BAD) continue;
+            root = 0;
+        }
         if (eval_node(&x, f->pat[i], &f->rec, root, true)) return true;
+    }
     return false;
 }
