@@ -76,10 +76,30 @@ port_listening() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
 # PID of a running peer started by this script, or nothing.
 running_pid() {
   local f=$RUN/$1.pid pid
-  [ -f "$f" ] || return 1
-  pid=$(cat "$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker_of "$1")" || return 1
+  if [ -f "$f" ]; then
+    pid=$(cat "$f")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && cmdline "$pid" | grep -qF -- "$(marker_of "$1")"; then
+      echo "$pid"
+      return 0
+    fi
+  fi
+  adopt "$1"
+}
+
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# A peer that this script started but whose PID file is gone (e.g. .peers/run was removed while
+# it ran): the listener on its port runs our binary from $PEERS and leads its own process group.
+adopt() {
+  local name=$1 pid
+  pid=$(ss -ltnpH "sport = :$(port_of "$name")" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+  [ -n "$pid" ] || return 1
+  cmdline "$pid" | grep -qF -- "$(marker_of "$name")" || return 1
+  cmdline "$pid" | grep -qF -- "$PEERS/" || return 1
+  [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ] || return 1
+  mkdir -p "$RUN"
+  echo "$pid" >"$RUN/$name.pid"
+  log "$name: adopted running pid $pid (its PID file was missing)"
   echo "$pid"
 }
 
@@ -127,8 +147,12 @@ install_kafka() {
   t=$(now)
   rm -rf "$KAFKADIR/libs"
   mkdir -p "$KAFKADIR"
-  mvn -q -B -f "$SRC/pom.xml" -Dmaven.repo.local="$PEERS/m2" dependency:copy-dependencies \
-    -DoutputDirectory="$KAFKADIR/libs" -DincludeScope=runtime >&2
+  mvn -q -B -Dstyle.color=never -f "$SRC/pom.xml" -Dmaven.repo.local="$PEERS/m2" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKADIR/libs" -DincludeScope=runtime >"$KAFKADIR/mvn.log" 2>&1 ||
+    {
+      tail -n 40 "$KAFKADIR/mvn.log" >&2
+      die "kafka: mvn dependency:copy-dependencies failed (log: $KAFKADIR/mvn.log)"
+    }
   echo "$want" >"$KAFKADIR/.installed"
   log "kafka: installed $(find "$KAFKADIR/libs" -name '*.jar' | wc -l) jars in $(since "$t") s"
 }
@@ -143,20 +167,26 @@ install_tools() {
   fi
   if ! python3 -c 'import boto3, confluent_kafka, pytest' 2>/dev/null; then
     log "installing Python packages from tests/peers/requirements.txt"
-    python3 -m pip install -q --disable-pip-version-check -r "$SRC/requirements.txt" >&2
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$SRC/requirements.txt" >&2
   fi
 }
 
 cmd_install() {
-  local t n need_npm=0
+  local t n need_npm=0 need_kafka=0 kpid=""
   t=$(now)
   for n in "$@"; do
     case $n in
     sqs | kinesis) need_npm=1 ;;
-    kafka) install_kafka ;;
+    kafka) need_kafka=1 ;;
     esac
   done
+  # npm and Maven download in parallel (both are network-bound)
+  [ $need_kafka = 1 ] && {
+    install_kafka &
+    kpid=$!
+  }
   [ $need_npm = 1 ] && install_npm
+  [ -n "$kpid" ] && { wait "$kpid" || die "kafka: install failed"; }
   install_tools
   log "install done in $(since "$t") s"
 }

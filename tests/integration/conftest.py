@@ -5,8 +5,9 @@ fixture (directly or through sqs/kinesis/kafka) of
   - the test's `@pytest.mark.peers("sqs", "kafka")` marker, else
   - its module's `PEERS = ("sqs",)` list, else
   - all three.
-Peers that were already running are reused and left running; the ones this session started
-are stopped at the end (set ESMD_KEEP_PEERS=1 to keep them for the next run).
+Peers that were already running are reused. Peers started by a harness session are stopped by
+the last pytest session that leaves (sessions may run in parallel; see helpers/peers.py); peers
+started by hand are left running. ESMD_KEEP_PEERS=1 keeps everything running.
 
 Fixtures: peers (endpoints), sqs / kinesis (boto3 clients), kafka (helpers bound to the
 broker), funchost (esmd-funchost on a free port), esmd (factory: config dict -> running
@@ -52,10 +53,9 @@ def _needed_peers(session):
 @pytest.fixture(scope="session")
 def peers(request):
     names = _needed_peers(request.session)
-    p, started = peers_mod.start(names)
+    p = peers_mod.acquire(names)
     yield p
-    if started and not os.environ.get("ESMD_KEEP_PEERS"):
-        peers_mod.stop(started)
+    peers_mod.release(stop=not os.environ.get("ESMD_KEEP_PEERS"))
 
 
 def _require(peers, name):
