@@ -21,6 +21,7 @@ typedef struct {
 /* Which mapping fields the user wrote (defaults are filled in after validation). */
 typedef struct {
     bool batch_size, window, starting_position, starting_position_timestamp;
+    bool starting_position_written; /* the key is present, even if its value was refused */
     bool bisect, retries, record_age, parallelization, tumbling;
     bool destination_config, on_failure, scaling, topics, self_managed, smk_config;
     bool source_access, kafka_properties, retry_backoff;

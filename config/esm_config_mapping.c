@@ -86,6 +86,7 @@ static void parse_starting_position(esm_cfg_ctx *c, const cJSON *mj, const char 
     char p[ESM_CFG_PATH_MAX];
     const cJSON *j = field(mj, "StartingPosition", mpath, p);
     if (!j) return;
+    seen->starting_position_written = true;
     char *s = NULL;
     if (!esm_cfg_get_string(c, j, p, &s)) return;
     if (strcmp(s, "TRIM_HORIZON") == 0)

@@ -70,6 +70,7 @@ static void check_starting_position(esm_cfg_ctx *c, const char *path, esm_mappin
     if (m->source == ESM_SRC_SQS) return; /* reported as unsupported */
     char p[ESM_CFG_PATH_MAX];
     if (!s->starting_position) {
+        if (s->starting_position_written) return; /* its value was already refused */
         esm_cfg_path(p, path, "StartingPosition");
         esm_cfg_problem(c, p,
                         "is required for %s sources; allowed: TRIM_HORIZON, LATEST, AT_TIMESTAMP",

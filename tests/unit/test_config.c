@@ -589,6 +589,8 @@ static void test_fixture_files(void **state)
                           "function 'missing' is not defined");
     assert_problem_prefix(&p, "event_source_mappings[1].StartingPosition",
                           "1 validation error detected: Value 'NEWEST'");
+    /* A refused StartingPosition is not reported a second time as missing. */
+    assert_int_equal(p.n, 7);
     esm_config_problems_free(&p);
 
     assert_null(esm_config_load_file("/nonexistent/esmd.json", &p));
