@@ -1,0 +1,111 @@
+#include "pollers/esm_kinesis_shards.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long find(const esm_kinesis_lineage_node *nodes, size_t n, const char *id)
+{
+    if (!id || !*id) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nodes[i].id, id) == 0) return (long)i;
+    return -1;
+}
+
+static bool parent_done(const esm_kinesis_lineage_node *nodes, size_t n, const char *id)
+{
+    long p = find(nodes, n, id);
+    return p < 0 || nodes[p].finished; /* unknown = expired past retention = drained */
+}
+
+esm_kinesis_shard_gate esm_kinesis_lineage_gate(const esm_kinesis_lineage_node *nodes, size_t n,
+                                                size_t i)
+{
+    if (nodes[i].finished) return ESM_KINESIS_SHARD_FINISHED;
+    if (!parent_done(nodes, n, nodes[i].parent) || !parent_done(nodes, n, nodes[i].adjacent_parent))
+        return ESM_KINESIS_SHARD_WAITING;
+    return ESM_KINESIS_SHARD_READY;
+}
+
+int esm_kinesis_lineage_order(const esm_kinesis_lineage_node *nodes, size_t n, size_t *order)
+{
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    if (n == 0) return 0;
+    bool *placed = calloc(n, sizeof *placed);
+    if (!placed) return -1;
+    /* Repeated passes: place every shard whose parents are placed (or unknown). O(n^2) per
+     * pass, fine for the few hundred shards a stream has. */
+    size_t k = 0;
+    while (k < n) {
+        size_t before = k;
+        for (size_t i = 0; i < n; i++) {
+            if (placed[i]) continue;
+            long p = find(nodes, n, nodes[i].parent);
+            long a = find(nodes, n, nodes[i].adjacent_parent);
+            if ((p >= 0 && !placed[p]) || (a >= 0 && !placed[a])) continue;
+            placed[i] = true;
+            order[k++] = i;
+        }
+        if (k == before) { /* a cycle: give up on ordering */
+            for (size_t i = 0; i < n; i++)
+                order[i] = i;
+            free(placed);
+            return -1;
+        }
+    }
+    free(placed);
+    return 0;
+}
+
+void esm_kinesis_lineage_parents(const char *parent, const char *adjacent, char *out, size_t len)
+{
+    bool p = parent && *parent, a = adjacent && *adjacent;
+    if (p && a)
+        snprintf(out, len, "%s,%s", parent, adjacent);
+    else
+        snprintf(out, len, "%s", p ? parent : a ? adjacent : "");
+}
+
+esm_kinesis_start esm_kinesis_start_for(const char *checkpoint, esm_starting_position sp,
+                                        int64_t sp_timestamp_ms, bool first_discovery,
+                                        bool shard_open, int64_t latest_since_ms)
+{
+    esm_kinesis_start s = {.type = ESM_KINESIS_IT_TRIM_HORIZON};
+    if (checkpoint) {
+        s.type = ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER;
+        s.seq = checkpoint;
+        return s;
+    }
+    switch (sp) {
+    case ESM_START_AT_TIMESTAMP:
+        s.type = ESM_KINESIS_IT_AT_TIMESTAMP;
+        s.timestamp_ms = sp_timestamp_ms;
+        break;
+    case ESM_START_LATEST:
+        if (first_discovery && shard_open) {
+            s.type = ESM_KINESIS_IT_LATEST;
+        } else {
+            s.type = ESM_KINESIS_IT_AT_TIMESTAMP;
+            s.timestamp_ms = latest_since_ms;
+        }
+        break;
+    case ESM_START_TRIM_HORIZON:
+    case ESM_START_NONE:
+        break;
+    }
+    return s;
+}
+
+const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kinesis_shard_info *si)
+{
+    if (!esm_kinesis_seq_valid(checkpoint)) return "the checkpoint is not a sequence number";
+    if (si->starting_seq && esm_kinesis_seq_valid(si->starting_seq) &&
+        esm_kinesis_seq_cmp(checkpoint, si->starting_seq) < 0)
+        return "the checkpoint is older than the shard's first sequence number (was the stream "
+               "deleted and re-created?)";
+    if (si->ending_seq && esm_kinesis_seq_valid(si->ending_seq) &&
+        esm_kinesis_seq_cmp(checkpoint, si->ending_seq) > 0)
+        return "the checkpoint is past the end of the closed shard";
+    return NULL;
+}
