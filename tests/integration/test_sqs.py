@@ -1,0 +1,284 @@
+"""The SQS source end to end against fauxqs (SQS JSON protocol) and esmd-funchost.
+
+Each test asserts from the function host's invocation log, from captured events, and from the
+queue's own state; every wait is a condition with a deadline."""
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from helpers import aws
+from helpers.esmd import aws_block
+from helpers.procs import wait_until
+
+PEERS = ("sqs",)
+
+
+def config(peers, url, arn, timeout=3, **mapping):
+    m = {"FunctionName": "fn", "EventSourceArn": arn}
+    m.update(mapping)
+    return {
+        "aws": aws_block(peers),
+        "functions": {"fn": {"url": url, "protocol": "lambda" if "/2015-03-31/" in url else "http",
+                             "timeout_seconds": timeout, "max_concurrency": 4}},
+        "event_source_mappings": [m],
+    }
+
+
+class Capture:
+    """A plain-HTTP function that records every event it gets and answers with `reply`
+    (status, body) chosen per call."""
+
+    def __init__(self, reply=None):
+        self.events = []
+        self.reply = reply or (lambda event: (200, b"{}"))
+        cap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                event = json.loads(body)
+                cap.events.append(event)
+                status, out = cap.reply(event)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fn"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def records(self):
+        return [r for e in list(self.events) for r in e["Records"]]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def capture():
+    caps = []
+
+    def make(reply=None):
+        c = Capture(reply)
+        caps.append(c)
+        return c
+
+    yield make
+    for c in caps:
+        c.close()
+
+
+def queue_empty(sqs, q):
+    return aws.queue_counts(sqs, q) == (0, 0, 0)
+
+
+def test_batches_gather_several_receives_within_the_window(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs)
+    aws.send_messages(sqs, q, n=60)
+    esmd(config(peers, funchost.url_lambda("echo"), q.arn, BatchSize=25,
+                MaximumBatchingWindowInSeconds=2))
+    wait_until(lambda: len(funchost.payloads()) >= 60, 30, "60 messages delivered")
+    sizes = [len(inv["ids"]) for inv in funchost.invocations()]
+    assert max(sizes) <= 25, sizes
+    assert max(sizes) > 10, f"no batch gathered more than one receive: {sizes}"
+    assert sorted(funchost.payloads()) == sorted(f"msg-{i}" for i in range(60))
+    wait_until(lambda: queue_empty(sqs, q), 15, "every delivered message deleted")
+
+
+def test_window_zero_invokes_as_soon_as_messages_arrive(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs)
+    esmd(config(peers, funchost.url_lambda("echo"), q.arn, BatchSize=10))
+    aws.send_messages(sqs, q, bodies=["only one"])
+    inv = funchost.wait_invocations(1, timeout=10)
+    assert inv[0]["payloads"] == ["only one"]
+
+
+def test_event_has_aws_shape_and_bodies_byte_for_byte(peers, sqs, esmd, capture):
+    cap = capture()
+    q = aws.create_queue(sqs)
+    # fauxqs refuses characters above U+FFFD (real SQS accepts them), so the unicode body stays
+    # in the BMP.
+    bodies = ['{"orderId": 1, "total": 42.5}', "plain text, not JSON", "h\u00e9llo \u2713 \u4e2d\u6587 \"q\" \\",
+              "x" * (256 * 1024 - 1), "  leading and trailing spaces  \n\ttabs"]
+    for body in bodies:  # one by one: a batch send is limited to 256 KB in total
+        aws.send_messages(sqs, q, bodies=[body])
+    attrs = {"tenant": {"DataType": "String", "StringValue": "acme"},
+             "amount": {"DataType": "Number", "StringValue": "10.5"},
+             "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01\xff"}}
+    aws.send_messages(sqs, q, bodies=["with attributes"], attributes=attrs)
+    esmd(config(peers, cap.url, q.arn, BatchSize=10, MaximumBatchingWindowInSeconds=1))
+    wait_until(lambda: len(cap.records()) >= 6, 20, "6 records captured")
+    by_body = {r["body"]: r for r in cap.records()}
+    assert set(by_body) == set(bodies) | {"with attributes"}
+    for body in bodies:
+        r = by_body[body]
+        assert list(r) == ["messageId", "receiptHandle", "body", "attributes", "messageAttributes",
+                           "md5OfBody", "eventSource", "eventSourceARN", "awsRegion"], list(r)
+        assert r["md5OfBody"] == hashlib.md5(body.encode()).hexdigest()
+        assert r["messageAttributes"] == {}
+        assert r["eventSource"] == "aws:sqs"
+        assert r["eventSourceARN"] == q.arn
+        assert r["awsRegion"] == "us-east-1"
+        assert list(r["attributes"])[:4] == ["ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                             "ApproximateFirstReceiveTimestamp"]
+        assert r["attributes"]["ApproximateReceiveCount"] == "1"
+    r = by_body["with attributes"]
+    assert "md5OfMessageAttributes" in r
+    assert r["messageAttributes"]["tenant"] == {"stringValue": "acme", "stringListValues": [],
+                                                "binaryListValues": [], "dataType": "String"}
+    assert r["messageAttributes"]["amount"]["dataType"] == "Number"
+    assert base64.b64decode(r["messageAttributes"]["blob"]["binaryValue"]) == b"\x00\x01\xff"
+
+
+def test_partial_batch_response_deletes_only_the_successes(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs, visibility_timeout=3)
+    bodies = [f"ok-{i}" for i in range(8)] + ["POISON-a", "POISON-b"]
+    aws.send_messages(sqs, q, bodies=bodies)
+    esmd(config(peers, funchost.url_lambda("partial"), q.arn, BatchSize=10,
+                MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"]))
+    # The poison messages come back after the visibility timeout; the others never do.
+    wait_until(lambda: funchost.payloads().count("POISON-a") >= 2, 20, "POISON-a redelivered")
+    delivered = funchost.payloads()
+    for i in range(8):
+        assert delivered.count(f"ok-{i}") == 1, delivered
+    visible, in_flight, _ = aws.queue_counts(sqs, q)
+    assert visible + in_flight == 2
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_malformed_partial_response_fails_the_whole_batch(peers, sqs, funchost, esmd, mode):
+    q = aws.create_queue(sqs, visibility_timeout=2)
+    aws.send_messages(sqs, q, bodies=["a", "b", "c"])
+    esmd(config(peers, funchost.url_lambda(mode), q.arn, timeout=1, BatchSize=10,
+                MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"]))
+    # Nothing was deleted: every message is delivered again.
+    wait_until(lambda: all(funchost.payloads().count(b) >= 2 for b in "abc"), 20,
+               "all three messages redelivered")
+
+
+def test_function_error_redelivers_with_rising_receive_count(peers, sqs, esmd, capture):
+    cap = capture(lambda event: (500, b'{"errorMessage":"boom"}'))
+    q = aws.create_queue(sqs, visibility_timeout=1)
+    aws.send_messages(sqs, q, bodies=["fails"])
+    esmd(config(peers, cap.url, q.arn, timeout=1))
+    wait_until(lambda: len(cap.records()) >= 3, 20, "three deliveries")
+    counts = [int(r["attributes"]["ApproximateReceiveCount"]) for r in cap.records()]
+    assert counts[:3] == [1, 2, 3], counts
+    assert len({r["messageId"] for r in cap.records()}) == 1
+
+
+def test_redrive_policy_moves_the_poison_message_to_the_dlq(peers, sqs, funchost, esmd):
+    q = aws.create_queue_with_dlq(sqs, max_receive_count=2, visibility_timeout=1)
+    aws.send_messages(sqs, q, bodies=["POISON here", "fine"])
+    esmd(config(peers, funchost.url_lambda("poison"), q.arn, timeout=1, BatchSize=1))
+    dead = aws.drain(sqs, q.dlq, expect=1, timeout=30)
+    assert [m["Body"] for m in dead] == ["POISON here"]
+    assert funchost.payloads().count("fine") == 1
+    assert funchost.payloads().count("POISON here") == 2
+
+
+def test_fifo_keeps_order_per_group_and_a_failing_group_does_not_block_others(
+        peers, sqs, funchost, esmd):
+    # As on AWS, a FIFO function reports its failed messages (ReportBatchItemFailures) so the
+    # rest of the batch, from other groups, is deleted; esmd also holds back every later
+    # message of a failed message's group in that batch, so a group never skips ahead.
+    q = aws.create_queue(sqs, fifo=True, visibility_timeout=2)
+    a = ["a-POISON-0"] + [f"a-{i}" for i in range(1, 5)]
+    b = [f"b-{i}" for i in range(10)]
+    aws.send_messages(sqs, q, bodies=a, group_id="A")
+    aws.send_messages(sqs, q, bodies=b, group_id="B")
+    esmd(config(peers, funchost.url_lambda("partial"), q.arn, timeout=1, BatchSize=10,
+                FunctionResponseTypes=["ReportBatchItemFailures"]))
+
+    def succeeded(prefix):
+        return [p for inv in funchost.invocations() for p in inv["payloads"]
+                if p.startswith(prefix) and "POISON" not in p]
+    wait_until(lambda: succeeded("b-") == b, 30, "group B delivered in order")
+    wait_until(lambda: funchost.payloads().count("a-POISON-0") >= 2, 20, "group A retried")
+    assert succeeded("a-") == [], "group A advanced past its failing message"
+    funchost.control("partial", "echo")  # the function is fixed: group A resumes, in order
+    wait_until(lambda: [p for inv in funchost.invocations() if inv["mode"] == "echo"
+                        for p in inv["payloads"] if p.startswith("a-")] == a, 30,
+               "group A delivered in order after the fix")
+
+
+def test_beyond_aws_retry_limit_sends_a_failure_record_with_the_message(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs, visibility_timeout=1)
+    failures = aws.create_queue(sqs, name=q.name + "-failures")
+    aws.send_messages(sqs, q, bodies=["POISON pill", "good"])
+    esmd(config(peers, funchost.url_lambda("partial"), q.arn, timeout=1, BatchSize=10,
+                MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"],
+                MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": failures.arn}}))
+    got = aws.drain(sqs, failures, expect=1, timeout=30)
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestContext"]["functionArn"].endswith(":function:fn")
+    assert record["version"] == "1.0"
+    assert record["SQSBatchInfo"]["queueArn"] == q.arn
+    assert [r["body"] for r in record["payload"]["Records"]] == ["POISON pill"]
+    assert funchost.payloads().count("POISON pill") == 2
+    assert funchost.payloads().count("good") == 1
+    wait_until(lambda: queue_empty(sqs, q), 15, "the source queue emptied")
+
+
+def test_filter_delivers_matches_and_deletes_the_rest(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs)
+    bodies = [json.dumps({"kind": "order", "n": 1}), json.dumps({"kind": "refund", "n": 2}),
+              "plain text", json.dumps({"kind": "order", "n": 3})]
+    aws.send_messages(sqs, q, bodies=bodies)
+    e = esmd(config(peers, funchost.url_lambda("echo"), q.arn, BatchSize=10,
+                    MaximumBatchingWindowInSeconds=1,
+                    FilterCriteria={"Filters": [{"Pattern": json.dumps({"body": {"kind": ["order"]}})}]}))
+    wait_until(lambda: len(funchost.payloads()) >= 2, 20, "the two orders delivered")
+    wait_until(lambda: queue_empty(sqs, q), 15, "non-matching messages deleted")
+    assert sorted(funchost.payloads()) == sorted([bodies[0], bodies[3]])
+    counters = e.status()["EventSourceMappings"][0]["Counters"]
+    assert counters["filtered_out"] == 2
+    assert counters["polled"] == 4
+
+
+def test_throttles_are_retried_within_the_visibility_window(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs, visibility_timeout=30)
+    funchost.control("echo", "throttle", count=2)
+    e = esmd(config(peers, funchost.url_lambda("echo"), q.arn, timeout=2))
+    aws.send_messages(sqs, q, bodies=["throttled twice"])
+    wait_until(lambda: any(inv["result"] == "ok" for inv in funchost.invocations()), 20,
+               "a successful invocation after the throttles")
+    results = [inv["result"] for inv in funchost.invocations()]
+    assert results == ["throttle", "throttle", "ok"], results
+    wait_until(lambda: queue_empty(sqs, q), 10, "the message deleted")
+    assert e.status()["EventSourceMappings"][0]["Counters"]["throttled"] == 2
+
+
+def test_function_timeout_above_the_visibility_timeout_is_refused(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs, visibility_timeout=5)
+    e = esmd(config(peers, funchost.url_lambda("echo"), q.arn, timeout=10), ready=False)
+    e.wait_ready(path="/healthz")
+    wait_until(lambda: e.status()["EventSourceMappings"][0]["SourceState"]["LastError"], 10,
+               "the mapping to report its problem")
+    state = e.status()["EventSourceMappings"][0]["SourceState"]
+    assert state["LastError"] == ("Queue visibility timeout: 5 seconds is less than Function "
+                                  "timeout: 10 seconds")
+    assert state["State"] == "Disabled"
+
+
+def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs, visibility_timeout=30)
+    funchost.control("echo", "slow", ms=1500)
+    e = esmd(config(peers, funchost.url_lambda("echo"), q.arn, timeout=5))
+    aws.send_messages(sqs, q, bodies=["in flight at shutdown"])
+    wait_until(lambda: aws.queue_counts(sqs, q)[1] == 1, 10, "the message in flight")
+    assert e.stop() == 0
+    assert funchost.payloads() == ["in flight at shutdown"]
+    assert aws.queue_counts(sqs, q) == (0, 0, 0), "the finished batch was deleted before exit"
