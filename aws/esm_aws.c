@@ -169,6 +169,13 @@ static void on_http_done(const esm_http_response *resp, void *arg)
     free(c);
 }
 
+static void release_call(void *arg)
+{
+    aws_call *c = arg;
+    free(c->body);
+    free(c);
+}
+
 static esm_http_call *send_call(esm_aws *aws, aws_call *c, struct curl_slist *hdrs, long timeout_ms)
 {
     if (aws->session_token) {
@@ -195,6 +202,7 @@ static esm_http_call *send_call(esm_aws *aws, aws_call *c, struct curl_slist *hd
         req.aws_secret_access_key = aws->secret_access_key;
     }
     req.cb = on_http_done;
+    req.release = release_call;
     req.arg = c;
     esm_http_call *call = esm_http_send(aws->http, &req);
     if (!call) {

@@ -26,6 +26,7 @@ struct esm_http_call {
     esm_http *http;
     CURL *easy;
     esm_http_cb cb;
+    void (*release)(void *arg);
     void *arg;
     struct curl_slist *req_headers;
     char *userpwd;
@@ -87,10 +88,12 @@ static void call_unlink(esm_http_call *c)
 }
 
 /* Detaches a call from curl and from the list, then frees it. */
+/* Ends a call that will get no callback (cancelled, or the client destroyed). */
 static void call_end(esm_http_call *c)
 {
     curl_multi_remove_handle(c->http->multi, c->easy);
     call_unlink(c);
+    if (c->release) c->release(c->arg);
     call_free(c);
 }
 
@@ -346,6 +349,7 @@ esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
     }
     c->http = h;
     c->cb = req->cb;
+    c->release = req->release;
     c->arg = req->arg;
     c->req_headers = req->headers;
     c->max_response = req->max_response_bytes ? req->max_response_bytes : DEFAULT_MAX_RESPONSE;

@@ -47,6 +47,9 @@ typedef struct {
     const char *aws_access_key_id; /* with aws_sigv4 */
     const char *aws_secret_access_key;
     esm_http_cb cb;
+    /* Optional: called instead of cb when the call ends without a callback (esm_http_cancel,
+     * esm_http_destroy), so the owner of arg can free it. */
+    void (*release)(void *arg);
     void *arg;
 } esm_http_request;
 
