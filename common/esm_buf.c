@@ -130,13 +130,27 @@ void esm_buf_json_str(esm_buf *b, const char *s, size_t len)
             continue;
         }
         switch (c) {
-        case '"': esm_buf_puts(b, "\\\""); break;
-        case '\\': esm_buf_puts(b, "\\\\"); break;
-        case '\n': esm_buf_puts(b, "\\n"); break;
-        case '\r': esm_buf_puts(b, "\\r"); break;
-        case '\t': esm_buf_puts(b, "\\t"); break;
-        case '\b': esm_buf_puts(b, "\\b"); break;
-        case '\f': esm_buf_puts(b, "\\f"); break;
+        case '"':
+            esm_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            esm_buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            esm_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            esm_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            esm_buf_puts(b, "\\t");
+            break;
+        case '\b':
+            esm_buf_puts(b, "\\b");
+            break;
+        case '\f':
+            esm_buf_puts(b, "\\f");
+            break;
         default: {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             esm_buf_append(b, esc, sizeof esc);
@@ -197,11 +211,16 @@ long esm_base64_decode(const char *in, size_t len, unsigned char *out)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '+') v = 62;
-        else if (c == '/') v = 63;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+')
+            v = 62;
+        else if (c == '/')
+            v = 63;
         else if (c == '=') {
             pad++;
             continue;

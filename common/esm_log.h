@@ -2,7 +2,13 @@
 #ifndef ESM_LOG_H
 #define ESM_LOG_H
 
-typedef enum { ESM_LOG_TRACE, ESM_LOG_DEBUG, ESM_LOG_INFO, ESM_LOG_WARN, ESM_LOG_ERROR } esm_log_level;
+typedef enum {
+    ESM_LOG_TRACE,
+    ESM_LOG_DEBUG,
+    ESM_LOG_INFO,
+    ESM_LOG_WARN,
+    ESM_LOG_ERROR
+} esm_log_level;
 
 void esm_log_set_level(esm_log_level level);
 esm_log_level esm_log_get_level(void);

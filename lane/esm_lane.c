@@ -495,9 +495,11 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
         break;
     default:
         if (out.kind == ESM_OUTCOME_FUNCTION_ERROR) COUNT(lane, failed_invoke, hi - lo);
-        snprintf(lane->last_result, sizeof lane->last_result, "PROBLEM: %s%s%.120s",
-                 why[0] ? "invalid batchItemFailures response: " : "", why[0] ? why : "",
-                 why[0] ? "" : r->reason);
+        if (why[0])
+            snprintf(lane->last_result, sizeof lane->last_result,
+                     "PROBLEM: invalid batchItemFailures response: %.140s", why);
+        else
+            snprintf(lane->last_result, sizeof lane->last_result, "PROBLEM: %.170s", r->reason);
         ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
                  lane->last_result + 9);
     }
