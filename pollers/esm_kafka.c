@@ -1,0 +1,717 @@
+/* The Kafka source (self-managed Kafka, reference §2.4, §3.7, §9): one librdkafka consumer in
+ * the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
+ * io-event fd wakes the libev loop (no thread of our own, no busy polling; a 1 s tick keeps
+ * max.poll.interval.ms satisfied while partitions are paused and flushes filtered offsets).
+ * Each assigned partition is an ordered lane (pollers/esm_kafka_part.c): batches per
+ * partition, one in flight, offsets stored and committed only after the final outcome.
+ *
+ * Rebalance: a revoked partition stops dispatching at once; a batch waiting for a retry is
+ * abandoned (nothing committed); a batch whose invocation runs may finish within a grace
+ * period, then what is final is committed and the partition is released (peers.md B2: drain
+ * first, fence second, never commit unfinished work). Lost partitions are abandoned at once. */
+#include <ev.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/esm_log.h"
+#include "common/esm_time.h"
+#include "pollers/esm_kafka_conf.h"
+#include "pollers/esm_kafka_part.h"
+#include "pollers/esm_kafka_render.h"
+#include "pollers/esm_source.h"
+
+#define REVOKE_GRACE_S 10.0
+#define TICK_S 1.0
+#define CLOSING_TICK_S 0.05
+
+typedef enum { K_INIT, K_RUNNING, K_STOPPING, K_CLOSING, K_STOPPED } k_state;
+
+typedef struct {
+    esm_source_env env;
+    const esm_mapping_config *map;
+    char *bootstrap;
+    char *source_key;
+    esm_kafka_shared sh;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int pipefd[2];
+    ev_io io;
+    ev_timer tick, later, stop_deadline, revoke_deadline, stopped_notify;
+    k_state state;
+    bool assigned_once, commit_due, in_serve;
+    esm_kafka_part **parts; /* indexed by partition id */
+    size_t n_parts;
+    rd_kafka_topic_partition_list_t *revoking; /* a revoke waiting for lanes to finish */
+    bool revoking_lost;
+    esm_source_stopped_cb stopped_cb;
+    void *stopped_arg;
+    char last_error[256];
+} kafka_source;
+
+static void set_error(kafka_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(kafka_source *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
+    va_end(ap);
+}
+
+static esm_kafka_part *part_of(kafka_source *s, int32_t id)
+{
+    return id >= 0 && (size_t)id < s->n_parts ? s->parts[id] : NULL;
+}
+
+static bool all_idle(kafka_source *s, const rd_kafka_topic_partition_list_t *only)
+{
+    for (size_t i = 0; i < s->n_parts; i++) {
+        esm_kafka_part *p = s->parts[i];
+        if (!p || esm_kafka_part_idle(p)) continue;
+        if (!only) return false;
+        for (int k = 0; k < only->cnt; k++)
+            if (only->elems[k].partition == (int32_t)i) return false;
+    }
+    return true;
+}
+
+static void later(kafka_source *s)
+{
+    ev_timer_set(&s->later, 0., 0.);
+    ev_timer_start(s->env.loop, &s->later);
+}
+
+static void on_part_changed(void *arg)
+{
+    later(arg); /* never act inside a lane callback */
+}
+
+/* ---- assignment --------------------------------------------------------------------------- */
+
+static bool cooperative(kafka_source *s)
+{
+    const char *proto = rd_kafka_rebalance_protocol(s->rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
+static void list_names(const rd_kafka_topic_partition_list_t *l, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < l->cnt && used + 12 < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%" PRId32, i ? "," : "",
+                                 l->elems[i].partition);
+}
+
+/* AT_TIMESTAMP: partitions with no committed offset start at the first record at or after
+ * the timestamp (offsetsForTimes). These two calls block the loop briefly, during a
+ * rebalance only. */
+static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_committed(s->rk, c, 10000);
+    if (err) {
+        ESM_WARN(s->env.log_ctx,
+                 "cannot read committed offsets (%s); partitions without one start at the "
+                 "earliest record",
+                 rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(c);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(c->cnt);
+    for (int i = 0; i < c->cnt; i++)
+        if (c->elems[i].offset < 0)
+            rd_kafka_topic_partition_list_add(t, c->elems[i].topic, c->elems[i].partition)->offset =
+                s->map->starting_position_timestamp_ms;
+    if (t->cnt > 0) {
+        err = rd_kafka_offsets_for_times(s->rk, t, 10000);
+        if (err) {
+            ESM_WARN(s->env.log_ctx,
+                     "offsets for AT_TIMESTAMP failed (%s); starting at the earliest "
+                     "record",
+                     rd_kafka_err2str(err));
+        } else {
+            for (int i = 0; i < t->cnt; i++) {
+                rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_find(
+                    parts, t->elems[i].topic, t->elems[i].partition);
+                if (!e) continue;
+                /* -1: no record at or after the timestamp: start at the end */
+                e->offset = t->elems[i].offset >= 0 ? t->elems[i].offset : RD_KAFKA_OFFSET_END;
+                ESM_INFO(s->env.log_ctx, "partition %" PRId32 ": AT_TIMESTAMP starts at offset %s",
+                         e->partition, e->offset >= 0 ? "(found)" : "END");
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(t);
+    rd_kafka_topic_partition_list_destroy(c);
+}
+
+static bool ensure_slots(kafka_source *s, int32_t id)
+{
+    if ((size_t)id < s->n_parts) return true;
+    size_t n = (size_t)id + 1;
+    esm_kafka_part **p = realloc(s->parts, n * sizeof *p);
+    if (!p) return false;
+    memset(p + s->n_parts, 0, (n - s->n_parts) * sizeof *p);
+    s->parts = p;
+    s->n_parts = n;
+    return true;
+}
+
+static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
+{
+    if (s->map->starting_position == ESM_START_AT_TIMESTAMP) resolve_timestamps(s, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t id = parts->elems[i].partition;
+        if (strcmp(parts->elems[i].topic, s->map->topic) != 0 || part_of(s, id)) continue;
+        esm_kafka_part *p = ensure_slots(s, id) ? esm_kafka_part_create(&s->sh, id) : NULL;
+        if (!p) {
+            ESM_ERROR(s->env.log_ctx, "out of memory creating partition %" PRId32, id);
+            continue;
+        }
+        s->parts[id] = p;
+    }
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (cooperative(s))
+        e = rd_kafka_incremental_assign(s->rk, parts);
+    else
+        err = rd_kafka_assign(s->rk, parts);
+    if (e) {
+        set_error(s, "assign failed: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else if (err) {
+        set_error(s, "assign failed: %s", rd_kafka_err2str(err));
+    }
+    char names[512];
+    list_names(parts, names, sizeof names);
+    ESM_INFO(s->env.log_ctx, "assigned partitions [%s] of %s (group %s)", names, s->map->topic,
+             esm_kafka_group_id(s->map));
+    s->assigned_once = true;
+}
+
+/* Releases revoked partitions: their lanes are idle (or abandoned); stored offsets are final. */
+static void finish_revoke(kafka_source *s, rd_kafka_topic_partition_list_t *parts, bool lost)
+{
+    ev_timer_stop(s->env.loop, &s->revoke_deadline);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t id = parts->elems[i].partition;
+        esm_kafka_part *p = part_of(s, id);
+        if (!p || strcmp(parts->elems[i].topic, s->map->topic) != 0) continue;
+        s->parts[id] = NULL;
+        esm_kafka_part_destroy(p);
+    }
+    if (!lost) {
+        /* What is final goes to the broker before the partitions move (auto-commit also
+         * commits stored offsets on unassign). */
+        rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, NULL, 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            ESM_DEBUG(s->env.log_ctx, "commit on revoke: %s", rd_kafka_err2str(err));
+    }
+    char names[512];
+    list_names(parts, names, sizeof names);
+    if (cooperative(s)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(s->rk, parts);
+        if (e) {
+            ESM_WARN(s->env.log_ctx, "unassign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(s->rk, NULL);
+    }
+    ESM_INFO(s->env.log_ctx, "released partitions [%s]%s", names, lost ? " (lost)" : "");
+}
+
+static void on_revoke(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
+{
+    bool lost = rd_kafka_assignment_lost(s->rk) != 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        esm_kafka_part *p = part_of(s, parts->elems[i].partition);
+        if (!p) continue;
+        if (lost)
+            esm_kafka_part_abandon(p);
+        else
+            esm_kafka_part_quiesce(p, true);
+    }
+    if (all_idle(s, parts)) {
+        finish_revoke(s, parts, lost);
+        return;
+    }
+    /* Let invocations that run finish (their results are committed), within a grace period;
+     * librdkafka waits for the unassign before the group moves on. */
+    ESM_INFO(s->env.log_ctx, "partitions revoked: waiting up to %.0f s for batches in flight",
+             REVOKE_GRACE_S);
+    if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
+    s->revoking = rd_kafka_topic_partition_list_copy(parts);
+    s->revoking_lost = lost;
+    ev_timer_set(&s->revoke_deadline, REVOKE_GRACE_S, 0.);
+    ev_timer_start(s->env.loop, &s->revoke_deadline);
+}
+
+static void complete_pending_revoke(kafka_source *s, bool force)
+{
+    if (!s->revoking) return;
+    if (!force && !all_idle(s, s->revoking)) return;
+    if (force) {
+        ESM_WARN(s->env.log_ctx,
+                 "batches still in flight after %.0f s: abandoned unacknowledged "
+                 "(the new owner reads them again)",
+                 REVOKE_GRACE_S);
+        for (int i = 0; i < s->revoking->cnt; i++) {
+            esm_kafka_part *p = part_of(s, s->revoking->elems[i].partition);
+            if (p) esm_kafka_part_abandon(p);
+        }
+    }
+    rd_kafka_topic_partition_list_t *l = s->revoking;
+    s->revoking = NULL;
+    finish_revoke(s, l, s->revoking_lost);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)rk;
+    kafka_source *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(s, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        on_revoke(s, parts);
+    } else {
+        set_error(s, "rebalance failed: %s", rd_kafka_err2str(err));
+        ESM_WARN(s->env.log_ctx, "rebalance error: %s; dropping the assignment",
+                 rd_kafka_err2str(err));
+        for (size_t i = 0; i < s->n_parts; i++) {
+            esm_kafka_part_destroy(s->parts[i]);
+            s->parts[i] = NULL;
+        }
+        rd_kafka_assign(s->rk, NULL);
+    }
+}
+
+/* ---- librdkafka callbacks ------------------------------------------------------------------ */
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_source *s = opaque;
+    s->env.stats->source_errors++;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        set_error(s, "fatal consumer error: %s", why);
+        ESM_ERROR(s->env.log_ctx, "%s", s->last_error);
+        return;
+    }
+    set_error(s, "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+        err == RD_KAFKA_RESP_ERR__SSL)
+        ESM_WARN(s->env.log_ctx, "kafka: %s", s->last_error);
+    else
+        ESM_DEBUG(s->env.log_ctx, "kafka: %s", s->last_error);
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    kafka_source *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        if (offsets)
+            for (int i = 0; i < offsets->cnt; i++)
+                if (!offsets->elems[i].err)
+                    ESM_TRACE(s->env.log_ctx, "committed %s-%" PRId32 " at %" PRId64,
+                              offsets->elems[i].topic, offsets->elems[i].partition,
+                              offsets->elems[i].offset);
+        return;
+    }
+    /* Stored offsets stay stored: the next (auto) commit carries them. */
+    set_error(s, "offset commit failed: %s", rd_kafka_err2str(err));
+    ESM_DEBUG(s->env.log_ctx, "%s", s->last_error);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    const kafka_source *s = rd_kafka_opaque(rk);
+    const char *ctx = s ? s->env.log_ctx : "kafka";
+    if (level <= 3)
+        ESM_WARN(ctx, "librdkafka %s: %s", fac, buf);
+    else
+        ESM_DEBUG(ctx, "librdkafka %s: %s", fac, buf);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void maybe_close(kafka_source *s);
+
+static void on_message(kafka_source *s, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+        s->env.stats->source_errors++;
+        set_error(s, "consume: %s", rd_kafka_message_errstr(m));
+        ESM_WARN(s->env.log_ctx, "consume error: %s", s->last_error);
+        return;
+    }
+    if (s->state != K_RUNNING || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), s->map->topic) != 0)
+        return;
+    esm_kafka_part *p = part_of(s, m->partition);
+    if (p) esm_kafka_part_message(p, m);
+}
+
+static void serve(kafka_source *s)
+{
+    if (!s->rk || s->in_serve) return;
+    s->in_serve = true;
+    char drain[64];
+    while (read(s->pipefd[0], drain, sizeof drain) > 0) {
+    }
+    rd_kafka_message_t *m;
+    while ((m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
+        on_message(s, m);
+        rd_kafka_message_destroy(m);
+    }
+    s->in_serve = false;
+    if (s->state == K_CLOSING && rd_kafka_consumer_closed(s->rk)) {
+        s->state = K_STOPPED;
+        ev_timer_stop(s->env.loop, &s->stop_deadline);
+        ESM_INFO(s->env.log_ctx, "consumer closed; stopped");
+        ev_timer_set(&s->stopped_notify, 0., 0.);
+        ev_timer_start(s->env.loop, &s->stopped_notify);
+    }
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve(w->data);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kafka_source *s = w->data;
+    if (s->commit_due && s->state == K_RUNNING) {
+        s->commit_due = false;
+        rd_kafka_commit(s->rk, NULL, 1);
+    }
+    serve(s);
+}
+
+static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kafka_source *s = w->data;
+    complete_pending_revoke(s, false);
+    maybe_close(s);
+}
+
+static void on_revoke_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    complete_pending_revoke(w->data, true);
+}
+
+static void on_stopped_notify(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kafka_source *s = w->data;
+    if (s->stopped_cb) s->stopped_cb(s->stopped_arg);
+}
+
+/* ---- stop ---------------------------------------------------------------------------------- */
+
+static void maybe_close(kafka_source *s)
+{
+    if (s->state != K_STOPPING || !all_idle(s, NULL)) return;
+    s->state = K_CLOSING;
+    /* Leaves the group: revokes (our rebalance_cb releases the idle partitions), commits the
+     * stored offsets. Served on our queue, so the loop never blocks. */
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(s->rk, s->q);
+    if (e) {
+        ESM_WARN(s->env.log_ctx, "consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    ev_timer_stop(s->env.loop, &s->tick);
+    ev_timer_set(&s->tick, CLOSING_TICK_S, CLOSING_TICK_S);
+    ev_timer_start(s->env.loop, &s->tick);
+    serve(s);
+}
+
+static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kafka_source *s = w->data;
+    if (s->state == K_STOPPING) {
+        ESM_WARN(s->env.log_ctx, "batches still in flight at the shutdown deadline: abandoned "
+                                 "unacknowledged (read again after a restart)");
+        for (size_t i = 0; i < s->n_parts; i++)
+            if (s->parts[i]) esm_kafka_part_abandon(s->parts[i]);
+        maybe_close(s);
+        ev_timer_set(&s->stop_deadline, 10.0, 0.);
+        ev_timer_start(s->env.loop, &s->stop_deadline);
+    } else if (s->state == K_CLOSING) {
+        ESM_WARN(s->env.log_ctx, "the consumer did not close in time; stopping without it");
+        s->state = K_STOPPED;
+        ev_timer_set(&s->stopped_notify, 0., 0.);
+        ev_timer_start(s->env.loop, &s->stopped_notify);
+    }
+}
+
+static void k_stop(void *source, esm_source_stopped_cb done, void *arg)
+{
+    kafka_source *s = source;
+    s->stopped_cb = done;
+    s->stopped_arg = arg;
+    if (s->state == K_INIT || s->state == K_STOPPED) {
+        s->state = K_STOPPED;
+        ev_timer_set(&s->stopped_notify, 0., 0.);
+        ev_timer_start(s->env.loop, &s->stopped_notify);
+        return;
+    }
+    if (s->state != K_RUNNING) return;
+    s->state = K_STOPPING;
+    size_t busy = 0;
+    for (size_t i = 0; i < s->n_parts; i++) {
+        if (!s->parts[i]) continue;
+        esm_kafka_part_quiesce(s->parts[i], true);
+        if (!esm_kafka_part_idle(s->parts[i])) busy++;
+    }
+    if (busy) ESM_INFO(s->env.log_ctx, "stopping: waiting for %zu batches in flight", busy);
+    ev_timer_set(&s->stop_deadline, s->env.config->shutdown_grace_seconds, 0.);
+    ev_timer_start(s->env.loop, &s->stop_deadline);
+    maybe_close(s);
+}
+
+/* ---- the source table ---------------------------------------------------------------------- */
+
+static void k_destroy(void *source);
+
+static void *k_create(const esm_source_env *env, esm_err *err)
+{
+    kafka_source *s = calloc(1, sizeof *s);
+    if (!s) {
+        esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
+        return NULL;
+    }
+    s->env = *env;
+    s->map = env->mapping;
+    s->pipefd[0] = s->pipefd[1] = -1;
+    ev_timer_init(&s->tick, on_tick, TICK_S, TICK_S);
+    s->tick.data = s;
+    ev_timer_init(&s->later, on_later, 0., 0.);
+    s->later.data = s;
+    ev_timer_init(&s->stop_deadline, on_stop_deadline, 0., 0.);
+    s->stop_deadline.data = s;
+    ev_timer_init(&s->revoke_deadline, on_revoke_deadline, 0., 0.);
+    s->revoke_deadline.data = s;
+    ev_timer_init(&s->stopped_notify, on_stopped_notify, 0., 0.);
+    s->stopped_notify.data = s;
+    s->bootstrap = esm_kafka_bootstrap_join(s->map);
+    if (!s->map->topic || !s->bootstrap) {
+        esm_err_set(err, ESM_ERR_INVALID, false,
+                    "Kafka mapping without topic or bootstrap servers");
+        k_destroy(s);
+        return NULL;
+    }
+    size_t kl = strlen(s->bootstrap) + strlen(s->map->topic) + 2;
+    s->source_key = malloc(kl);
+    if (!s->source_key) {
+        esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
+        k_destroy(s);
+        return NULL;
+    }
+    snprintf(s->source_key, kl, "%s/%s", s->bootstrap, s->map->topic);
+    s->sh = (esm_kafka_shared){.loop = env->loop,
+                               .env = &s->env,
+                               .map = s->map,
+                               .topic = s->map->topic,
+                               .bootstrap = s->bootstrap,
+                               .source_key = s->source_key,
+                               .commit_due = &s->commit_due,
+                               .changed = on_part_changed,
+                               .changed_arg = s};
+
+    esm_kafka_props props;
+    if (esm_kafka_props_build(s->map, &props, err) != 0) {
+        k_destroy(s);
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char es[512];
+    for (size_t i = 0; i < props.n; i++) {
+        if (rd_kafka_conf_set(conf, props.items[i].name, props.items[i].value, es, sizeof es) !=
+            RD_KAFKA_CONF_OK) {
+            esm_err_set(err, ESM_ERR_INVALID, false, "Kafka property %s: %s", props.items[i].name,
+                        es);
+            rd_kafka_conf_destroy(conf);
+            esm_kafka_props_free(&props);
+            k_destroy(s);
+            return NULL;
+        }
+        ESM_DEBUG(env->log_ctx, "kafka property %s=%s", props.items[i].name,
+                  props.items[i].secret ? "(secret)" : props.items[i].value);
+    }
+    esm_kafka_props_free(&props);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_opaque(conf, s);
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
+    if (!s->rk) {
+        rd_kafka_conf_destroy(conf);
+        esm_err_set(err, ESM_ERR_INVALID, false, "Kafka consumer: %s", es);
+        k_destroy(s);
+        return NULL;
+    }
+    s->sh.rk = s->rk;
+    rd_kafka_poll_set_consumer(s->rk);
+    s->q = rd_kafka_queue_get_consumer(s->rk);
+    if (!s->q || pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        esm_err_set(err, ESM_ERR_IO, false, "Kafka consumer: cannot set up its wakeup pipe");
+        k_destroy(s);
+        return NULL;
+    }
+    rd_kafka_queue_io_event_enable(s->q, s->pipefd[1], "1", 1);
+    ev_io_init(&s->io, on_io, s->pipefd[0], EV_READ);
+    s->io.data = s;
+    return s;
+}
+
+static int k_start(void *source, esm_err *err)
+{
+    kafka_source *s = source;
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, s->map->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(s->rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        esm_err_set(err, ESM_ERR_INVALID, false, "subscribe to %s: %s", s->map->topic,
+                    rd_kafka_err2str(e));
+        return -1;
+    }
+    s->state = K_RUNNING;
+    ev_io_start(s->env.loop, &s->io);
+    ev_timer_start(s->env.loop, &s->tick);
+    ESM_INFO(s->env.log_ctx,
+             "consuming %s from %s in group %s (starting position %s, batch size %d, window %d "
+             "ms)",
+             s->map->topic, s->bootstrap, esm_kafka_group_id(s->map),
+             esm_starting_position_name(s->map->starting_position)
+                 ? esm_starting_position_name(s->map->starting_position)
+                 : "TRIM_HORIZON",
+             s->map->batch_size, s->map->batching_window_ms);
+    serve(s);
+    return 0;
+}
+
+static void k_destroy(void *source)
+{
+    kafka_source *s = source;
+    if (!s) return;
+    struct ev_loop *loop = s->env.loop;
+    ev_io_stop(loop, &s->io);
+    ev_timer_stop(loop, &s->tick);
+    ev_timer_stop(loop, &s->later);
+    ev_timer_stop(loop, &s->stop_deadline);
+    ev_timer_stop(loop, &s->revoke_deadline);
+    ev_timer_stop(loop, &s->stopped_notify);
+    for (size_t i = 0; i < s->n_parts; i++)
+        esm_kafka_part_destroy(s->parts[i]);
+    free(s->parts);
+    if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
+    if (s->q) {
+        rd_kafka_queue_io_event_enable(s->q, -1, NULL, 0);
+        rd_kafka_queue_destroy(s->q);
+    }
+    if (s->rk) {
+        /* A clean stop closed the consumer already; otherwise do not block on the group. */
+        bool closed = rd_kafka_consumer_closed(s->rk);
+        rd_kafka_destroy_flags(s->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    if (s->pipefd[0] >= 0) close(s->pipefd[0]);
+    if (s->pipefd[1] >= 0) close(s->pipefd[1]);
+    free(s->bootstrap);
+    free(s->source_key);
+    free(s);
+}
+
+static const char *state_name(k_state st)
+{
+    switch (st) {
+    case K_INIT:
+        return "Creating";
+    case K_RUNNING:
+        return "Enabled";
+    case K_STOPPING:
+    case K_CLOSING:
+        return "Disabling";
+    case K_STOPPED:
+        return "Disabled";
+    }
+    return "Unknown";
+}
+
+static void k_status(void *source, esm_buf *out)
+{
+    kafka_source *s = source;
+    esm_buf_puts(out, "{\"State\":");
+    esm_buf_json_cstr(out, state_name(s->state));
+    esm_buf_puts(out, ",\"Topic\":");
+    esm_buf_json_cstr(out, s->map->topic);
+    esm_buf_puts(out, ",\"BootstrapServers\":");
+    esm_buf_json_cstr(out, s->bootstrap);
+    esm_buf_puts(out, ",\"ConsumerGroupId\":");
+    esm_buf_json_cstr(out, esm_kafka_group_id(s->map));
+    esm_buf_puts(out, ",\"Partitions\":[");
+    int64_t sum = 0, max = 0;
+    size_t n = 0;
+    bool lag_known = true;
+    for (size_t i = 0; i < s->n_parts; i++) {
+        if (!s->parts[i]) continue;
+        if (n++) esm_buf_putc(out, ',');
+        int64_t lag;
+        esm_kafka_part_status(s->parts[i], out, &lag);
+        if (lag < 0) {
+            lag_known = false;
+            continue;
+        }
+        sum += lag;
+        if (lag > max) max = lag;
+    }
+    esm_buf_printf(out, "],\"AssignedPartitions\":%zu,\"SumOffsetLag\":", n);
+    if (lag_known)
+        esm_buf_printf(out, "%" PRId64 ",\"MaxOffsetLag\":%" PRId64, sum, max);
+    else
+        esm_buf_puts(out, "null,\"MaxOffsetLag\":null");
+    esm_buf_puts(out, ",\"LastError\":");
+    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
+    esm_buf_putc(out, '}');
+}
+
+static bool k_ready(void *source)
+{
+    const kafka_source *s = source;
+    return s->state == K_RUNNING && s->assigned_once;
+}
+
+const esm_source_ops esm_kafka_source = {
+    .name = "kafka",
+    .create = k_create,
+    .start = k_start,
+    .stop = k_stop,
+    .destroy = k_destroy,
+    .status = k_status,
+    .ready = k_ready,
+};

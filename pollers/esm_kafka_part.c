@@ -1,0 +1,593 @@
+#include "pollers/esm_kafka_part.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/esm_log.h"
+#include "common/esm_time.h"
+#include "pollers/esm_kafka_render.h"
+
+#define MAX_HEADERS 64
+
+struct esm_kafka_part {
+    esm_kafka_shared sh;
+    int32_t id;
+    char lane_key[16];
+    char log_ctx[160];
+    char ckpt[24];
+    esm_lane *lane;
+    /* records waiting for a batch: pend[head, head + len) */
+    esm_kafka_rec **pend;
+    size_t head, len, cap;
+    size_t pend_bytes;
+    /* the batch on the lane */
+    esm_kafka_rec **batch;
+    esm_policy_record *precs;
+    size_t batch_n;
+    bool in_start, done_in_start, done_abandoned;
+    bool quiesced, paused;
+    int64_t committed;     /* next offset to consume once everything stored is final */
+    int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
+    size_t overhead;       /* event envelope bytes */
+    ev_timer window;
+    ev_timer kick;
+    esm_fr_kafka_partition frp;
+    esm_buf scratch;
+};
+
+static void dispatch(esm_kafka_part *p);
+
+static void rec_free(esm_kafka_rec *r)
+{
+    if (!r) return;
+    free(r->json);
+    free(r->key);
+    free(r->id);
+    free(r);
+}
+
+int32_t esm_kafka_part_id(const esm_kafka_part *p)
+{
+    return p->id;
+}
+
+int64_t esm_kafka_part_committed(const esm_kafka_part *p)
+{
+    return p->committed;
+}
+
+bool esm_kafka_part_idle(const esm_kafka_part *p)
+{
+    return p->batch_n == 0 && !esm_lane_busy(p->lane);
+}
+
+/* ---- offsets ---------------------------------------------------------------------------- */
+
+/* Stores the next offset to consume; with commit, commits it now (async), else the periodic
+ * commit (auto-commit, or the source's tick) carries it. */
+static void store_offset(esm_kafka_part *p, int64_t next, bool commit)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = next;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->sh.rk, l);
+    if (err)
+        ESM_WARN(p->log_ctx, "storing offset %" PRId64 " failed: %s", next, rd_kafka_err2str(err));
+    else if (commit)
+        err = rd_kafka_commit(p->sh.rk, l, 1);
+    if (!commit && !err) *p->sh.commit_due = true;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (next > p->committed) p->committed = next;
+}
+
+static void set_paused(esm_kafka_part *p, bool pause)
+{
+    if (p->paused == pause) return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(p->sh.rk, l) : rd_kafka_resume_partitions(p->sh.rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        ESM_WARN(p->log_ctx, "%s failed: %s", pause ? "pause" : "resume", rd_kafka_err2str(err));
+        return;
+    }
+    p->paused = pause;
+    ESM_DEBUG(p->log_ctx, "%s fetching (%zu records waiting)", pause ? "paused" : "resumed",
+              p->len);
+}
+
+/* Pauses while a full batch is already waiting (the lane is busy): never buffer unbounded. */
+static void flow_control(esm_kafka_part *p)
+{
+    bool full = p->len >= (size_t)p->sh.map->batch_size || p->pend_bytes >= ESM_INVOKE_MAX_PAYLOAD;
+    if (p->quiesced) return;
+    set_paused(p, full);
+}
+
+/* ---- pending records -------------------------------------------------------------------- */
+
+static bool pend_push(esm_kafka_part *p, esm_kafka_rec *r)
+{
+    if (p->head + p->len == p->cap) {
+        if (p->head > 0) {
+            memmove(p->pend, p->pend + p->head, p->len * sizeof *p->pend);
+            p->head = 0;
+        } else {
+            size_t cap = p->cap ? p->cap * 2 : 64;
+            esm_kafka_rec **n = realloc(p->pend, cap * sizeof *n);
+            if (!n) return false;
+            p->pend = n;
+            p->cap = cap;
+        }
+    }
+    p->pend[p->head + p->len++] = r;
+    p->pend_bytes += r->json_len + 1;
+    return true;
+}
+
+/* Puts records back in front (the lane took fewer than offered). */
+static void pend_unshift(esm_kafka_part *p, esm_kafka_rec **recs, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (p->head == 0) {
+            /* cannot happen: they were taken from the front and nothing compacts meanwhile */
+            ESM_ERROR(p->log_ctx, "internal: no room to return records; dropping them");
+            for (size_t k = 0; k <= i; k++)
+                rec_free(recs[k]);
+            return;
+        }
+        p->pend[--p->head] = recs[i];
+        p->len++;
+        p->pend_bytes += recs[i]->json_len + 1;
+    }
+}
+
+static void pend_drop(esm_kafka_part *p)
+{
+    for (size_t i = 0; i < p->len; i++)
+        rec_free(p->pend[p->head + i]);
+    p->head = p->len = 0;
+    p->pend_bytes = 0;
+    ev_timer_stop(p->sh.loop, &p->window);
+}
+
+/* ---- lane callbacks --------------------------------------------------------------------- */
+
+static void cb_render_event(void *arg, size_t lo, size_t hi, esm_buf *out)
+{
+    esm_kafka_part *p = arg;
+    esm_kafka_render_event_open(p->sh.bootstrap, p->sh.topic, p->id, out);
+    for (size_t i = lo; i < hi; i++) {
+        if (i > lo) esm_buf_putc(out, ',');
+        esm_buf_append(out, p->batch[i]->json, p->batch[i]->json_len);
+    }
+    esm_kafka_render_event_close(out);
+}
+
+static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *dest,
+                                esm_failure_record *fr)
+{
+    esm_kafka_part *p = arg;
+    const esm_kafka_rec *first = p->batch[lo], *last = p->batch[hi - 1];
+    size_t bytes = p->overhead;
+    for (size_t i = lo; i < hi; i++)
+        bytes += p->batch[i]->json_len + (i > lo ? 1 : 0);
+    p->frp = (esm_fr_kafka_partition){.topic = p->sh.topic,
+                                      .partition = p->id,
+                                      .first_offset = first->offset,
+                                      .last_offset = last->offset,
+                                      .first_timestamp_ms = first->timestamp_ms,
+                                      .last_timestamp_ms = last->timestamp_ms};
+    fr->source = ESM_FR_KAFKA;
+    fr->batch_size = hi - lo;
+    fr->kafka.bootstrap_servers = p->sh.bootstrap;
+    fr->kafka.event_source_arn = NULL;
+    fr->kafka.payload_size = bytes;
+    fr->kafka.partitions = &p->frp;
+    fr->kafka.n_partitions = 1;
+    fr->kafka.topic_destination = dest && strncmp(dest, "kafka://", 8) == 0;
+    fr->kafka.record_offset = first->offset;
+    fr->kafka.record_timestamp_ms = first->timestamp_ms;
+}
+
+static const char *cb_checkpoint_after(void *arg, size_t resolved)
+{
+    esm_kafka_part *p = arg;
+    if (resolved == 0 || resolved > p->batch_n) return NULL;
+    snprintf(p->ckpt, sizeof p->ckpt, "%" PRId64, p->batch[resolved - 1]->commit_after);
+    return p->ckpt;
+}
+
+static const void *cb_record_key(void *arg, size_t i, size_t *len)
+{
+    esm_kafka_part *p = arg;
+    if (i >= p->batch_n || !p->batch[i]->key) {
+        *len = 0;
+        return NULL;
+    }
+    *len = p->batch[i]->key_len;
+    return p->batch[i]->key;
+}
+
+static void cb_acknowledged(void *arg, size_t resolved)
+{
+    esm_kafka_part *p = arg;
+    if (resolved == 0 || resolved > p->batch_n) return;
+    store_offset(p, p->batch[resolved - 1]->commit_after, true);
+}
+
+static void batch_free(esm_kafka_part *p)
+{
+    for (size_t i = 0; i < p->batch_n; i++)
+        rec_free(p->batch[i]);
+    free(p->batch);
+    free(p->precs);
+    p->batch = NULL;
+    p->precs = NULL;
+    p->batch_n = 0;
+}
+
+static void batch_done(esm_kafka_part *p, bool abandoned)
+{
+    int64_t first = p->batch_n ? p->batch[0]->offset : -1;
+    batch_free(p);
+    if (abandoned && !p->quiesced && first >= 0) {
+        /* The partition stays ours: read the unfinished records again, never skip them. */
+        pend_drop(p);
+        p->next_expected = first;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = first;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->sh.rk, l, 0);
+        if (e) {
+            ESM_ERROR(p->log_ctx, "seek back to %" PRId64 " failed: %s", first,
+                      rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        set_paused(p, false);
+    }
+    if (p->quiesced) {
+        if (p->sh.changed) p->sh.changed(p->sh.changed_arg);
+        return;
+    }
+    ev_timer_set(&p->kick, 0., 0.);
+    ev_timer_start(p->sh.loop, &p->kick);
+}
+
+static void cb_done(void *arg, bool abandoned)
+{
+    esm_kafka_part *p = arg;
+    if (p->in_start) {
+        p->done_in_start = true;
+        p->done_abandoned = abandoned;
+        return;
+    }
+    batch_done(p, abandoned);
+}
+
+static const esm_lane_source lane_source = {
+    .render_event = cb_render_event,
+    .describe_failure = cb_describe_failure,
+    .checkpoint_after = cb_checkpoint_after,
+    .record_key = cb_record_key,
+    .acknowledged = cb_acknowledged,
+    .done = cb_done,
+};
+
+/* ---- batching --------------------------------------------------------------------------- */
+
+/* How many waiting records the next batch takes: BatchSize, and the 6 MB event limit (a
+ * single larger record still goes alone: the policy discards it as oversized). */
+static size_t batch_take(const esm_kafka_part *p, bool *full)
+{
+    size_t max = (size_t)p->sh.map->batch_size, bytes = p->overhead, n = 0;
+    while (n < p->len && n < max) {
+        size_t add = p->pend[p->head + n]->json_len + (n ? 1 : 0);
+        if (n > 0 && bytes + add > ESM_INVOKE_MAX_PAYLOAD) break;
+        bytes += add;
+        n++;
+    }
+    *full = n == max || n < p->len;
+    return n;
+}
+
+static void start_batch(esm_kafka_part *p, size_t n)
+{
+    esm_kafka_rec **recs = malloc(n * sizeof *recs);
+    esm_policy_record *precs = malloc(n * sizeof *precs);
+    if (!recs || !precs) {
+        free(recs);
+        free(precs);
+        ESM_ERROR(p->log_ctx, "out of memory starting a batch; retrying shortly");
+        ev_timer_set(&p->window, 1.0, 0.);
+        ev_timer_start(p->sh.loop, &p->window);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        esm_kafka_rec *r = p->pend[p->head + i];
+        recs[i] = r;
+        precs[i] = (esm_policy_record){.id = r->id,
+                                       .arrival_ms =
+                                           r->timestamp_ms > 0 ? r->timestamp_ms : r->received_ms,
+                                       .size = r->json_len + 1};
+        p->pend_bytes -= r->json_len + 1;
+    }
+    /* head is not reset even when empty, so records the lane does not take fit back */
+    p->head += n;
+    p->len -= n;
+    p->batch = recs;
+    p->precs = precs;
+    p->batch_n = n;
+    p->in_start = true;
+    long took = esm_lane_start(p->lane, precs, n);
+    p->in_start = false;
+    if (took < 0) {
+        took = 0;
+        ESM_ERROR(p->log_ctx, "internal: lane busy at batch start");
+    }
+    if ((size_t)took < n) {
+        pend_unshift(p, recs + took, n - (size_t)took);
+        p->batch_n = (size_t)took;
+    }
+    if (p->done_in_start) {
+        p->done_in_start = false;
+        batch_done(p, p->done_abandoned);
+    } else if (p->batch_n == 0) {
+        batch_free(p);
+    }
+}
+
+static void dispatch(esm_kafka_part *p)
+{
+    if (p->quiesced || p->batch_n || esm_lane_busy(p->lane) || p->len == 0) {
+        flow_control(p);
+        return;
+    }
+    bool full;
+    size_t n = batch_take(p, &full);
+    int window = p->sh.map->batching_window_ms;
+    if (!full && window > 0) {
+        int64_t due = p->pend[p->head]->received_ms + window, now = esm_now_ms();
+        if (now < due) {
+            if (!ev_is_active(&p->window)) {
+                ev_timer_set(&p->window, (double)(due - now) / 1000.0, 0.);
+                ev_timer_start(p->sh.loop, &p->window);
+            }
+            flow_control(p);
+            return;
+        }
+    }
+    ev_timer_stop(p->sh.loop, &p->window);
+    start_batch(p, n);
+    flow_control(p);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dispatch(w->data);
+}
+
+/* ---- records in --------------------------------------------------------------------------- */
+
+static esm_kafka_ts_type ts_type(rd_kafka_timestamp_type_t t)
+{
+    switch (t) {
+    case RD_KAFKA_TIMESTAMP_CREATE_TIME:
+        return ESM_KAFKA_TS_CREATE;
+    case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
+        return ESM_KAFKA_TS_LOG_APPEND;
+    case RD_KAFKA_TIMESTAMP_NOT_AVAILABLE:
+        break;
+    }
+    return ESM_KAFKA_TS_NONE;
+}
+
+/* A filtered-out record is final at once, but its offset is committed only with what comes
+ * before it: attach it to the last record still waiting or in flight. */
+static void filtered(esm_kafka_part *p, int64_t offset)
+{
+    if (p->len > 0)
+        p->pend[p->head + p->len - 1]->commit_after = offset + 1;
+    else if (p->batch_n > 0)
+        p->batch[p->batch_n - 1]->commit_after = offset + 1;
+    else
+        store_offset(p, offset + 1, false);
+}
+
+void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m)
+{
+    const esm_source_env *env = p->sh.env;
+    if (p->quiesced) return;
+    if (p->next_expected >= 0 && m->offset < p->next_expected) {
+        ESM_TRACE(p->log_ctx, "skipping offset %" PRId64 " (already read)", m->offset);
+        return;
+    }
+    p->next_expected = m->offset + 1;
+    if (p->committed < 0) p->committed = m->offset;
+    env->stats->polled++;
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts = rd_kafka_message_timestamp(m, &tst);
+    esm_kafka_header hdrs[MAX_HEADERS];
+    size_t nh = 0;
+    rd_kafka_headers_t *rh = NULL;
+    if (rd_kafka_message_headers(m, &rh) == RD_KAFKA_RESP_ERR_NO_ERROR && rh) {
+        const char *name;
+        const void *val;
+        size_t size;
+        while (nh < MAX_HEADERS &&
+               rd_kafka_header_get_all(rh, nh, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            hdrs[nh] = (esm_kafka_header){
+                .name = name, .name_len = strlen(name), .value = val, .value_len = size};
+            nh++;
+        }
+    }
+    esm_kafka_record_view v = {.topic = p->sh.topic,
+                               .partition = p->id,
+                               .offset = m->offset,
+                               .timestamp_ms = ts,
+                               .timestamp_type = ts_type(tst),
+                               .key = m->key,
+                               .key_len = m->key_len,
+                               .value = m->payload,
+                               .value_len = m->len,
+                               .headers = hdrs,
+                               .n_headers = nh};
+    esm_buf_reset(&p->scratch);
+    esm_kafka_render_record(&v, &p->scratch);
+    if (p->scratch.failed) goto nomem;
+    if (env->filter && !esm_filter_match(env->filter, p->scratch.data, p->scratch.len, m->payload,
+                                         m->payload ? m->len : 0)) {
+        env->stats->filtered_out++;
+        ESM_TRACE(p->log_ctx, "offset %" PRId64 " filtered out", m->offset);
+        filtered(p, m->offset);
+        return;
+    }
+    esm_kafka_rec *r = calloc(1, sizeof *r);
+    if (!r) goto nomem;
+    r->offset = m->offset;
+    r->timestamp_ms = v.timestamp_type == ESM_KAFKA_TS_NONE ? -1 : ts;
+    r->received_ms = esm_now_ms();
+    r->commit_after = m->offset + 1;
+    r->json = malloc(p->scratch.len);
+    r->json_len = p->scratch.len;
+    if (r->json) memcpy(r->json, p->scratch.data, p->scratch.len);
+    if (m->key) {
+        r->key = malloc(m->key_len ? m->key_len : 1);
+        r->key_len = m->key_len;
+        if (r->key) memcpy(r->key, m->key, m->key_len);
+    }
+    char id[320];
+    snprintf(id, sizeof id, "%s-%" PRId32 ":%" PRId64, p->sh.topic, p->id, m->offset);
+    r->id = strdup(id);
+    if (!r->json || (m->key && !r->key) || !r->id || !pend_push(p, r)) {
+        rec_free(r);
+        goto nomem;
+    }
+    dispatch(p);
+    return;
+nomem:
+    /* Never skip a record: read it again from here. */
+    ESM_ERROR(p->log_ctx, "out of memory at offset %" PRId64 "; reading it again", m->offset);
+    p->next_expected = m->offset;
+    {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = m->offset;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->sh.rk, l, 0);
+        if (e) rd_kafka_error_destroy(e);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partition)
+{
+    esm_kafka_part *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->sh = *sh;
+    p->id = partition;
+    p->committed = -1;
+    p->next_expected = -1;
+    snprintf(p->lane_key, sizeof p->lane_key, "%" PRId32, partition);
+    snprintf(p->log_ctx, sizeof p->log_ctx, "%s %s-%" PRId32, sh->env->log_ctx, sh->topic,
+             partition);
+    p->overhead = esm_kafka_event_overhead(sh->bootstrap, sh->topic, partition);
+    esm_buf_init(&p->scratch);
+    ev_timer_init(&p->window, on_timer, 0., 0.);
+    p->window.data = p;
+    ev_timer_init(&p->kick, on_timer, 0., 0.);
+    p->kick.data = p;
+    esm_source_stats *st = sh->env->stats;
+    esm_lane_env le = {.loop = sh->loop,
+                       .invoker = sh->env->invoker,
+                       .store = sh->env->store,
+                       .outbox = sh->env->outbox,
+                       .mapping = sh->map,
+                       .source_key = sh->source_key,
+                       .lane_key = p->lane_key,
+                       .log_ctx = p->log_ctx,
+                       .id_kind = ESM_RBIF_ID_KAFKA,
+                       .counters = {.invoked = &st->invoked,
+                                    .invocations = &st->invocations,
+                                    .failed_invoke = &st->failed_invoke,
+                                    .throttled = &st->throttled,
+                                    .dropped = &st->dropped,
+                                    .on_failure_queued = &st->on_failure_queued,
+                                    .committed = &st->committed,
+                                    .checkpoint_write_failures = &st->checkpoint_write_failures},
+                       .source = &lane_source,
+                       .arg = p};
+    p->lane = esm_lane_create(&le);
+    if (!p->lane) {
+        esm_buf_free(&p->scratch);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void esm_kafka_part_quiesce(esm_kafka_part *p, bool abandon_retrying)
+{
+    p->quiesced = true;
+    pend_drop(p);
+    ev_timer_stop(p->sh.loop, &p->kick);
+    if (abandon_retrying && esm_lane_busy(p->lane) && esm_lane_blocked_since_ms(p->lane) > 0) {
+        ESM_INFO(p->log_ctx, "abandoning the batch in retry (nothing of it is committed)");
+        esm_lane_abandon(p->lane);
+    }
+}
+
+void esm_kafka_part_abandon(esm_kafka_part *p)
+{
+    p->quiesced = true;
+    pend_drop(p);
+    if (esm_lane_busy(p->lane)) esm_lane_abandon(p->lane);
+    if (p->batch_n) batch_free(p);
+}
+
+void esm_kafka_part_destroy(esm_kafka_part *p)
+{
+    if (!p) return;
+    p->quiesced = true;
+    p->sh.changed = NULL;
+    ev_timer_stop(p->sh.loop, &p->window);
+    ev_timer_stop(p->sh.loop, &p->kick);
+    if (esm_lane_busy(p->lane)) esm_lane_abandon(p->lane);
+    esm_lane_destroy(p->lane);
+    batch_free(p);
+    pend_drop(p);
+    free(p->pend);
+    esm_buf_free(&p->scratch);
+    free(p);
+}
+
+void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag)
+{
+    int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_get_watermark_offsets(p->sh.rk, p->sh.topic, p->id, &lo, &hi);
+    *lag = hi >= 0 && p->committed >= 0 ? (hi > p->committed ? hi - p->committed : 0) : -1;
+    esm_buf_printf(out, "{\"Partition\":%" PRId32 ",\"CommittedOffset\":", p->id);
+    if (p->committed >= 0)
+        esm_buf_printf(out, "%" PRId64, p->committed);
+    else
+        esm_buf_puts(out, "null");
+    esm_buf_puts(out, ",\"HighWatermark\":");
+    if (hi >= 0)
+        esm_buf_printf(out, "%" PRId64, hi);
+    else
+        esm_buf_puts(out, "null");
+    esm_buf_puts(out, ",\"OffsetLag\":");
+    if (*lag >= 0)
+        esm_buf_printf(out, "%" PRId64, *lag);
+    else
+        esm_buf_puts(out, "null");
+    esm_buf_printf(
+        out, ",\"Waiting\":%zu,\"InBatch\":%zu,\"Paused\":%s,\"Stopping\":%s,\"Lane\":", p->len,
+        p->batch_n, p->paused ? "true" : "false", p->quiesced ? "true" : "false");
+    esm_lane_status(p->lane, out);
+    esm_buf_putc(out, '}');
+}

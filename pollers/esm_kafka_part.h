@@ -1,0 +1,66 @@
+/* One assigned Kafka partition of the Kafka source: its records waiting for a batch, the batch
+ * in flight on its ordered lane (lane/esm_lane.h), and its committed position. Internal to
+ * pollers/esm_kafka*.c. */
+#ifndef ESM_KAFKA_PART_H
+#define ESM_KAFKA_PART_H
+
+#include <ev.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lane/esm_lane.h"
+#include "pollers/esm_source.h"
+
+/* A polled record, rendered once (json) and kept until its final outcome. */
+typedef struct {
+    int64_t offset;
+    int64_t timestamp_ms;
+    int64_t received_ms;
+    int64_t commit_after; /* the offset to commit once this record is final: offset + 1, or
+                             past the filtered-out records that follow it */
+    char *json;
+    size_t json_len;
+    void *key; /* NULL: null key */
+    size_t key_len;
+    char *id; /* "topic-partition:offset", the RBIF identifier */
+} esm_kafka_rec;
+
+/* What the partitions share (owned by the source). */
+typedef struct {
+    struct ev_loop *loop;
+    rd_kafka_t *rk;
+    const esm_source_env *env;
+    const esm_mapping_config *map;
+    const char *topic;
+    const char *bootstrap;      /* "h:p,h:p" */
+    const char *source_key;     /* store key: "<bootstrap>/<topic>" */
+    bool *commit_due;           /* set when offsets were stored without an explicit commit */
+    void (*changed)(void *arg); /* a partition went idle (stop / revoke progress) */
+    void *changed_arg;
+} esm_kafka_shared;
+
+typedef struct esm_kafka_part esm_kafka_part;
+
+esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partition);
+/* Frees the partition; a batch in flight is abandoned unacknowledged first. */
+void esm_kafka_part_destroy(esm_kafka_part *p);
+int32_t esm_kafka_part_id(const esm_kafka_part *p);
+
+/* A message of this partition was polled (not an error). Renders, filters, buffers it and
+ * dispatches a batch when one is due. */
+void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m);
+/* Stop dispatching: drop the records not yet in a batch. With abandon_retrying, a batch that
+ * is waiting for a retry is abandoned now (nothing is acknowledged); a batch whose first
+ * invocation runs may finish. */
+void esm_kafka_part_quiesce(esm_kafka_part *p, bool abandon_retrying);
+/* Abandons the batch in flight, if any (nothing more is acknowledged). */
+void esm_kafka_part_abandon(esm_kafka_part *p);
+bool esm_kafka_part_idle(const esm_kafka_part *p);
+/* Next offset to commit (-1 = not known yet). */
+int64_t esm_kafka_part_committed(const esm_kafka_part *p);
+/* Appends the partition's status object; sets *lag (-1 when unknown). */
+void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag);
+
+#endif

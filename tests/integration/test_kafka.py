@@ -1,0 +1,305 @@
+"""The Kafka source against Apache Kafka (scripts/peers.sh kafka) and esmd-funchost.
+
+Starting positions, the event shape, offsets committed only after the final outcome (visible to
+standard Kafka tools), restart resumes exactly, two esmd instances sharing a group (and a
+killed one's partitions moving without loss), a poison record with bisect and a kafka://
+destination, and the broker going down and coming back (opt-in, see test_broker_down_and_back).
+"""
+
+import base64
+import json
+import os
+import time
+
+import pytest
+
+from helpers import kafka as kafka_mod
+from helpers.procs import wait_until
+
+PEERS = ("kafka",)
+
+FAST = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
+def config(kafka, topic, url, group=None, **mapping):
+    m = {
+        "FunctionName": "fn",
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap]}},
+        "Topics": [topic],
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 100,
+        "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group or kafka_mod.unique("g")},
+        "EsmdOptions": {"KafkaProperties": dict(FAST)},
+    }
+    m.update(mapping)
+    return {"functions": {"fn": {"url": url, "protocol": "lambda", "timeout_seconds": 10}},
+            "event_source_mappings": [m]}
+
+
+def group_of(cfg):
+    return cfg["event_source_mappings"][0]["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"]
+
+
+def kafka_source(e):
+    """The Kafka mapping's SourceState from /status."""
+    st = e.status()
+    for m in st["EventSourceMappings"]:
+        if m.get("Source") == "kafka":
+            return m["SourceState"]
+    raise AssertionError(f"no kafka mapping in /status: {st}")
+
+
+def wait_assigned(e, n=None, timeout=30.0):
+    def ok():
+        s = kafka_source(e)
+        got = s["AssignedPartitions"]
+        return s if (got == n if n is not None else got > 0) else None
+
+    return wait_until(ok, timeout, f"esmd {e.name}: {n if n is not None else 'some'} partitions assigned")
+
+
+def wait_committed(kafka, group, topic, timeout=30.0):
+    ends = kafka.end_offsets(topic)
+    wait_until(lambda: kafka.committed_offsets(group, topic) == ends, timeout,
+               f"group {group} committed {ends}")
+    return ends
+
+
+def values(funchost, fn="echo"):
+    return funchost.payloads(fn)
+
+
+class Capture:
+    """A plain-HTTP function (protocol "http") that keeps every request body and answers {}."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies = self.bodies = []
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                bodies.append(self.rfile.read(n))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/fn"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def capture():
+    c = Capture()
+    yield c
+    c.close()
+
+
+def test_event_bytes(kafka, capture, esmd):
+    """The exact event: envelope, base64 key/value, no key when null, signed header bytes,
+    duplicate header names kept, timestamps, one partition per event."""
+    topic = kafka.create_topic(partitions=1)
+    kafka.produce(topic, [{"value": b"\xff\x00tail", "key": None,
+                           "headers": [("trace", b"t-1"), ("note", "c\u00e9".encode()), ("trace", b"")]},
+                          {"value": "plain", "key": "k"}])
+    ts = [r["timestamp"] for r in kafka.consume(topic, 2)]
+    cfg = config(kafka, topic, capture.url)
+    cfg["functions"]["fn"]["protocol"] = "http"
+    esmd(cfg)
+    wait_until(lambda: capture.bodies, 30, "an invocation")
+    expect = (
+        '{"eventSource":"SelfManagedKafka","bootstrapServers":"%s","records":{"%s-0":['
+        '{"topic":"%s","partition":0,"offset":0,"timestamp":%d,"timestampType":"CREATE_TIME",'
+        '"value":"/wB0YWls","headers":[{"trace":[116,45,49]},{"note":[99,-61,-87]},{"trace":[]}]},'
+        '{"topic":"%s","partition":0,"offset":1,"timestamp":%d,"timestampType":"CREATE_TIME",'
+        '"key":"aw==","value":"cGxhaW4=","headers":[]}]}}'
+    ) % (kafka.bootstrap, topic, topic, ts[0], topic, ts[1])
+    assert capture.bodies[0].decode() == expect
+
+
+def test_trim_horizon_delivers_all_in_order_and_commits(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=2)
+    kafka.produce(topic, [{"value": f"v-{i}", "key": f"k-{i}", "partition": i % 2} for i in range(40)])
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), BatchSize=7)
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 40, 30, "40 records delivered")
+    ends = wait_committed(kafka, group_of(cfg), topic)
+    assert ends == {0: 20, 1: 20}
+    got = values(funchost)
+    assert sorted(got) == sorted(f"v-{i}" for i in range(40))
+    invs = funchost.invocations("echo")
+    assert all(1 <= len(inv["ids"]) <= 7 for inv in invs)
+    for inv in invs:  # one partition per event
+        assert len({i.rsplit(":", 1)[0] for i in inv["ids"]}) == 1
+    for p in (0, 1):  # per-partition order, no duplicates
+        seq = [int(i.rsplit(":", 1)[1]) for inv in invs for i in inv["ids"] if i.startswith(f"{topic}-{p}:")]
+        assert seq == list(range(20))
+    st = wait_until(lambda: (lambda s: s if s["SumOffsetLag"] == 0 else None)(kafka_source(e)), 15,
+                    "status lag 0")
+    assert st["ConsumerGroupId"] == group_of(cfg)
+    assert {p["Partition"] for p in st["Partitions"]} == {0, 1}
+    assert all(p["OffsetLag"] == 0 and p["CommittedOffset"] == 20 for p in st["Partitions"])
+
+
+def test_latest_skips_existing_records(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=2)
+    kafka.produce(topic, n=6)
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), StartingPosition="LATEST")
+    e = esmd(cfg)
+    wait_assigned(e, 2)
+    # LATEST is resolved when fetching starts: wait until both partitions have fetched.
+    wait_until(lambda: all(p["HighWatermark"] is not None for p in kafka_source(e)["Partitions"]), 30,
+               "fetching started on both partitions")
+    kafka.produce(topic, [{"value": f"new-{i}", "key": f"n{i}"} for i in range(4)])
+    wait_until(lambda: len(values(funchost)) >= 4, 30, "4 new records delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    assert sorted(values(funchost)) == [f"new-{i}" for i in range(4)]
+
+
+def test_at_timestamp_starts_at_the_time(kafka, funchost, esmd):
+    ck = kafka_mod._ck()
+    topic = kafka.create_topic(partitions=1)
+    now_ms = int(time.time() * 1000)
+    p = ck.Producer({"bootstrap.servers": kafka.bootstrap})
+    for i in range(3):
+        p.produce(topic, value=f"old-{i}", timestamp=now_ms - 3600_000)
+    for i in range(3):
+        p.produce(topic, value=f"new-{i}", timestamp=now_ms - 60_000)
+    assert p.flush(30) == 0
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), StartingPosition="AT_TIMESTAMP",
+                 StartingPositionTimestamp=(now_ms - 1800_000) / 1000)
+    esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 3, 30, "3 records delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    assert values(funchost) == ["new-0", "new-1", "new-2"]
+
+
+def test_committed_offset_wins_over_starting_position(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=1)
+    group = kafka_mod.unique("g")
+    kafka.produce(topic, n=5)
+    kafka.consume(topic, 3, group=group)  # commits 3 (a consumer that stops after 3 records)
+    assert kafka.committed_offsets(group, topic)[0] in (3, 4, 5)
+    committed = kafka.committed_offsets(group, topic)[0]
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), group=group)
+    esmd(cfg)
+    wait_committed(kafka, group, topic)
+    assert values(funchost) == [f"rec-{i}" for i in range(committed, 5)]
+
+
+def test_restart_resumes_exactly(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=3)
+    kafka.produce(topic, [{"value": f"a-{i}", "key": f"k{i}"} for i in range(30)])
+    cfg = config(kafka, topic, funchost.url_lambda("echo"))
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 30, 30, "30 records delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    assert e.stop() == 0
+    kafka.produce(topic, [{"value": f"b-{i}", "key": f"k{i}"} for i in range(15)])
+    e.start()
+    wait_until(lambda: len(values(funchost)) >= 45, 30, "45 records delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    got = values(funchost)
+    assert sorted(got) == sorted([f"a-{i}" for i in range(30)] + [f"b-{i}" for i in range(15)])
+
+
+def test_two_instances_share_partitions_and_fail_over(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=4)
+    group = kafka_mod.unique("g")
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), group=group)
+    a = esmd(cfg, name="a")
+    wait_assigned(a, 4)
+    b = esmd(cfg, name="b")
+    wait_until(lambda: kafka_source(a)["AssignedPartitions"] + kafka_source(b)["AssignedPartitions"] == 4
+               and kafka_source(b)["AssignedPartitions"] > 0 and kafka_source(a)["AssignedPartitions"] > 0,
+               45, "partitions shared by a and b")
+    assert kafka.group_state(group) == ("STABLE", 2)
+    first = [f"x-{i}" for i in range(200)]
+    kafka.produce(topic, [{"value": v, "key": v} for v in first])
+    wait_until(lambda: set(first) <= set(values(funchost)), 30, "first 200 delivered")
+    wait_committed(kafka, group, topic)
+    a.kill9()
+    second = [f"y-{i}" for i in range(200)]
+    kafka.produce(topic, [{"value": v, "key": v} for v in second])
+    wait_assigned(b, 4, timeout=60)
+    wait_until(lambda: set(second) <= set(values(funchost)), 60, "second 200 delivered after failover")
+    wait_committed(kafka, group, topic, timeout=30)
+    got = values(funchost)
+    assert set(got) == set(first) | set(second)
+    # At least once: every record once, duplicates only from what was in flight at the kill.
+    assert len(got) - len(set(got)) <= 100
+
+
+def test_poison_record_bisect_and_kafka_destination(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=1)
+    failures = kafka.create_topic(partitions=1)
+    recs = [{"value": f"ok-{i}", "key": f"k{i}"} for i in range(10)]
+    recs[6] = {"value": "POISON-6", "key": "poison-key", "headers": [("h", b"\x80\x7f")]}
+    kafka.produce(topic, recs)
+    cfg = config(kafka, topic, funchost.url_lambda("poison"),
+                 BisectBatchOnFunctionError=True, MaximumRetryAttempts=1,
+                 DestinationConfig={"OnFailure": {"Destination": f"kafka://{failures}"}})
+    cfg["event_source_mappings"][0]["EsmdOptions"]["RetryBackoff"] = {"BaseSeconds": 0, "MaxSeconds": 1}
+    e = esmd(cfg)
+    wait_committed(kafka, group_of(cfg), topic, timeout=60)
+    ok = [r["value"] for r in recs if r["value"].startswith("ok-")]
+    succeeded = [p for inv in funchost.invocations("poison") if inv["result"] in ("ok", "success", "echo")
+                 for p in inv["payloads"]]
+    delivered = set(values(funchost, "poison"))
+    assert set(ok) <= delivered
+    msgs = kafka.consume(failures, 1, timeout=30)
+    m = msgs[0]
+    assert m["key"] == b"poison-key"
+    rec = json.loads(m["value"])
+    assert rec["requestContext"]["condition"] == "RetriesExhausted"
+    assert rec["KafkaBatchInfo"]["batchSize"] == 1
+    assert rec["KafkaBatchInfo"]["recordInfo"]["offset"] == "6"
+    ev = rec["payload"]
+    assert ev["eventSource"] == "SelfManagedKafka"
+    assert ev["bootstrapServers"] == kafka.bootstrap
+    (only,) = ev["records"][f"{topic}-0"]
+    assert only["offset"] == 6 and only["partition"] == 0 and only["topic"] == topic
+    assert base64.b64decode(only["value"]) == b"POISON-6"
+    assert base64.b64decode(only["key"]) == b"poison-key"
+    assert only["headers"] == [{"h": [-128, 127]}]
+    st = kafka_source(e)
+    assert st["Partitions"][0]["CommittedOffset"] == 10
+    # Exactly one failure record.
+    assert kafka.end_offsets(failures) == {0: 1}
+    del succeeded
+
+
+@pytest.mark.skipif(not os.environ.get("ESMD_KAFKA_RESTART_PEER"),
+                    reason="stops and starts the shared Kafka peer: set ESMD_KAFKA_RESTART_PEER=1")
+def test_broker_down_and_back(kafka, funchost, esmd):
+    from helpers import peers as peers_mod
+
+    topic = kafka.create_topic(partitions=2)
+    kafka.produce(topic, n=10)
+    cfg = config(kafka, topic, funchost.url_lambda("echo"))
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 10, 30, "10 records delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    peers_mod._run("stop", "kafka")
+    try:
+        wait_until(lambda: kafka_source(e)["LastError"] is not None, 30, "the outage is visible")
+        assert e.alive()
+    finally:
+        peers_mod._run("start", "kafka")
+    kafka.produce(topic, [{"value": f"after-{i}", "key": f"a{i}"} for i in range(10)])
+    wait_until(lambda: len(values(funchost)) >= 20, 60, "records after the outage delivered")
+    wait_committed(kafka, group_of(cfg), topic, timeout=60)
+    got = values(funchost)
+    assert sorted(set(got)) == sorted([f"rec-{i}" for i in range(10)] + [f"after-{i}" for i in range(10)])
