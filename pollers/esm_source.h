@@ -64,5 +64,6 @@ typedef struct {
 } esm_source_ops;
 
 extern const esm_source_ops esm_sqs_source;
+extern const esm_source_ops esm_kinesis_source;
 
 #endif
