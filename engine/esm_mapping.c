@@ -19,10 +19,10 @@ static const esm_source_ops *ops_for(esm_source_type t)
     switch (t) {
     case ESM_SRC_SQS:
         return &esm_sqs_source;
+    case ESM_SRC_KAFKA:
+        return &esm_kafka_source;
     case ESM_SRC_KINESIS:
         return &esm_kinesis_source;
-    case ESM_SRC_KAFKA:
-        return NULL;
     }
     return NULL;
 }

@@ -65,5 +65,6 @@ typedef struct {
 
 extern const esm_source_ops esm_sqs_source;
 extern const esm_source_ops esm_kinesis_source;
+extern const esm_source_ops esm_kafka_source;
 
 #endif
