@@ -74,7 +74,8 @@ typedef struct esm_mapping_config {
     bool include_records_in_failure_record;          /* EsmdOptions.IncludeRecordsInFailureRecord */
     int retry_backoff_base_ms, retry_backoff_max_ms; /* EsmdOptions.RetryBackoff {BaseSeconds
                                                         (default 1), MaxSeconds (default 60)} */
-    int stuck_lane_seconds;                          /* EsmdOptions.StuckLaneSeconds, default 300 */
+    bool retry_backoff_set;   /* EsmdOptions.RetryBackoff was given (turns on SQS backoff) */
+    int stuck_lane_seconds;   /* EsmdOptions.StuckLaneSeconds, default 300 */
     esm_kv *kafka_properties; /* EsmdOptions.KafkaProperties: librdkafka pass-through */
     size_t n_kafka_properties;
     int max_filters; /* EsmdOptions.MaxFilters: 5 (default, AWS's quota) .. 10 */

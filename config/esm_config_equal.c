@@ -70,6 +70,7 @@ bool esm_mapping_config_equal(const esm_mapping_config *a, const esm_mapping_con
     return a->include_records_in_failure_record == b->include_records_in_failure_record &&
            a->retry_backoff_base_ms == b->retry_backoff_base_ms &&
            a->retry_backoff_max_ms == b->retry_backoff_max_ms &&
+           a->retry_backoff_set == b->retry_backoff_set &&
            a->stuck_lane_seconds == b->stuck_lane_seconds &&
            kv_eq(a->kafka_properties, a->n_kafka_properties, b->kafka_properties,
                  b->n_kafka_properties) &&

@@ -583,6 +583,7 @@ static void parse_esmd_options(esm_cfg_ctx *c, const cJSON *mj, const char *mpat
         ranged_int(c, rb, q, "BaseSeconds", 0, 43200, 1000, &m->retry_backoff_base_ms, &base_ok);
         ranged_int(c, rb, q, "MaxSeconds", 0, 43200, 1000, &m->retry_backoff_max_ms, &max_ok);
         seen->retry_backoff = base_ok || max_ok;
+        m->retry_backoff_set = seen->retry_backoff;
         if (m->retry_backoff_base_ms > m->retry_backoff_max_ms)
             esm_cfg_problem(c, q, "BaseSeconds (%d) must not be greater than MaxSeconds (%d)",
                             m->retry_backoff_base_ms / 1000, m->retry_backoff_max_ms / 1000);

@@ -218,6 +218,20 @@ static bool discard_exhausted(sqs_source *s, sqs_batch *b, const bool *failed,
     return true;
 }
 
+/* esmd extension (EsmdOptions.RetryBackoff): a failed message comes back after an exponential
+ * delay in its receive count instead of the queue's visibility timeout. */
+static void retry_later(sqs_source *s, esm_sqs_msg *m)
+{
+    const esm_mapping_config *map = s->map;
+    int shift = m->receive_count > 1 ? m->receive_count - 1 : 0;
+    int64_t delay = (int64_t)map->retry_backoff_base_ms << (shift < 20 ? shift : 20);
+    if (delay > map->retry_backoff_max_ms) delay = map->retry_backoff_max_ms;
+    int seconds = (int)((delay + 999) / 1000);
+    ESM_DEBUG(s->env.log_ctx, "message %s retries in %d s (receive count %d)", m->message_id,
+              seconds, m->receive_count);
+    esm_sqs_ops_change_visibility(s->ops, &m, 1, seconds);
+}
+
 static void settle(sqs_batch *b, const bool *failed, const esm_invoke_result *r)
 {
     sqs_source *s = b->src;
@@ -231,6 +245,7 @@ static void settle(sqs_batch *b, const bool *failed, const esm_invoke_result *r)
         for (size_t i = 0; i < b->n; i++) {
             if (!failed[i] || discard[i]) del[n_del++] = b->msgs[i];
             if (failed[i]) n_failed++;
+            if (failed[i] && !discard[i] && s->map->retry_backoff_set) retry_later(s, b->msgs[i]);
         }
         esm_sqs_ops_delete(s->ops, del, n_del);
     }

@@ -282,3 +282,15 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(peers, sqs, funchos
     assert e.stop() == 0
     assert funchost.payloads() == ["in flight at shutdown"]
     assert aws.queue_counts(sqs, q) == (0, 0, 0), "the finished batch was deleted before exit"
+
+
+def test_retry_backoff_brings_failed_messages_back_before_the_visibility_timeout(
+        peers, sqs, funchost, esmd):
+    # esmd extension: with EsmdOptions.RetryBackoff a failed message reappears after 1 s, 2 s,
+    # ... instead of the queue's 60 s visibility timeout.
+    q = aws.create_queue(sqs, visibility_timeout=60)
+    aws.send_messages(sqs, q, bodies=["fails"])
+    esmd(config(peers, funchost.url_lambda("fail"), q.arn, timeout=2,
+                EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 2}}))
+    wait_until(lambda: len(funchost.invocations()) >= 3, 30,
+               "two redeliveries long before the 60 s visibility timeout")
