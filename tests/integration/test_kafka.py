@@ -162,7 +162,7 @@ def test_latest_skips_existing_records(kafka, funchost, esmd):
     # LATEST is resolved when fetching starts: wait until both partitions have fetched.
     wait_until(lambda: all(p["HighWatermark"] is not None for p in kafka_source(e)["Partitions"]), 30,
                "fetching started on both partitions")
-    kafka.produce(topic, [{"value": f"new-{i}", "key": f"n{i}"} for i in range(4)])
+    kafka.produce(topic, [{"value": f"new-{i}", "key": f"n{i}", "partition": i % 2} for i in range(4)])
     wait_until(lambda: len(values(funchost)) >= 4, 30, "4 new records delivered")
     wait_committed(kafka, group_of(cfg), topic)
     assert sorted(values(funchost)) == [f"new-{i}" for i in range(4)]
