@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""esmd benchmarks: every figure is printed next to a reference measured in the same run.
+
+usage: bench/bench.py [--quick] CASE...     (scripts/bench.sh is the entry point)
+cases:
+  sqs          esmd SQS -> no-op function at BatchSize 10/100/1000 vs a minimal
+               receive+delete client on the same queue shape (the emulator's ceiling)
+  sqs-latency  send -> invoke p50/p99 at a low rate, window 0
+  sqs-idle     100 idle SQS mappings: RSS and CPU
+  sqs-shape    records/s and RSS vs batch size and payload size
+  checkpoint   esm_store_advance commits/s vs a bare SQLite transaction (same pragmas)
+  filter       bench/filter.sh (matches/s vs cJSON parsing)
+  kafka        esmd Kafka vs kcat on the same topic (needs the Kafka source)
+  kinesis      esmd Kinesis vs a minimal GetRecords loop (needs the Kinesis source)
+  all          every case above
+
+Binaries: ESMD_BIN (default build-bench/esmd, built by scripts/bench.sh). Peers: a private
+fauxqs on BENCH_SQS_PORT (default 4766) started and stopped by this script; Kafka and Kinesis
+from scripts/peers.sh (shared, never stopped here). Results: one JSON line per figure appended
+to build-bench/results.jsonl, and a summary table on stdout.
+"""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build-bench"))
+RUN = os.path.join(OUT, "run")
+ESMD = os.environ.get("ESMD_BIN", os.path.join(OUT, "esmd"))
+NOOP = os.path.join(OUT, "noop_fn")
+SQS_TOOL = os.path.join(OUT, "sqs_tool")
+SQS_PORT = int(os.environ.get("BENCH_SQS_PORT", "4766"))
+SQS_EP = f"http://127.0.0.1:{SQS_PORT}"
+# The ceiling client's threads, each a blocking receive -> delete loop: 8 keeps fauxqs busy
+# (1 thread: ~18.6 k/s, 2: ~20.4 k/s, 5: ~21.6 k/s, 10: ~22.0 k/s on this machine).
+CEIL_THREADS = 8
+TICK = os.sysconf("SC_CLK_TCK")
+QUICK = False
+RESULTS = []
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
+
+
+def record(case, **kv):
+    kv = {"case": case, "load1": load(), "t": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **kv}
+    RESULTS.append(kv)
+    with open(os.path.join(OUT, "results.jsonl"), "a") as f:
+        f.write(json.dumps(kv) + "\n")
+    print(json.dumps(kv), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Proc:
+    """A child in its own process group; stdout+stderr to a log file; stopped by its PID."""
+
+    def __init__(self, argv, name, env=None, cwd=None):
+        os.makedirs(RUN, exist_ok=True)
+        self.log_path = os.path.join(RUN, f"{name}.log")
+        self.logf = open(self.log_path, "wb")
+        self.p = subprocess.Popen([str(a) for a in argv], stdout=self.logf, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def cpu(self):
+        """utime+stime in seconds (children excluded)."""
+        f = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / TICK
+
+    def mem(self):
+        """(VmRSS, VmHWM) in MB."""
+        d = {}
+        for line in open(f"/proc/{self.pid}/status"):
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                d[k] = int(v.split()[0]) / 1024
+        return d.get("VmRSS", 0.0), d.get("VmHWM", 0.0)
+
+    def stop(self, timeout=20):
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait()
+        self.logf.close()
+        return self.p.returncode
+
+    def tail(self, n=30):
+        try:
+            return "".join(open(self.log_path, errors="replace").readlines()[-n:])
+        except OSError:
+            return ""
+
+
+# ---------------------------------------------------------------- peers and helpers
+
+
+class Noop:
+    """bench/noop_fn on a free port."""
+
+    def __init__(self, *args):
+        self.port = free_port()
+        self.proc = Proc([NOOP, "--listen", f"127.0.0.1:{self.port}", *args], f"noop-{self.port}")
+        self.base = f"http://127.0.0.1:{self.port}"
+        wait_until(self._up, 10, "noop_fn ready")
+
+    def _up(self):
+        try:
+            return http_get(self.base + "/healthz") == b"ok"
+        except OSError:
+            return False
+
+    def url(self, name="fn"):
+        return f"{self.base}/2015-03-31/functions/{name}/invocations"
+
+    def stats(self):
+        return json.loads(http_get(self.base + "/stats"))
+
+    def lat_us(self):
+        return [int(x) for x in http_get(self.base + "/lat").split()]
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Esmd:
+    def __init__(self, config, name="esmd"):
+        self.dir = os.path.join(RUN, name)
+        subprocess.run(["rm", "-rf", self.dir], check=True)
+        os.makedirs(self.dir)
+        self.admin = f"127.0.0.1:{free_port()}"
+        cfg = {"state_dir": os.path.join(self.dir, "state"), "admin_listen": self.admin,
+               "log_level": os.environ.get("BENCH_ESMD_LOG", "warn"), **config}
+        path = os.path.join(self.dir, "esmd.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=1)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                   AWS_REGION="us-east-1")
+        self.t_launch = time.time()
+        self.proc = Proc([ESMD, "--config", path], name, env=env)
+        wait_until(self._up, 20, "esmd /healthz")
+
+    def _up(self):
+        if not self.proc.alive():
+            raise RuntimeError(f"esmd exited:\n{self.proc.tail()}")
+        try:
+            http_get(f"http://{self.admin}/healthz")
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        rc = self.proc.stop()
+        if rc not in (0, None):
+            log(f"esmd exited with rc {rc}:\n{self.proc.tail(10)}")
+        return rc
+
+
+def ensure_fauxqs():
+    """A private fauxqs on SQS_PORT (the shared one on 4566 is busy with tests)."""
+    try:
+        http_get(SQS_EP + "/health", timeout=1)
+        return None
+    except OSError:
+        pass
+    npm = os.path.join(ROOT, ".peers", "npm")
+    node = os.path.join(npm, "node_modules", "node22", "bin", "node")
+    if not os.path.exists(node):
+        subprocess.run([os.path.join(ROOT, "scripts", "peers.sh"), "install", "sqs"], check=True)
+    env = dict(os.environ, FAUXQS_PORT=str(SQS_PORT), FAUXQS_BIND="127.0.0.1")
+    p = Proc([node, "--no-warnings", os.path.join(npm, "fauxqs-start.mjs")], "fauxqs", env=env, cwd=npm)
+
+    def up():
+        if not p.alive():
+            raise RuntimeError(f"fauxqs exited:\n{p.tail()}")
+        try:
+            return http_get(SQS_EP + "/health", timeout=1)
+        except OSError:
+            return False
+
+    wait_until(up, 30, "fauxqs ready")
+    return p
+
+
+def sqs(*args, check=True):
+    r = subprocess.run([SQS_TOOL, args[0], SQS_EP, *[str(a) for a in args[1:]]], capture_output=True,
+                       text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"sqs_tool {' '.join(map(str, args))}: rc {r.returncode}\n{r.stderr}")
+    return r.stdout.strip()
+
+
+def sqs_json(*args):
+    return json.loads(sqs(*args).splitlines()[-1])
+
+
+def queue(name):
+    url = sqs("create", name)
+    return url, f"arn:aws:sqs:us-east-1:000000000000:{name}"
+
+
+def sqs_config(fn_url, mappings, max_concurrency=10):
+    return {"aws": {"region": "us-east-1", "endpoints": {"sqs": SQS_EP, "sns": SQS_EP}},
+            "functions": {"fn": {"url": fn_url, "protocol": "lambda", "timeout_seconds": 30,
+                                 "max_concurrency": max_concurrency}},
+            "event_source_mappings": mappings}
+
+
+def pct(vals, p):
+    s = sorted(vals)
+    if not s:
+        return float("nan")
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+# ---------------------------------------------------------------- SQS throughput
+
+
+def esmd_sqs_run(qurl, arn, n, batch, window=None, max_concurrency=10, name="esmd"):
+    """Drains n messages from qurl through esmd -> noop. Returns figures from first poll (esmd
+    launch) to last delete (queue count 0)."""
+    noop = Noop("--count", "receiptHandle")
+    m = {"FunctionName": "fn", "EventSourceArn": arn, "BatchSize": batch}
+    if window is None:
+        window = 1 if batch > 10 else 0
+    if window:
+        m["MaximumBatchingWindowInSeconds"] = window
+    e = Esmd(sqs_config(noop.url(), [m], max_concurrency), name)
+    try:
+        peak = [0.0]
+
+        def drained():
+            if not e.proc.alive():
+                raise RuntimeError(f"esmd died:\n{e.proc.tail()}")
+            peak[0] = max(peak[0], e.proc.mem()[1])
+            return int(sqs("count", qurl)) == 0
+
+        wait_until(drained, 600, f"{n} messages drained by esmd", interval=0.05)
+        t_end = time.time()
+        cpu = e.proc.cpu()
+        rss, hwm = e.proc.mem()
+        st = noop.stats()
+    finally:
+        e.stop()
+        noop.stop()
+    secs = t_end - e.t_launch
+    return {"n": n, "records_invoked": st["records"], "invocations": st["requests"],
+            "seconds": round(secs, 3), "per_s": round(n / secs), "cpu_s": round(cpu, 3),
+            "cpu_us_per_record": round(cpu / n * 1e6, 1), "rss_mb": round(rss, 1),
+            "peak_rss_mb": round(max(hwm, peak[0]), 1), "fn_cpu_s": st["cpu_s"]}
+
+
+def case_sqs():
+    n = 10000 if QUICK else 50000
+    reps = 1 if QUICK else 3
+    for batch in (10, 100, 1000):
+        for rep in range(reps):
+            qurl, arn = queue(f"bench-b{batch}-{rep}-{int(time.time())}")
+            sqs("send", qurl, n, 200)
+            ceil = sqs_json("drain", qurl, n, CEIL_THREADS)
+            sqs("send", qurl, n, 200)
+            r = esmd_sqs_run(qurl, arn, n, batch)
+            ratio = r["per_s"] / ceil["per_s"]
+            record("sqs", batch=batch, rep=rep, payload=200, esmd=r, ceiling=ceil,
+                   ratio=round(ratio, 3))
+
+
+def case_sqs_shape():
+    """records/s and peak RSS as batch size and payload size change (ratio to the ceiling)."""
+    n = 5000 if QUICK else 15000
+    for batch, payload in ((10, 1024), (100, 1024), (1000, 1024), (1000, 8192), (1000, 64)):
+        qurl, arn = queue(f"bench-shape-{batch}-{payload}-{int(time.time())}")
+        sqs("send", qurl, n, payload)
+        ceil = sqs_json("drain", qurl, n, CEIL_THREADS)
+        sqs("send", qurl, n, payload)
+        r = esmd_sqs_run(qurl, arn, n, batch)
+        record("sqs-shape", batch=batch, payload=payload, esmd=r, ceiling=ceil,
+               ratio=round(r["per_s"] / ceil["per_s"], 3))
+
+
+# ---------------------------------------------------------------- SQS latency
+
+
+def case_sqs_latency():
+    rate, secs = 20, (10 if QUICK else 30)
+    qurl, arn = queue(f"bench-lat-{int(time.time())}")
+    # reference: the same trickle read by the minimal client is not instrumented; the
+    # fauxqs long-poll wake-up (~17 ms per test-peers.md) is part of both paths.
+    noop = Noop("--count", "receiptHandle", "--lat-key", '"body":"')
+    m = {"FunctionName": "fn", "EventSourceArn": arn, "BatchSize": 10}
+    e = Esmd(sqs_config(noop.url(), [m]), "esmd-lat")
+    try:
+        time.sleep(1)
+        tr = sqs_json("trickle", qurl, rate, secs)
+        wait_until(lambda: noop.stats()["records"] >= tr["n"], 30, "all probes invoked")
+        lat = [v / 1000 for v in noop.lat_us()]
+        cpu = e.proc.cpu()
+    finally:
+        e.stop()
+        noop.stop()
+    record("sqs-latency", rate_per_s=rate, seconds=secs, n=len(lat), window=0,
+           p50_ms=round(pct(lat, 50), 2), p90_ms=round(pct(lat, 90), 2),
+           p99_ms=round(pct(lat, 99), 2), max_ms=round(max(lat), 2),
+           esmd_cpu_s=round(cpu, 3))
+
+
+# ---------------------------------------------------------------- idle mappings
+
+
+def case_sqs_idle():
+    nmap = 100
+    secs = 10 if QUICK else 30
+    maps = []
+    stamp = int(time.time())
+    for i in range(nmap):
+        _, arn = queue(f"bench-idle-{stamp}-{i}")
+        maps.append({"FunctionName": "fn", "EventSourceArn": arn, "BatchSize": 10})
+    noop = Noop()
+    for conc, label in ((10, "default max_concurrency 10 (5 pollers/mapping)"),
+                        (2, "max_concurrency 2 (2 pollers/mapping)")):
+        e = Esmd(sqs_config(noop.url(), maps, conc), "esmd-idle")
+        try:
+            time.sleep(5)  # settle: every mapping resolved its queue and long-polls
+            c0, t0 = e.proc.cpu(), time.monotonic()
+            time.sleep(secs)
+            cpu = e.proc.cpu() - c0
+            wall = time.monotonic() - t0
+            rss, hwm = e.proc.mem()
+            fds = len(os.listdir(f"/proc/{e.proc.pid}/fd"))
+            threads = len(os.listdir(f"/proc/{e.proc.pid}/task"))
+        finally:
+            e.stop()
+        record("sqs-idle", mappings=nmap, config=label, seconds=round(wall, 1),
+               cpu_pct_of_core=round(cpu / wall * 100, 2), rss_mb=round(rss, 1),
+               peak_rss_mb=round(hwm, 1), rss_kb_per_mapping=round(rss * 1024 / nmap, 1),
+               fds=fds, threads=threads)
+    noop.stop()
+
+
+# ---------------------------------------------------------------- checkpoint, filter
+
+
+def case_checkpoint():
+    r = subprocess.run([os.path.join(OUT, "bench_checkpoint"), "3" if not QUICK else "1",
+                        os.path.join(RUN, "ckpt")], capture_output=True, text=True, check=True)
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            record("checkpoint", **json.loads(line))
+
+
+def case_filter():
+    r = subprocess.run([os.path.join(ROOT, "bench", "filter.sh"), "1.0" if QUICK else "2"],
+                       capture_output=True, text=True, env=dict(os.environ, BENCH_OUT=OUT))
+    print(r.stdout)
+    if r.returncode != 0:
+        log(f"filter.sh failed: {r.stderr}")
+    record("filter", output=r.stdout.strip().splitlines())
+
+
+# ---------------------------------------------------------------- main
+
+
+CASES = {"sqs": case_sqs, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_idle,
+         "sqs-shape": case_sqs_shape, "checkpoint": case_checkpoint, "filter": case_filter}
+SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape"}
+
+
+def main(argv):
+    global QUICK
+    args = [a for a in argv if a != "--quick"]
+    QUICK = len(args) != len(argv)
+    if not args or args == ["all"]:
+        args = list(CASES) + [c for c in ("kafka", "kinesis") if c in CASES]
+    bad = [a for a in args if a not in CASES]
+    if bad:
+        sys.exit(f"unknown case(s) {bad}; known: {', '.join(CASES)}")
+    os.makedirs(RUN, exist_ok=True)
+    fq = ensure_fauxqs() if SQS_CASES & set(args) else None
+    try:
+        for c in args:
+            log(f"case {c} (load {load()})")
+            CASES[c]()
+    finally:
+        if fq:
+            fq.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
