@@ -5,6 +5,9 @@
 # from tests/fuzz/seeds_TARGET.sh when it exists. Exits non-zero when a run finds a crash or a
 # broken invariant; the reproducer is left in $FUZZ_OUT/TARGET/artifacts/.
 # Needs clang and libclang-rt-14-dev (Debian: apt-get install clang libclang-rt-14-dev).
+# A target whose module folder needs I/O libraries it does not exercise names its sources in a
+# comment line "// FUZZ_SOURCES: invoker/esm_rbif.c filter/*.c" (paths relative to the repo, globs
+# allowed; common/ is always added) and extra link flags in "// FUZZ_LIBS: -lcurl -lev".
 set -euo pipefail
 target=${1:?usage: run.sh TARGET [SECONDS]}
 secs=${2:-60}
@@ -30,7 +33,14 @@ status=0
 for t in "${targets[@]}"; do
   name=$(basename "$t" .c)
   bin="$out/$name"
-  "$cc" "${cflags[@]}" "$t" "${srcs[@]}" $libs -lm -o "$bin"
+  tsrcs=("${srcs[@]}")
+  spec=$(sed -n 's|^// FUZZ_SOURCES:||p' "$t" | head -1)
+  if [ -n "$spec" ]; then
+    tsrcs=("$root"/common/*.c)
+    for g in $spec; do tsrcs+=("$root"/$g); done
+  fi
+  tlibs=$(sed -n 's|^// FUZZ_LIBS:||p' "$t" | head -1)
+  "$cc" "${cflags[@]}" "$t" "${tsrcs[@]}" $libs $tlibs -lm -o "$bin"
   mkdir -p "$out/corpus/$name"
   echo "running $name for ${secs}s" >&2
   if ! UBSAN_OPTIONS=print_stacktrace=1 "$bin" -max_total_time="$secs" -max_len=8192 \

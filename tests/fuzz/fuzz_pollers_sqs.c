@@ -1,0 +1,88 @@
+/* libFuzzer target for the SQS source's ReceiveMessage parser and event renderer
+ * (pollers/esm_sqs_msg.c). Input: the response body. Invariants, for every input cJSON parses:
+ *  - a refused response (-1) says why; otherwise at most cap messages, each with a message id,
+ *    a receipt handle and a rendered record;
+ *  - every rendered record is one JSON object whose messageId, receiptHandle and body are the
+ *    parsed ones (for valid UTF-8: the renderer replaces invalid bytes with U+FFFD);
+ *  - the event {"Records":[...]} parses, holds exactly the records, and has the size
+ *    esm_sqs_event_size predicts (the batcher relies on it for the 6 MB limit). */
+// FUZZ_SOURCES: pollers/esm_sqs_msg.c
+#include "pollers/esm_sqs_msg.h"
+#include "tests/fuzz/fuzz_utf8.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CAP 10
+
+__attribute__((noreturn)) static void fail(const char *what)
+{
+    fprintf(stderr, "invariant failed: %s\n", what);
+    abort();
+}
+#define check(cond, what)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) fail(what);                                                                   \
+    } while (0)
+
+static const char *str_of(const cJSON *o, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    cJSON *resp = cJSON_ParseWithLength((const char *)data, size);
+    if (!resp) return 0;
+    esm_sqs_render_ctx ctx = {"arn:aws:sqs:us-east-1:000000000000:q", "us-east-1"};
+    esm_sqs_msg *msgs[CAP];
+    size_t skipped = 0;
+    char why[256] = "";
+    int n = esm_sqs_parse_receive(resp, &ctx, msgs, CAP, &skipped, why, sizeof why);
+    if (n < 0) {
+        check(why[0] != '\0', "a refused response says why");
+        cJSON_Delete(resp);
+        return 0;
+    }
+    check(n <= CAP, "at most cap messages");
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        esm_sqs_msg *m = msgs[i];
+        check(m->message_id && m->receipt_handle && m->record, "id, handle and record");
+        check(strlen(m->record) == m->record_len, "record_len");
+        bytes += m->record_len;
+        cJSON *r = cJSON_ParseWithLength(m->record, m->record_len);
+        check(r && cJSON_IsObject(r), "the record is a JSON object");
+        const char *mid = str_of(r, "messageId"), *rh = str_of(r, "receiptHandle");
+        check(mid && (!fuzz_utf8_valid(m->message_id) || strcmp(mid, m->message_id) == 0),
+              "messageId rendered");
+        check(rh && (!fuzz_utf8_valid(m->receipt_handle) || strcmp(rh, m->receipt_handle) == 0),
+              "receiptHandle rendered");
+        if (m->body && fuzz_utf8_valid(m->body)) {
+            const char *body = str_of(r, "body");
+            check(body && strlen(body) == strlen(m->body) && strcmp(body, m->body) == 0,
+                  "body rendered as received");
+        }
+        cJSON_Delete(r);
+    }
+    esm_buf ev;
+    esm_buf_init(&ev);
+    esm_sqs_render_event(msgs, (size_t)n, &ev);
+    check(!ev.failed, "render succeeded");
+    check(ev.len == esm_sqs_event_size((size_t)n, bytes), "event size predicted");
+    cJSON *e = cJSON_ParseWithLength(ev.data, ev.len);
+    check(e != NULL, "the event parses");
+    check(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(e, "Records")) == n,
+          "the event holds every record");
+    cJSON_Delete(e);
+    esm_buf_free(&ev);
+    for (int i = 0; i < n; i++)
+        esm_sqs_msg_free(msgs[i]);
+    cJSON_Delete(resp);
+    return 0;
+}
