@@ -34,21 +34,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     (void)version;
     (void)upload;
-    (void)upload_size;
-    (void)con_cls;
     esm_admin *a = cls;
+    bool post = strcmp(method, "POST") == 0;
+    if (post) {
+        /* MHD calls a POST handler several times: once for the headers, once per body chunk
+         * (ignored: /reload takes no body), once at the end, where we answer. */
+        if (*con_cls == NULL) {
+            *con_cls = a;
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+    }
     esm_buf body;
     esm_buf_init(&body);
     enum MHD_Result ret;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (post && strcmp(url, "/reload") == 0 && a->hooks.reload) {
+        int rc = a->hooks.reload(a->hooks.arg, &body);
+        esm_buf_putc(&body, '\n');
+        ret = reply(c, rc == 0 ? 200 : 400, "application/json", &body);
+    } else if (!get) {
         esm_buf_puts(&body, "{\"error\":\"method not allowed\"}\n");
         ret = reply(c, 405, "application/json", &body);
     } else if (strcmp(url, "/healthz") == 0) {
         esm_buf_puts(&body, "ok\n");
         ret = reply(c, 200, "text/plain", &body);
     } else if (strcmp(url, "/readyz") == 0) {
-        bool ready = a->hooks.ready ? a->hooks.ready(a->hooks.arg) : true;
-        esm_buf_puts(&body, ready ? "ready\n" : "not ready\n");
+        esm_buf why;
+        esm_buf_init(&why);
+        bool ready = a->hooks.ready ? a->hooks.ready(a->hooks.arg, &why) : true;
+        if (ready)
+            esm_buf_puts(&body, "ready\n");
+        else
+            esm_buf_printf(&body, "not ready\n%s", why.len ? esm_buf_cstr(&why) : "");
+        esm_buf_free(&why);
         ret = reply(c, ready ? 200 : 503, "text/plain", &body);
     } else if (strcmp(url, "/status") == 0 && a->hooks.status) {
         a->hooks.status(a->hooks.arg, &body);
@@ -56,7 +78,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ret = reply(c, 200, "application/json", &body);
     } else if (strcmp(url, "/metrics") == 0 && a->hooks.metrics) {
         a->hooks.metrics(a->hooks.arg, &body);
-        ret = reply(c, 200, "text/plain; version=0.0.4", &body);
+        ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
     } else {
         esm_buf_puts(&body, "{\"error\":\"not found\"}\n");
         ret = reply(c, 404, "application/json", &body);

@@ -1,5 +1,12 @@
 /* The admin HTTP server (libmicrohttpd driven by the libev loop, no thread of its own):
- * /healthz, /readyz, /status (JSON) and /metrics (Prometheus text). */
+ *   GET  /healthz   200 "ok" while the process runs its loop
+ *   GET  /readyz    200 "ready", or 503 with one reason per line (not ready, or "degraded: "
+ *                   a lane stuck longer than StuckLaneSeconds)
+ *   GET  /status    JSON (the daemon's status hook)
+ *   GET  /metrics   Prometheus text format 0.0.4
+ *   POST /reload    reload the config file like SIGHUP; 200 + JSON report when applied, 400 +
+ *                   JSON with every problem when the new config is invalid (the old one runs)
+ * See docs/operations.md. */
 #ifndef ESM_ADMIN_H
 #define ESM_ADMIN_H
 
@@ -12,9 +19,10 @@ struct ev_loop;
 typedef struct esm_admin esm_admin;
 
 typedef struct {
-    bool (*ready)(void *arg);
+    bool (*ready)(void *arg, esm_buf *why); /* false: why gets one reason per line */
     void (*status)(void *arg, esm_buf *out);
     void (*metrics)(void *arg, esm_buf *out); /* may be NULL */
+    int (*reload)(void *arg, esm_buf *out);   /* may be NULL; 0 = applied; out gets JSON */
     void *arg;
 } esm_admin_hooks;
 

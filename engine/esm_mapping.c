@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/esm_log.h"
+#include "common/esm_time.h"
 
 struct esm_mapping {
     esm_source_env env;
@@ -114,32 +115,92 @@ const esm_mapping_config *esm_mapping_config_of(const esm_mapping *m)
     return m->env.mapping;
 }
 
-void esm_mapping_status(esm_mapping *m, esm_buf *out)
+int64_t esm_mapping_stuck_since(const esm_mapping *m)
+{
+    return m->ops->stuck_since ? m->ops->stuck_since(m->source) : 0;
+}
+
+void esm_mapping_lane_gauges(const esm_mapping *m, esm_lane_gauge_fn emit, void *arg)
+{
+    if (m->ops->lane_gauges) m->ops->lane_gauges(m->source, emit, arg);
+}
+
+void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from)
+{
+    /* The same counters go on across a restart on reload: Prometheus sees no reset. */
+    m->stats = *from;
+    m->stats.invokes.last_ok_ms = m->stats.invokes.last_failed_ms = 0;
+}
+
+const char *esm_mapping_last_processing_result(const esm_source_stats *st)
+{
+    const esm_invoke_stats *s = &st->invokes;
+    if (!s->last_ok_ms && !s->last_failed_ms) return "No records processed";
+    return s->last_ok_ms >= s->last_failed_ms ? "OK" : "PROBLEM: Function call failed";
+}
+
+static void put_iso(esm_buf *out, int64_t ms)
+{
+    if (ms <= 0) {
+        esm_buf_puts(out, "null");
+        return;
+    }
+    char iso[40];
+    esm_iso8601_ms(ms, iso);
+    esm_buf_json_cstr(out, iso);
+}
+
+void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
 {
     const esm_mapping_config *mc = m->env.mapping;
     const esm_source_stats *st = &m->stats;
+    int64_t now = esm_now_ms();
+    int64_t stuck = esm_mapping_stuck_since(m);
     esm_buf_puts(out, "{\"UUID\":");
     esm_buf_json_cstr(out, mc->uuid);
     esm_buf_puts(out, ",\"FunctionName\":");
     esm_buf_json_cstr(out, mc->function_name);
+    esm_buf_puts(out, ",\"FunctionArn\":");
+    esm_buf_json_cstr(out, mc->function ? mc->function->arn : NULL);
     esm_buf_puts(out, ",\"EventSourceArn\":");
     esm_buf_json_cstr(out, mc->event_source_arn);
     esm_buf_puts(out, ",\"Source\":");
     esm_buf_json_cstr(out, m->ops->name);
+    esm_buf_puts(out, ",\"State\":");
+    esm_buf_json_cstr(out, state);
+    esm_buf_puts(out, ",\"LastProcessingResult\":");
+    esm_buf_json_cstr(out, esm_mapping_last_processing_result(st));
+    esm_buf_printf(out, ",\"BatchSize\":%d,\"Ready\":%s,\"BlockedSince\":", mc->batch_size,
+                   m->ops->ready(m->source) ? "true" : "false");
+    put_iso(out, stuck);
+    esm_buf_printf(out, ",\"BlockedSeconds\":%.3f,\"StuckLaneSeconds\":%d,\"Stuck\":%s",
+                   stuck > 0 ? (double)(now - stuck) / 1000.0 : 0.0, mc->stuck_lane_seconds,
+                   esm_mapping_is_stuck(m, now) ? "true" : "false");
+    esm_buf_puts(out, ",\"LastInvokeOk\":");
+    put_iso(out, st->invokes.last_ok_ms);
+    esm_buf_puts(out, ",\"LastInvokeFailed\":");
+    put_iso(out, st->invokes.last_failed_ms);
     esm_buf_puts(out, ",\"SourceState\":");
     m->ops->status(m->source, out);
-    esm_buf_printf(out,
-                   ",\"Counters\":{\"polled\":%llu,\"filtered_out\":%llu,\"invoked\":%llu,"
-                   "\"invocations\":%llu,\"failed_invoke\":%llu,\"throttled\":%llu,"
-                   "\"dropped\":%llu,\"on_failure_queued\":%llu,\"deleted\":%llu,"
-                   "\"delete_failed\":%llu,\"committed\":%llu,\"checkpoint_write_failures\":%llu,"
-                   "\"source_errors\":%llu}}",
-                   (unsigned long long)st->polled, (unsigned long long)st->filtered_out,
-                   (unsigned long long)st->invoked, (unsigned long long)st->invocations,
-                   (unsigned long long)st->failed_invoke, (unsigned long long)st->throttled,
-                   (unsigned long long)st->dropped, (unsigned long long)st->on_failure_queued,
-                   (unsigned long long)st->deleted, (unsigned long long)st->delete_failed,
-                   (unsigned long long)st->committed,
-                   (unsigned long long)st->checkpoint_write_failures,
-                   (unsigned long long)st->source_errors);
+    esm_buf_printf(
+        out,
+        ",\"Counters\":{\"polled\":%llu,\"filtered_out\":%llu,\"invoked\":%llu,"
+        "\"invocations\":%llu,\"failed_invoke\":%llu,\"throttled\":%llu,"
+        "\"dropped\":%llu,\"on_failure_queued\":%llu,\"deleted\":%llu,"
+        "\"delete_failed\":%llu,\"committed\":%llu,\"checkpoint_write_failures\":%llu,"
+        "\"source_errors\":%llu,\"bisect_splits\":%llu}}",
+        (unsigned long long)st->polled, (unsigned long long)st->filtered_out,
+        (unsigned long long)st->invoked, (unsigned long long)st->invocations,
+        (unsigned long long)st->failed_invoke, (unsigned long long)st->throttled,
+        (unsigned long long)st->dropped, (unsigned long long)st->on_failure_queued,
+        (unsigned long long)st->deleted, (unsigned long long)st->delete_failed,
+        (unsigned long long)st->committed, (unsigned long long)st->checkpoint_write_failures,
+        (unsigned long long)st->source_errors, (unsigned long long)st->invokes.bisect_splits);
+}
+
+bool esm_mapping_is_stuck(const esm_mapping *m, int64_t now_ms)
+{
+    int64_t since = esm_mapping_stuck_since(m);
+    int limit = m->env.mapping->stuck_lane_seconds;
+    return since > 0 && limit > 0 && now_ms - since > (int64_t)limit * 1000;
 }

@@ -15,7 +15,18 @@ void esm_mapping_destroy(esm_mapping *m);
 bool esm_mapping_ready(const esm_mapping *m);
 const esm_source_stats *esm_mapping_stats(const esm_mapping *m);
 const esm_mapping_config *esm_mapping_config_of(const esm_mapping *m);
-/* Appends the mapping's status object (AWS field names where AWS has them). */
-void esm_mapping_status(esm_mapping *m, esm_buf *out);
+/* Appends the mapping's status object (AWS field names where AWS has them); state is the
+ * AWS State the daemon knows (Enabled, Enabling, Updating, Disabling, ...). */
+void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out);
+/* The source's stuck_since hook (0 = no lane blocked, or the source has no hook). */
+int64_t esm_mapping_stuck_since(const esm_mapping *m);
+/* A lane has been blocked longer than the mapping's EsmdOptions.StuckLaneSeconds. */
+bool esm_mapping_is_stuck(const esm_mapping *m, int64_t now_ms);
+void esm_mapping_lane_gauges(const esm_mapping *m, esm_lane_gauge_fn emit, void *arg);
+/* Before start: continue the counters of the mapping this one replaces (reload restart). */
+void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from);
+/* AWS's LastProcessingResult wording: "No records processed", "OK",
+ * "PROBLEM: Function call failed". */
+const char *esm_mapping_last_processing_result(const esm_source_stats *st);
 
 #endif

@@ -10,6 +10,7 @@
 #include "common/esm_buf.h"
 #include "common/esm_err.h"
 #include "config/esm_config.h"
+#include "engine/esm_metrics_hist.h"
 #include "filter/esm_filter.h"
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
@@ -33,6 +34,9 @@ typedef struct {
     uint64_t committed;         /* streams/Kafka: records acknowledged by a checkpoint */
     uint64_t checkpoint_write_failures;
     uint64_t source_errors; /* failed calls to the source */
+    /* Histograms, last result, bisect splits: one esm_invoke_stats_record() per invocation
+     * attempt (engine/esm_metrics_hist.h). Lanes get &stats->invokes as counters.invokes. */
+    esm_invoke_stats invokes;
 } esm_source_stats;
 
 typedef struct {
@@ -50,6 +54,17 @@ typedef struct {
 
 typedef void (*esm_source_stopped_cb)(void *arg);
 
+/* Per-lane gauges a source can expose on /metrics (label "lane" = shard id, partition,
+ * "shardId/lane-N"). */
+typedef enum {
+    ESM_GAUGE_ITERATOR_AGE_SECONDS, /* Kinesis: now - arrival time of the last record read */
+    ESM_GAUGE_OFFSET_LAG,           /* Kafka: high watermark - committed offset, in records */
+    ESM_GAUGE_LANE_BLOCKED_SECONDS, /* seconds the lane has retried its batch (0 = not) */
+    ESM_GAUGE_LANE_IN_FLIGHT,       /* records of the lane's batch in flight */
+} esm_lane_gauge;
+typedef void (*esm_lane_gauge_fn)(void *arg, const char *lane, esm_lane_gauge gauge,
+                                  double value);
+
 typedef struct {
     const char *name;
     void *(*create)(const esm_source_env *env, esm_err *err);
@@ -61,6 +76,14 @@ typedef struct {
     void (*status)(void *source, esm_buf *out);
     /* True once the source has reached its peer (queue/stream/cluster found). */
     bool (*ready)(void *source);
+    /* Optional (NULL = never stuck). The earliest time (esm_now_ms) since which one lane of
+     * the source has been blocked on a failing batch, 0 when none is. Streams/Kafka: the min
+     * over lanes of esm_lane_blocked_since_ms() (0s skipped). SQS: a FIFO message group or the
+     * whole mapping failing every invocation. The engine compares it with
+     * EsmdOptions.StuckLaneSeconds for /readyz and /status. */
+    int64_t (*stuck_since)(void *source);
+    /* Optional (NULL = none): calls emit once per lane and gauge it knows. */
+    void (*lane_gauges)(void *source, esm_lane_gauge_fn emit, void *arg);
 } esm_source_ops;
 
 extern const esm_source_ops esm_sqs_source;

@@ -16,6 +16,7 @@
 #include "pollers/esm_source.h"
 #include "pollers/esm_sqs_msg.h"
 #include "pollers/esm_sqs_ops.h"
+#include "pollers/esm_sqs_stuck.h"
 
 #define SQS_MAX_RECEIVE 10
 #define SQS_WAIT_SECONDS 20
@@ -68,6 +69,7 @@ struct sqs_source {
     ev_timer stop_deadline;
     ev_timer stopped_notify;
     char last_error[256];
+    esm_sqs_stuck stuck; /* failing FIFO groups / mapping, for StuckLaneSeconds */
 };
 
 static void poller_kick(sqs_poller *p);
@@ -267,6 +269,21 @@ static void fifo_extend_failures(sqs_batch *b, bool *failed)
     }
 }
 
+/* Metrics and stuck-lane tracking for one invocation attempt; failed NULL = all failed. */
+static void note_outcome(sqs_source *s, const sqs_batch *b, const bool *failed,
+                         const esm_invoke_result *r)
+{
+    int64_t now = esm_now_ms();
+    size_t n_failed = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n_failed += !failed || failed[i];
+    const char *why = r->reason[0] ? r->reason : "function reported failed items";
+    esm_invoke_stats_record(&s->env.stats->invokes, b->n, r->latency_ms, n_failed < b->n, now);
+    esm_sqs_stuck_invocation(&s->stuck, n_failed < b->n, why, now);
+    for (size_t i = 0; s->map->fifo && i < b->n; i++)
+        esm_sqs_stuck_group(&s->stuck, b->msgs[i]->group_id, !failed || failed[i], why, now);
+}
+
 static void on_invoked(const esm_invoke_result *r, void *arg)
 {
     sqs_batch *b = arg;
@@ -274,6 +291,7 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
     const esm_mapping_config *m = s->map;
     b->call = NULL;
     if (r->cls == ESM_INVOKE_THROTTLE || r->cls == ESM_INVOKE_ERROR) {
+        note_outcome(s, b, NULL, r);
         if (r->cls == ESM_INVOKE_THROTTLE) s->env.stats->throttled++;
         /* Retry with full-jitter backoff while the messages' visibility window allows. */
         int64_t cap = m->retry_backoff_max_ms > 0 ? m->retry_backoff_max_ms : 60000;
@@ -337,6 +355,7 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
         free(idx);
     }
     if (s->map->fifo) fifo_extend_failures(b, failed);
+    note_outcome(s, b, failed, r);
     settle(b, failed, r);
     free(failed);
 }
@@ -782,6 +801,7 @@ static void sqs_destroy(void *source)
     }
     esm_sqs_ops_destroy(s->ops);
     esm_aws_destroy(s->aws);
+    esm_sqs_stuck_free(&s->stuck);
     free(s->queue_url);
     free(s);
 }
@@ -816,7 +836,19 @@ static void sqs_status(void *source, esm_buf *out)
                    s->visibility_timeout_s, s->n_inflight, s->max_batches, s->open ? s->open->n : 0,
                    esm_sqs_ops_pending(s->ops));
     esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
+    esm_sqs_stuck_status(&s->stuck, out);
     esm_buf_putc(out, '}');
+}
+
+/* A failed message returns after the visibility timeout (or RetryBackoff): an entry with no
+ * failure for a few of those periods has left the queue (DLQ, deleted, expired). */
+static int64_t sqs_stuck_since(void *source)
+{
+    sqs_source *s = source;
+    int64_t period = (int64_t)s->visibility_timeout_s * 1000;
+    if (s->map->retry_backoff_set && s->map->retry_backoff_max_ms > period)
+        period = s->map->retry_backoff_max_ms;
+    return esm_sqs_stuck_since(&s->stuck, esm_now_ms(), 2 * period + 30000);
 }
 
 static bool sqs_ready(void *source)
@@ -833,4 +865,5 @@ const esm_source_ops esm_sqs_source = {
     .destroy = sqs_destroy,
     .status = sqs_status,
     .ready = sqs_ready,
+    .stuck_since = sqs_stuck_since,
 };
