@@ -13,6 +13,8 @@
 #include "pollers/esm_kinesis_int.h"
 
 static void list_shards(kin_source *s, const char *next_token);
+static void discovery_failed(kin_source *s, const char *what, const esm_aws_result *res,
+                             const char *why);
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void set_error(kin_source *s, const char *prefix, const char *detail)
@@ -28,34 +30,6 @@ static kin_shard *find_shard(kin_source *s, const char *id)
 }
 
 /* ---- what the store holds -------------------------------------------------------------------- */
-
-/* A lane row belongs to shard id when it is the shard's row or one of its shard lanes. */
-static bool row_of_shard(const char *lane, const char *id)
-{
-    size_t n = strlen(id);
-    return strncmp(lane, id, n) == 0 && (lane[n] == '\0' || strncmp(lane + n, "/lane-", 6) == 0);
-}
-
-/* The shard's stored checkpoint: the highest position over its rows (every lane row stores the
- * shard's watermark, so the highest is the latest). */
-static void stored_state(kin_source *s, kin_shard *sh, bool *finished)
-{
-    *finished = false;
-    for (size_t i = 0; i < s->n_stored; i++) {
-        const esm_store_lane *l = &s->stored[i];
-        if (!row_of_shard(l->lane, sh->info.id)) continue;
-        if (strcmp(l->lane, sh->info.id) == 0 && l->finished) *finished = true;
-        if (!l->position) continue;
-        if (!esm_kinesis_seq_valid(l->position) && !sh->checkpoint[0]) {
-            /* kept as is: the misfit check reports it */
-            snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", l->position);
-        } else if (esm_kinesis_seq_valid(l->position) &&
-                   (!esm_kinesis_seq_valid(sh->checkpoint) ||
-                    esm_kinesis_seq_cmp(l->position, sh->checkpoint) > 0)) {
-            snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", l->position);
-        }
-    }
-}
 
 static int load_store(kin_source *s, esm_err *err)
 {
@@ -144,9 +118,20 @@ static bool add_shard(kin_source *s, const esm_kinesis_shard_info *si)
     s->shards = p;
     kin_shard *sh = kin_shard_new(s, si);
     if (!sh) return false;
-    bool finished;
-    stored_state(s, sh, &finished);
-    sh->state = finished ? KS_FINISHED : KS_WAITING;
+    esm_kinesis_stored st;
+    esm_kinesis_stored_shard(s->stored, s->n_stored, si->id, s->stream_created_ms, &st);
+    snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", st.checkpoint);
+    sh->state = st.finished ? KS_FINISHED : KS_WAITING;
+    if (st.stale) {
+        char stored[25], created[25], why[160];
+        esm_iso8601_ms(st.stored_at_ms, stored);
+        esm_iso8601_ms(s->stream_created_ms, created);
+        snprintf(why, sizeof why,
+                 "it was stored at %s, before the stream was created at %s (the stream was "
+                 "deleted and re-created)",
+                 stored, created);
+        kin_shard_mismatch(sh, why);
+    }
     sh->first_discovery = s->latest_fresh && !s->listed_once;
     sh->listed = true;
     s->shards[s->n_shards++] = sh;
@@ -235,16 +220,55 @@ static void on_list(const esm_aws_result *res, void *arg)
     esm_kinesis_shard_info_free(s->list_acc, s->list_n);
     s->list_acc = NULL;
     s->list_n = 0;
+    discovery_failed(s, "ListShards", res, why);
+}
+
+static void describe_stream(kin_source *s);
+
+static void discovery_failed(kin_source *s, const char *what, const esm_aws_result *res,
+                             const char *why)
+{
     s->list_errors++;
     s->env.stats->source_errors++;
     char detail[300];
-    snprintf(detail, sizeof detail, "ListShards failed: %.100s %.150s",
-             why[0] ? "" : res->error_type, why[0] ? why : res->message);
+    snprintf(detail, sizeof detail, "%s failed: %.100s %.150s", what,
+             why && why[0] ? "" : res->error_type, why && why[0] ? why : res->message);
     set_error(s, "", detail);
     double delay = s->list_errors < 6 ? (double)(1u << s->list_errors) / 2.0 : 30.0;
     if (s->list_errors == 1 || s->list_errors % 10 == 0)
         ESM_WARN(s->env.log_ctx, "%s; retry in %.1f s", detail, delay);
     schedule_list(s, delay);
+}
+
+/* The stream's creation time tells checkpoints of an earlier stream of the same name apart. */
+static void on_describe(const esm_aws_result *res, void *arg)
+{
+    kin_source *s = arg;
+    s->list_call = NULL;
+    if (s->state != K_RUNNING) {
+        kin_source_maybe_stopped(s);
+        return;
+    }
+    if (!res->ok && strcmp(res->error_type, "UnknownOperationException") != 0) {
+        discovery_failed(s, "DescribeStreamSummary", res, NULL);
+        return;
+    }
+    int64_t created = res->ok ? esm_kinesis_parse_stream_created(res->json) : -1;
+    s->stream_created_ms = created > 0 ? created : 0;
+    s->described = true;
+    list_shards(s, NULL);
+}
+
+static void describe_stream(kin_source *s)
+{
+    esm_buf body;
+    esm_buf_init(&body);
+    esm_kinesis_body_stream(&body, s->map->source_name);
+    if (!body.failed)
+        s->list_call = esm_aws_json_call(s->aws, KIN_TARGET("DescribeStreamSummary"), "1.1",
+                                         body.data, body.len, KIN_CALL_TIMEOUT_MS, on_describe, s);
+    esm_buf_free(&body);
+    if (!s->list_call) schedule_list(s, 1.0);
 }
 
 static void list_shards(kin_source *s, const char *next_token)
@@ -269,7 +293,11 @@ static void on_list_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     kin_source *s = w->data;
-    if (s->state == K_RUNNING && !s->list_call) list_shards(s, NULL);
+    if (s->state != K_RUNNING || s->list_call) return;
+    if (s->described)
+        list_shards(s, NULL);
+    else
+        describe_stream(s);
 }
 
 void kin_source_refresh_shards(kin_source *s)
@@ -385,7 +413,7 @@ static int kin_start(void *source, esm_err *err)
                  ? esm_starting_position_name(m->starting_position)
                  : "-",
              s->n_stored);
-    list_shards(s, NULL);
+    describe_stream(s);
     return 0;
 }
 

@@ -85,7 +85,7 @@ struct kin_shard {
     char watermark[KIN_SEQ_MAX]; /* every record up to here is resolved ("" = none yet) */
     kin_lane *lanes;
     unsigned n_lanes;
-    char last_error[256];
+    char last_error[384];
 };
 
 struct kin_source {
@@ -95,7 +95,9 @@ struct kin_source {
     const char *region;
     char identity_arn[160];
     enum { K_INIT, K_RUNNING, K_STOPPING, K_STOPPED } state;
-    bool listed_once; /* a ListShards answer came back: the stream exists */
+    bool listed_once;          /* a ListShards answer came back: the stream exists */
+    bool described;            /* DescribeStreamSummary answered */
+    int64_t stream_created_ms; /* StreamCreationTimestamp; 0 = unknown */
     kin_shard **shards;
     size_t n_shards;
     /* discovery */
@@ -126,6 +128,8 @@ void kin_shard_start(kin_shard *sh);
 /* Stop reading: cancels calls and timers, drops queued records, abandons lanes that wait for a
  * retry. Lanes invoking keep going until done. */
 void kin_shard_stop(kin_shard *sh);
+/* Marks the shard's checkpoint as not fitting the stream: not read, logged, in the status. */
+void kin_shard_mismatch(kin_shard *sh, const char *why);
 /* Abandons every lane batch (the shutdown deadline). */
 void kin_shard_abandon(kin_shard *sh);
 bool kin_shard_idle(const kin_shard *sh);

@@ -355,3 +355,17 @@ void esm_kinesis_body_get_records(esm_buf *b, const char *iterator, int limit)
     esm_buf_json_cstr(b, iterator);
     esm_buf_printf(b, ",\"Limit\":%d}", limit);
 }
+
+void esm_kinesis_body_stream(esm_buf *b, const char *stream_name)
+{
+    esm_buf_puts(b, "{\"StreamName\":");
+    esm_buf_json_cstr(b, stream_name);
+    esm_buf_putc(b, '}');
+}
+
+int64_t esm_kinesis_parse_stream_created(const cJSON *resp)
+{
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(resp, "StreamDescriptionSummary");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(sum, "StreamCreationTimestamp");
+    return cJSON_IsNumber(t) && t->valuedouble > 0 ? (int64_t)llround(t->valuedouble * 1000.0) : -1;
+}

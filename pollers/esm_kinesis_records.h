@@ -113,5 +113,9 @@ void esm_kinesis_body_shard_iterator(esm_buf *b, const char *stream_name, const 
                                      esm_kinesis_iterator_type type, const char *seq,
                                      int64_t timestamp_ms);
 void esm_kinesis_body_get_records(esm_buf *b, const char *iterator, int limit);
+/* {"StreamName":..} (DescribeStreamSummary). */
+void esm_kinesis_body_stream(esm_buf *b, const char *stream_name);
+/* StreamDescriptionSummary.StreamCreationTimestamp (epoch seconds) in ms; -1 if absent. */
+int64_t esm_kinesis_parse_stream_created(const cJSON *resp);
 
 #endif

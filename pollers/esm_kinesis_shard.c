@@ -545,7 +545,8 @@ static void on_records(const esm_aws_result *res, void *arg)
         return;
     }
     /* Behind: read again at once (at most 5 a second); caught up: about once a second. */
-    bool behind = taken > 0 && (sh->millis_behind > 0 || taken >= (size_t)get_limit(sh));
+    bool behind = (taken > 0 && (sh->millis_behind > 0 || taken >= (size_t)get_limit(sh))) ||
+                  sh->info.ending_seq; /* a closed shard: read on to its end */
     schedule(sh, behind ? 0 : KIN_IDLE_POLL_MS);
 }
 
@@ -572,14 +573,15 @@ static void get_records(kin_shard *sh)
 
 /* ---- GetShardIterator ------------------------------------------------------------------------ */
 
-static void checkpoint_mismatch(kin_shard *sh, const char *why)
+void kin_shard_mismatch(kin_shard *sh, const char *why)
 {
     sh->state = KS_FAILED;
-    set_error(sh, "checkpoint %.80s does not fit the stream: %.150s", sh->checkpoint, why);
+    const char *cp = sh->checkpoint[0] ? sh->checkpoint : "(finished)";
+    set_error(sh, "checkpoint %.80s does not fit the stream: %.160s", cp, why);
     ESM_ERROR(sh->log_ctx,
               "the stored checkpoint %s does not fit shard %s of %s: %s. The shard is NOT read; "
               "reset the mapping's checkpoint for this shard to continue",
-              sh->checkpoint, sh->info.id, sh->src->map->event_source_arn, why);
+              cp, sh->info.id, sh->src->map->event_source_arn, why);
 }
 
 static void on_iterator(const esm_aws_result *res, void *arg)
@@ -598,7 +600,7 @@ static void on_iterator(const esm_aws_result *res, void *arg)
             char why[300];
             snprintf(why, sizeof why, "GetShardIterator AFTER_SEQUENCE_NUMBER refused it (%.200s)",
                      res->message);
-            checkpoint_mismatch(sh, why);
+            kin_shard_mismatch(sh, why);
             return;
         }
         int64_t d = backoff_ms(sh, res->throttled);
@@ -674,7 +676,7 @@ void kin_shard_start(kin_shard *sh)
     if (sh->checkpoint[0]) {
         const char *why = esm_kinesis_checkpoint_misfit(sh->checkpoint, &sh->info);
         if (why) {
-            checkpoint_mismatch(sh, why);
+            kin_shard_mismatch(sh, why);
             return;
         }
     }

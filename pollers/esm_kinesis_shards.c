@@ -109,3 +109,34 @@ const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kine
         return "the checkpoint is past the end of the closed shard";
     return NULL;
 }
+
+bool esm_kinesis_row_of_shard(const char *lane_key, const char *shard_id)
+{
+    size_t n = strlen(shard_id);
+    return strncmp(lane_key, shard_id, n) == 0 &&
+           (lane_key[n] == '\0' || strncmp(lane_key + n, "/lane-", 6) == 0);
+}
+
+void esm_kinesis_stored_shard(const esm_store_lane *rows, size_t n, const char *shard_id,
+                              int64_t stream_created_ms, esm_kinesis_stored *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        const esm_store_lane *l = &rows[i];
+        if (!l->lane || !esm_kinesis_row_of_shard(l->lane, shard_id)) continue;
+        bool own = strcmp(l->lane, shard_id) == 0;
+        if (own && l->finished) out->finished = true;
+        if ((l->position || (own && l->finished)) && l->updated_at_ms > out->stored_at_ms)
+            out->stored_at_ms = l->updated_at_ms;
+        if (stream_created_ms > 0 && (l->position || (own && l->finished)) &&
+            l->updated_at_ms < stream_created_ms)
+            out->stale = true;
+        if (!l->position) continue;
+        bool valid = esm_kinesis_seq_valid(l->position);
+        bool have = out->checkpoint[0] != '\0';
+        /* an invalid position is kept (the misfit check reports it) unless a valid one exists */
+        if ((!valid && !have) || (valid && (!esm_kinesis_seq_valid(out->checkpoint) ||
+                                            esm_kinesis_seq_cmp(l->position, out->checkpoint) > 0)))
+            snprintf(out->checkpoint, sizeof out->checkpoint, "%s", l->position);
+    }
+}

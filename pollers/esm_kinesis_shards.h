@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint/esm_store.h"
 #include "config/esm_config.h"
 #include "pollers/esm_kinesis_records.h"
 
@@ -60,5 +61,26 @@ esm_kinesis_start esm_kinesis_start_for(const char *checkpoint, esm_starting_pos
  * that is not a sequence number, older than the shard's first sequence number, or past the
  * end of a closed shard. */
 const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kinesis_shard_info *si);
+
+/* What the store holds for one shard, from the rows of its stream (esm_store_checkpoint_list). A
+ * shard has its own row (lane key = shard id) and, with ParallelizationFactor > 1, one row per
+ * shard lane ("<shardId>/lane-N"); every row stores the shard's watermark, so the checkpoint is
+ * the highest position among them. */
+typedef struct {
+    char checkpoint[136]; /* "" = none */
+    bool finished;
+    /* A row with a position or the finished flag written before the stream was created: it
+     * belongs to an earlier stream of the same name (deleted and re-created), so it must not be
+     * used. Sequence numbers cannot tell (an emulator re-creating a stream within the same
+     * second hands out the very same numbers); the stream's creation time can. */
+    bool stale;
+    int64_t stored_at_ms; /* the latest such row's write time */
+} esm_kinesis_stored;
+
+/* stream_created_ms: StreamCreationTimestamp (0 = unknown: nothing is stale). */
+void esm_kinesis_stored_shard(const esm_store_lane *rows, size_t n, const char *shard_id,
+                              int64_t stream_created_ms, esm_kinesis_stored *out);
+/* True when a store lane key is a row of shard_id (its own or one of its PF lanes). */
+bool esm_kinesis_row_of_shard(const char *lane_key, const char *shard_id);
 
 #endif

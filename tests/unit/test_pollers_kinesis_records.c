@@ -312,6 +312,23 @@ static void test_identity_arn(void **state)
     assert_string_equal(out, "arn:aws:iam::000000000000:role/esmd");
 }
 
+static void test_stream_created(void **state)
+{
+    (void)state;
+    cJSON *j = cJSON_Parse("{\"StreamDescriptionSummary\":{\"StreamName\":\"s\","
+                           "\"StreamCreationTimestamp\":1795479464.457}}");
+    assert_int_equal(esm_kinesis_parse_stream_created(j), 1795479464457LL);
+    cJSON_Delete(j);
+    j = cJSON_Parse("{\"StreamDescriptionSummary\":{}}");
+    assert_int_equal(esm_kinesis_parse_stream_created(j), -1);
+    cJSON_Delete(j);
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_kinesis_body_stream(&b, "s1");
+    assert_string_equal(esm_buf_cstr(&b), "{\"StreamName\":\"s1\"}");
+    esm_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_seq_compare),
         cmocka_unit_test(test_lane_hashing),
         cmocka_unit_test(test_identity_arn),
+        cmocka_unit_test(test_stream_created),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,6 +150,49 @@ static void test_checkpoint_misfit(void **state)
     assert_null(esm_kinesis_checkpoint_misfit("1", &unknown));
 }
 
+static void test_stored_shard_family(void **state)
+{
+    (void)state;
+    esm_store_lane rows[] = {
+        {.lane = "shardId-1", .position = "100", .updated_at_ms = 5000},
+        {.lane = "shardId-1/lane-0", .position = "250", .updated_at_ms = 6000},
+        {.lane = "shardId-1/lane-1", .position = "90", .updated_at_ms = 5500},
+        {.lane = "shardId-10", .position = "999", .updated_at_ms = 7000}, /* another shard */
+        {.lane = "shardId-2", .finished = true, .position = "7", .updated_at_ms = 4000},
+        {.lane = "shardId-3", .updated_at_ms = 100}, /* registered, never read */
+        {.lane = "@latest-since", .position = "123", .finished = true, .updated_at_ms = 1},
+    };
+    size_t n = sizeof rows / sizeof rows[0];
+    esm_kinesis_stored st;
+    /* the highest position over the shard's own row and its lane rows */
+    esm_kinesis_stored_shard(rows, n, "shardId-1", 0, &st);
+    assert_string_equal(st.checkpoint, "250");
+    assert_false(st.finished);
+    assert_false(st.stale);
+    assert_int_equal(st.stored_at_ms, 6000);
+    esm_kinesis_stored_shard(rows, n, "shardId-2", 0, &st);
+    assert_string_equal(st.checkpoint, "7");
+    assert_true(st.finished);
+    esm_kinesis_stored_shard(rows, n, "shardId-3", 0, &st);
+    assert_string_equal(st.checkpoint, "");
+    assert_false(st.finished);
+    esm_kinesis_stored_shard(rows, n, "shardId-4", 0, &st);
+    assert_string_equal(st.checkpoint, "");
+    /* a stream created after a row was written: that row is of an earlier stream */
+    esm_kinesis_stored_shard(rows, n, "shardId-1", 5800, &st);
+    assert_true(st.stale);
+    esm_kinesis_stored_shard(rows, n, "shardId-1", 5000, &st);
+    assert_false(st.stale);
+    esm_kinesis_stored_shard(rows, n, "shardId-2", 4001, &st);
+    assert_true(st.stale);
+    /* a row with no position and not finished carries nothing to misuse */
+    esm_kinesis_stored_shard(rows, n, "shardId-3", 9999, &st);
+    assert_false(st.stale);
+    assert_true(esm_kinesis_row_of_shard("shardId-1/lane-3", "shardId-1"));
+    assert_false(esm_kinesis_row_of_shard("shardId-10", "shardId-1"));
+    assert_false(esm_kinesis_row_of_shard("shardId-1/x", "shardId-1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_parents_string),
         cmocka_unit_test(test_start_positions),
         cmocka_unit_test(test_checkpoint_misfit),
+        cmocka_unit_test(test_stored_shard_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

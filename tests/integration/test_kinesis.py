@@ -1,0 +1,415 @@
+"""The Kinesis source end to end against kinesis-local (kinesis-mock) and esmd-funchost.
+
+Each test asserts from the function host's invocation log (ids = sequence numbers, payloads =
+decoded data), from captured events, from esmd's /status and from the stream itself; every
+wait is a condition with a deadline."""
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from helpers import aws
+from helpers.esmd import aws_block
+from helpers.procs import wait_until
+
+PEERS = ("kinesis",)
+
+
+def config(peers, url, arn, timeout=5, concurrency=10, **mapping):
+    m = {"FunctionName": "fn", "EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON"}
+    m.update(mapping)
+    return {
+        "aws": aws_block(peers),
+        "functions": {"fn": {"url": url, "protocol": "lambda" if "/2015-03-31/" in url else "http",
+                             "timeout_seconds": timeout, "max_concurrency": concurrency}},
+        "event_source_mappings": [m],
+    }
+
+
+def source_state(e):
+    return e.status()["EventSourceMappings"][0]["SourceState"]
+
+
+def shards_status(e):
+    return {s["ShardId"]: s for s in source_state(e)["Shards"]}
+
+
+def wait_reading(e, n_shards, timeout=15):
+    """Until n_shards shards have an iterator (state Reading)."""
+    return wait_until(lambda: (lambda sh: sh if sum(s["State"] == "Reading" for s in sh.values()) >= n_shards
+                               else None)(shards_status(e)), timeout, f"{n_shards} shards reading")
+
+
+def wait_checkpoint(e, shard_id, seq, timeout=15):
+    wait_until(lambda: shards_status(e).get(shard_id, {}).get("Checkpoint") == seq, timeout,
+               f"checkpoint of {shard_id} at {seq}")
+
+
+class Capture:
+    """A plain-HTTP function that records every event it gets and answers {}."""
+
+    def __init__(self):
+        self.events = []
+        cap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                cap.events.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fn"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def records(self):
+        return [r for e in list(self.events) for r in e["Records"]]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def capture():
+    c = Capture()
+    yield c
+    c.close()
+
+
+def seq_order(records):
+    return [int(r["kinesis"]["sequenceNumber"]) for r in records]
+
+
+# ---------------------------------------------------------------- event shape
+
+
+def test_event_is_aws_kinesis_record_byte_for_byte(peers, kinesis, esmd, capture):
+    st = aws.create_stream(kinesis, shards=1)
+    datas = [b'{"temp": 21.5}', b"\x00\x01\xfe\xff binary", "h\u00e9llo \u2713".encode(), b"", b"x" * 5000]
+    put = aws.put_records(kinesis, st, records=[(f"sensor-{i}", d) for i, d in enumerate(datas)])
+    stored = aws.read_shard(kinesis, st, st.shard_ids[0])
+    esmd(config(peers, capture.url, st.arn, BatchSize=10))
+    wait_until(lambda: len(capture.records()) >= len(datas), 20, "every record delivered")
+    got = capture.records()
+    assert len(got) == len(datas)
+    for rec, (shard, seq, data), src in zip(got, put, stored):
+        assert list(rec) == ["kinesis", "eventSource", "eventVersion", "eventID", "eventName",
+                             "invokeIdentityArn", "awsRegion", "eventSourceARN"]
+        assert list(rec["kinesis"]) == ["kinesisSchemaVersion", "partitionKey", "sequenceNumber", "data",
+                                        "approximateArrivalTimestamp"]
+        k = rec["kinesis"]
+        assert k["kinesisSchemaVersion"] == "1.0"
+        assert k["partitionKey"] == src["PartitionKey"]
+        assert k["sequenceNumber"] == seq == src["SequenceNumber"]
+        assert base64.b64decode(k["data"]) == data
+        assert k["data"] == base64.b64encode(data).decode()
+        assert abs(k["approximateArrivalTimestamp"] - src["ApproximateArrivalTimestamp"].timestamp()) < 0.0015
+        assert rec["eventSource"] == "aws:kinesis"
+        assert rec["eventVersion"] == "1.0"
+        assert rec["eventID"] == f"{shard}:{seq}"
+        assert rec["eventName"] == "aws:kinesis:record"
+        assert rec["invokeIdentityArn"] == f"arn:aws:iam::{aws.ACCOUNT}:role/esmd"
+        assert rec["awsRegion"] == aws.REGION
+        assert rec["eventSourceARN"] == st.arn
+
+
+# ---------------------------------------------------------------- starting positions
+
+
+def test_trim_horizon_reads_everything_in_order(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, n=25, partition_key="k")
+    e = esmd(config(peers, funchost.url_lambda("echo"), st.arn, BatchSize=10))
+    wait_until(lambda: len(funchost.payloads()) >= 25, 20, "25 records delivered")
+    invs = funchost.invocations()
+    assert [i for inv in invs for i in inv["ids"]] == [seq for _, seq, _ in put]
+    assert max(len(inv["ids"]) for inv in invs) <= 10
+    wait_checkpoint(e, st.shard_ids[0], put[-1][1])
+
+
+def test_latest_skips_old_records(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=2)
+    aws.put_records(kinesis, st, records=[(f"k{i}", f"old-{i}") for i in range(6)])
+    e = esmd(config(peers, funchost.url_lambda("echo"), st.arn, StartingPosition="LATEST"))
+    wait_reading(e, 2)
+    aws.put_records(kinesis, st, records=[(f"k{i}", f"new-{i}") for i in range(6)])
+    wait_until(lambda: len(funchost.payloads()) >= 6, 20, "6 new records delivered")
+    assert sorted(funchost.payloads()) == sorted(f"new-{i}" for i in range(6))
+
+
+def test_at_timestamp_starts_at_the_time(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    aws.put_records(kinesis, st, records=[("k", f"old-{i}") for i in range(4)])
+    old = aws.read_shard(kinesis, st, st.shard_ids[0], expect=4)
+    # a start time strictly between the old records' arrival and the new ones'
+    t0 = old[-1]["ApproximateArrivalTimestamp"].timestamp() + 0.002
+    wait_until(lambda: time.time() > t0 + 0.01, 2, "the clock passed the start time")
+    aws.put_records(kinesis, st, records=[("k", f"new-{i}") for i in range(4)])
+    esmd(config(peers, funchost.url_lambda("echo"), st.arn, StartingPosition="AT_TIMESTAMP",
+                StartingPositionTimestamp=t0))
+    wait_until(lambda: len(funchost.payloads()) >= 4, 20, "4 new records delivered")
+    assert funchost.payloads() == [f"new-{i}" for i in range(4)]
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_restart_resumes_after_checkpoint_without_loss_or_replay(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=2)
+    first = aws.put_records(kinesis, st, records=[(f"k{i % 5}", f"a-{i}") for i in range(20)])
+    cfg = config(peers, funchost.url_lambda("echo"), st.arn, BatchSize=4)
+    e = esmd(cfg)
+    wait_until(lambda: len(funchost.payloads()) >= 20, 20, "first 20 delivered")
+    last = {}
+    for shard, seq, _ in first:
+        last[shard] = seq
+    for shard, seq in last.items():
+        wait_checkpoint(e, shard, seq)
+    assert e.stop() == 0
+    second = aws.put_records(kinesis, st, records=[(f"k{i % 5}", f"b-{i}") for i in range(10)])
+    e.restart()
+    wait_until(lambda: len(funchost.payloads()) >= 30, 20, "10 more delivered after restart")
+    ids = [i for inv in funchost.invocations() for i in inv["ids"]]
+    assert sorted(ids) == sorted(seq for _, seq, _ in first + second)  # each exactly once
+    assert len(ids) == len(set(ids)) == 30
+
+
+def test_disable_and_enable_resumes(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    a = aws.put_records(kinesis, st, n=5, partition_key="k")
+    cfg = config(peers, funchost.url_lambda("echo"), st.arn)
+    e = esmd(cfg)
+    wait_until(lambda: len(funchost.payloads()) >= 5, 20, "5 delivered")
+    wait_checkpoint(e, st.shard_ids[0], a[-1][1])
+    cfg["event_source_mappings"][0]["Enabled"] = False
+    e.restart(cfg)
+    b = aws.put_records(kinesis, st, n=5, partition_key="k")
+    cfg["event_source_mappings"][0]["Enabled"] = True
+    e.restart(cfg)
+    wait_until(lambda: len(funchost.payloads()) >= 10, 20, "5 more after enabling")
+    ids = [i for inv in funchost.invocations() for i in inv["ids"]]
+    assert ids == [seq for _, seq, _ in a + b]
+
+
+def test_recreated_stream_checkpoint_is_reported_not_used(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    a = aws.put_records(kinesis, st, n=3, partition_key="k")
+    e = esmd(config(peers, funchost.url_lambda("echo"), st.arn))
+    wait_until(lambda: len(funchost.payloads()) >= 3, 20, "3 delivered")
+    wait_checkpoint(e, st.shard_ids[0], a[-1][1])
+    assert e.stop() == 0
+    kinesis.delete_stream(StreamName=st.name)
+    wait_until(lambda: st.name not in kinesis.list_streams()["StreamNames"], 20, "stream deleted")
+    st2 = aws.create_stream(kinesis, shards=1, name=st.name)
+    aws.put_records(kinesis, st2, n=3, partition_key="k")
+    e.restart()
+    sh = wait_until(lambda: (lambda s: s if s and s["State"] == "CheckpointMismatch" else None)(
+        shards_status(e).get(st2.shard_ids[0])), 15, "checkpoint mismatch reported")
+    assert a[-1][1] in sh["LastError"]
+    assert "re-created" in sh["LastError"]
+    assert "does not fit" in e.log()
+    assert len(funchost.payloads()) == 3  # nothing of the new stream was read with the old checkpoint
+
+
+# ---------------------------------------------------------------- shards and lanes
+
+
+def test_shards_in_parallel_with_strict_order_per_shard(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=4)
+    put = aws.put_records(kinesis, st, records=[(f"key-{i % 16}", f"r-{i}") for i in range(120)])
+    shard_of = {seq: shard for shard, seq, _ in put}
+    esmd(config(peers, funchost.url_lambda("slow"), st.arn, BatchSize=5))
+    funchost.control("slow", "slow", ms=100)
+    wait_until(lambda: len(funchost.payloads()) >= 120, 60, "120 records delivered")
+    invs = funchost.invocations()
+    per_shard = {}
+    for inv in invs:
+        shards = {shard_of[i] for i in inv["ids"]}
+        assert len(shards) == 1, "a batch mixes shards"
+        per_shard.setdefault(shards.pop(), []).extend(inv["ids"])
+    assert len(per_shard) == 4
+    for shard, ids in per_shard.items():
+        assert ids == [seq for s, seq, _ in put if s == shard], f"{shard} out of order or duplicated"
+    assert max(inv["concurrent"] for inv in invs) > 1, "shards were not processed in parallel"
+
+
+def test_parallelization_factor_keeps_per_key_order(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, records=[(f"key-{i % 10}", f"key-{i % 10}:{i}") for i in range(100)])
+    e = esmd(config(peers, funchost.url_lambda("slow"), st.arn, BatchSize=5, ParallelizationFactor=4))
+    funchost.control("slow", "slow", ms=100)
+    wait_until(lambda: len(funchost.payloads()) >= 100, 60, "100 records delivered")
+    payloads = funchost.payloads()
+    assert sorted(payloads) == sorted(d.decode() for _, _, d in put)  # each exactly once
+    per_key = {}
+    for p in payloads:
+        k, i = p.split(":")
+        per_key.setdefault(k, []).append(int(i))
+    for k, idx in per_key.items():
+        assert idx == sorted(idx), f"{k} out of order: {idx}"
+    invs = funchost.invocations()
+    assert max(inv["concurrent"] for inv in invs) > 1, "lanes did not run in parallel"
+    lanes = shards_status(e)[st.shard_ids[0]]["Lanes"]
+    assert [l["Lane"] for l in lanes] == [f"{st.shard_ids[0]}/lane-{i}" for i in range(4)]
+    # the shard checkpoint reaches the last record once every lane is done
+    wait_checkpoint(e, st.shard_ids[0], put[-1][1])
+
+
+def test_split_and_merge_read_parents_first(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    parent = st.shard_ids[0]
+    a = aws.put_records(kinesis, st, records=[(f"k{i}", f"p-{i}") for i in range(12)])
+    e = esmd(config(peers, funchost.url_lambda("slow"), st.arn, BatchSize=2))
+    funchost.control("slow", "slow", ms=150)
+    # split while the parent still has most of its records to deliver
+    wait_until(lambda: len(funchost.payloads()) >= 2, 20, "the parent is being read")
+    kinesis.split_shard(StreamName=st.name, ShardToSplit=parent,
+                        NewStartingHashKey=str(2 ** 127))
+    children = wait_until(lambda: [s["ShardId"] for s in aws.list_shards(kinesis, st.name)
+                                   if s.get("ParentShardId") == parent] or None, 20, "split children")
+    assert len(children) == 2
+    b = aws.put_records(kinesis, st, records=[(f"k{i}", f"c-{i}") for i in range(12)])
+    assert {s for s, _, _ in b} <= set(children)
+    wait_until(lambda: len(funchost.payloads()) >= 24, 60, "parent and children delivered")
+    # merge the two children
+    kinesis.merge_shards(StreamName=st.name, ShardToMerge=children[0], AdjacentShardToMerge=children[1])
+    merged = wait_until(lambda: [s["ShardId"] for s in aws.list_shards(kinesis, st.name)
+                                 if s.get("AdjacentParentShardId")] or None, 20, "merged shard")
+    c = aws.put_records(kinesis, st, records=[(f"k{i}", f"m-{i}") for i in range(6)])
+    assert {s for s, _, _ in c} == set(merged)
+    wait_until(lambda: len(funchost.payloads()) >= 30, 60, "merged shard delivered")
+    payloads = funchost.payloads()
+    assert sorted(payloads) == sorted([f"p-{i}" for i in range(12)] + [f"c-{i}" for i in range(12)] +
+                                      [f"m-{i}" for i in range(6)])
+    last_parent = max(i for i, p in enumerate(payloads) if p.startswith("p-"))
+    first_child = min(i for i, p in enumerate(payloads) if p.startswith("c-"))
+    last_child = max(i for i, p in enumerate(payloads) if p.startswith("c-"))
+    first_merged = min(i for i, p in enumerate(payloads) if p.startswith("m-"))
+    assert last_parent < first_child, "a child was read before its parent was drained"
+    assert last_child < first_merged, "the merged shard was read before both parents were drained"
+    sh = shards_status(e)
+    assert sh[parent]["State"] == "Finished"
+    wait_until(lambda: all(shards_status(e)[c]["State"] == "Finished" for c in children), 15,
+               "children recorded as finished")
+
+
+# ---------------------------------------------------------------- filters
+
+
+def test_filtered_records_are_skipped_and_checkpointed(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    recs = [("k", json.dumps({"kind": "keep" if i % 3 == 0 else "drop", "i": i})) for i in range(12)]
+    recs.append(("k", "not json at all"))
+    recs.append(("k", json.dumps({"kind": "drop", "i": 99})))  # the last record is filtered out
+    put = aws.put_records(kinesis, st, records=recs)
+    e = esmd(config(peers, funchost.url_lambda("echo"), st.arn,
+                    FilterCriteria={"Filters": [{"Pattern": json.dumps({"data": {"kind": ["keep"]}})}]}))
+    wait_until(lambda: len(funchost.payloads()) >= 4, 20, "4 matching records delivered")
+    wait_checkpoint(e, st.shard_ids[0], put[-1][1])  # moved past the filtered tail
+    assert [json.loads(p)["i"] for p in funchost.payloads()] == [0, 3, 6, 9]
+    counters = e.status()["EventSourceMappings"][0]["Counters"]
+    assert counters["filtered_out"] == 10
+    assert counters["polled"] == 14
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.peers("kinesis", "sqs")
+def test_poison_record_bisect_retries_and_sqs_destination(peers, kinesis, sqs, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    dlq = aws.create_queue(sqs)
+    datas = [f"ok-{i}" if i != 5 else "POISON-5" for i in range(8)]
+    put = aws.put_records(kinesis, st, records=[("k", d) for d in datas])
+    after = aws.put_records(kinesis, st, records=[("k", "later")])
+    cfg = config(peers, funchost.url_lambda("poison"), st.arn, BatchSize=8,
+                 BisectBatchOnFunctionError=True, MaximumRetryAttempts=2,
+                 DestinationConfig={"OnFailure": {"Destination": dlq.arn}},
+                 EsmdOptions={"RetryBackoff": {"BaseSeconds": 0, "MaxSeconds": 0}})
+    e = esmd(cfg)
+    msgs = aws.drain(sqs, dlq, expect=1, timeout=30)
+    wait_until(lambda: "later" in funchost.payloads(), 20, "the record after the poison delivered")
+    # [0,8) fails -> [0,4) ok, [4,8) fails -> [4,6) fails -> [4,5) ok, [5,6) x3 (1 + 2 retries),
+    # then [6,8) ok; then the next batch.
+    invs = funchost.invocations()
+    seq = [s for _, s, _ in put]
+    batches = [inv["ids"] for inv in invs]
+    assert batches[:9] == [seq[0:8], seq[0:4], seq[4:8], seq[4:6], seq[4:5], seq[5:6], seq[5:6], seq[5:6],
+                           seq[6:8]]
+    assert batches[9:] == [[after[0][1]]]
+    assert len(msgs) == 1
+    fr = json.loads(msgs[0]["Body"])
+    assert fr["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert fr["requestContext"]["approximateInvokeCount"] == 3
+    assert fr["responseContext"]["functionError"] == "Unhandled"
+    info = fr["KinesisBatchInfo"]
+    assert info["shardId"] == st.shard_ids[0]
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == seq[5]
+    assert info["batchSize"] == 1
+    assert info["streamArn"] == st.arn
+    assert set(info) == {"shardId", "startSequenceNumber", "endSequenceNumber",
+                         "approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord",
+                         "batchSize", "streamArn"}
+    wait_checkpoint(e, st.shard_ids[0], after[0][1])
+
+
+def test_report_batch_item_failures_resume_at_lowest_failure(peers, kinesis, funchost, esmd, workdir):
+    st = aws.create_stream(kinesis, shards=1)
+    datas = ["a", "b", "c", "POISON-d", "e", "POISON-f"]
+    put = aws.put_records(kinesis, st, records=[("k", d) for d in datas])
+    seq = [s for _, s, _ in put]
+    out = os.path.join(str(workdir), "failures.jsonl")
+    e = esmd(config(peers, funchost.url_lambda("partial"), st.arn, BatchSize=6,
+                    FunctionResponseTypes=["ReportBatchItemFailures"], MaximumRetryAttempts=1,
+                    DestinationConfig={"OnFailure": {"Destination": "file://" + out}},
+                    EsmdOptions={"RetryBackoff": {"BaseSeconds": 0, "MaxSeconds": 0}}))
+    wait_checkpoint(e, st.shard_ids[0], seq[-1], timeout=20)
+    # 1st: all six, d and f fail -> a..c acknowledged, resume at d; 2nd: d..f, d and f fail again
+    # -> attempts exhausted: d and f discarded (one record per contiguous run), e acknowledged.
+    assert [inv["ids"] for inv in funchost.invocations()] == [seq, seq[3:]]
+    lines = wait_until(lambda: (lambda ls: ls if len(ls) >= 2 else None)(
+        open(out).read().splitlines() if os.path.exists(out) else []), 15, "2 failure records")
+    frs = [json.loads(line) for line in lines]
+    assert [(f["KinesisBatchInfo"]["startSequenceNumber"], f["KinesisBatchInfo"]["batchSize"]) for f in frs] == \
+        [(seq[3], 1), (seq[5], 1)]
+    assert all(f["requestContext"]["condition"] == "RetryAttemptsExhausted" for f in frs)
+
+
+def shard_index(pk, n_shards):
+    """Which of n evenly split shards a partition key goes to (Kinesis: MD5 of the key)."""
+    h = int.from_bytes(hashlib.md5(pk.encode()).digest(), "big")
+    return h * n_shards >> 128
+
+
+def test_blocked_shard_shows_iterator_age_and_blocks_only_itself(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=2)
+    # every record of shard 0 is poison; shard 1's are fine
+    recs = [(f"k{i}", ("POISON-" if shard_index(f"k{i}", 2) == 0 else "ok-") + str(i)) for i in range(40)]
+    put = aws.put_records(kinesis, st, records=recs)
+    bad = [q for s, q, d in put if d.startswith(b"POISON")]
+    good = [q for s, q, d in put if not d.startswith(b"POISON")]
+    assert {s for s, _, d in put if d.startswith(b"POISON")} == {st.shard_ids[0]}
+    assert bad and good
+    e = esmd(config(peers, funchost.url_lambda("poison"), st.arn, BatchSize=100,
+                    EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 1}}))
+    sh0 = wait_until(lambda: (lambda s: s if s["IteratorAgeMs"] >= 1500 and s["Lanes"][0]["Batch"]["BlockedSince"]
+                              else None)(shards_status(e)[st.shard_ids[0]]), 20,
+                     "shard 0 blocked with a growing iterator age")
+    assert sh0["Checkpoint"] is None
+    assert sh0["Unresolved"] == len(bad)
+    wait_checkpoint(e, st.shard_ids[1], good[-1])  # the other shard went on
+    ok_ids = [i for inv in funchost.invocations() if inv["result"] != "error" for i in inv["ids"]]
+    assert ok_ids == good
