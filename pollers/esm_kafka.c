@@ -359,6 +359,10 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
     }
     if (s->state != K_RUNNING || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), s->map->topic) != 0)
         return;
+    if (s->last_error[0]) {
+        ESM_INFO(s->env.log_ctx, "consuming again (last problem: %s)", s->last_error);
+        s->last_error[0] = '\0';
+    }
     esm_kafka_part *p = part_of(s, m->partition);
     if (p) esm_kafka_part_message(p, m);
 }
