@@ -704,6 +704,33 @@ static void k_status(void *source, esm_buf *out)
     esm_buf_putc(out, '}');
 }
 
+static int64_t k_stuck_since(void *source)
+{
+    kafka_source *s = source;
+    int64_t since = 0;
+    for (size_t i = 0; i < s->n_parts; i++) {
+        int64_t b = s->parts[i] ? esm_kafka_part_blocked_since(s->parts[i]) : 0;
+        if (b > 0 && (since == 0 || b < since)) since = b;
+    }
+    return since;
+}
+
+static void k_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
+{
+    kafka_source *s = source;
+    int64_t now = esm_now_ms();
+    for (size_t i = 0; i < s->n_parts; i++) {
+        esm_kafka_part *p = s->parts[i];
+        if (!p) continue;
+        const char *lane = esm_kafka_part_name(p);
+        int64_t lag = esm_kafka_part_lag(p), blocked = esm_kafka_part_blocked_since(p);
+        if (lag >= 0) emit(arg, lane, ESM_GAUGE_OFFSET_LAG, (double)lag);
+        emit(arg, lane, ESM_GAUGE_LANE_BLOCKED_SECONDS,
+             blocked > 0 && now > blocked ? (double)(now - blocked) / 1000.0 : 0.0);
+        emit(arg, lane, ESM_GAUGE_LANE_IN_FLIGHT, (double)esm_kafka_part_in_flight(p));
+    }
+}
+
 static bool k_ready(void *source)
 {
     const kafka_source *s = source;
@@ -718,4 +745,6 @@ const esm_source_ops esm_kafka_source = {
     .destroy = k_destroy,
     .status = k_status,
     .ready = k_ready,
+    .stuck_since = k_stuck_since,
+    .lane_gauges = k_lane_gauges,
 };

@@ -565,11 +565,38 @@ void esm_kafka_part_destroy(esm_kafka_part *p)
     free(p);
 }
 
-void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag)
+static int64_t high_watermark(esm_kafka_part *p)
 {
     int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
-    rd_kafka_get_watermark_offsets(p->sh.rk, p->sh.topic, p->id, &lo, &hi);
-    *lag = hi >= 0 && p->committed >= 0 ? (hi > p->committed ? hi - p->committed : 0) : -1;
+    if (rd_kafka_get_watermark_offsets(p->sh.rk, p->sh.topic, p->id, &lo, &hi)) return -1;
+    return hi;
+}
+
+int64_t esm_kafka_part_lag(esm_kafka_part *p)
+{
+    int64_t hi = high_watermark(p);
+    return hi >= 0 && p->committed >= 0 ? (hi > p->committed ? hi - p->committed : 0) : -1;
+}
+
+int64_t esm_kafka_part_blocked_since(const esm_kafka_part *p)
+{
+    return esm_lane_blocked_since_ms(p->lane);
+}
+
+size_t esm_kafka_part_in_flight(const esm_kafka_part *p)
+{
+    return p->batch_n;
+}
+
+const char *esm_kafka_part_name(const esm_kafka_part *p)
+{
+    return p->lane_key;
+}
+
+void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag)
+{
+    int64_t hi = high_watermark(p);
+    *lag = esm_kafka_part_lag(p);
     esm_buf_printf(out, "{\"Partition\":%" PRId32 ",\"CommittedOffset\":", p->id);
     if (p->committed >= 0)
         esm_buf_printf(out, "%" PRId64, p->committed);

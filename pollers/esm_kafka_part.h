@@ -60,6 +60,14 @@ void esm_kafka_part_abandon(esm_kafka_part *p);
 bool esm_kafka_part_idle(const esm_kafka_part *p);
 /* Next offset to commit (-1 = not known yet). */
 int64_t esm_kafka_part_committed(const esm_kafka_part *p);
+/* High watermark (cached from fetches) - committed offset; -1 when either is unknown. */
+int64_t esm_kafka_part_lag(esm_kafka_part *p);
+/* Since when the lane has retried its batch (esm_now_ms), 0 = not blocked. */
+int64_t esm_kafka_part_blocked_since(const esm_kafka_part *p);
+/* Records of the batch on the lane. */
+size_t esm_kafka_part_in_flight(const esm_kafka_part *p);
+/* The partition number as text (the lane key). */
+const char *esm_kafka_part_name(const esm_kafka_part *p);
 /* Appends the partition's status object; sets *lag (-1 when unknown). */
 void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag);
 
