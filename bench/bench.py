@@ -354,9 +354,10 @@ def case_sqs_idle():
         _, arn = queue(f"bench-idle-{stamp}-{i}")
         maps.append({"FunctionName": "fn", "EventSourceArn": arn, "BatchSize": 10})
     noop = Noop()
-    for conc, label in ((10, "default max_concurrency 10 (5 pollers/mapping)"),
-                        (2, "max_concurrency 2 (2 pollers/mapping)")):
-        e = Esmd(sqs_config(noop.url(), maps, conc), "esmd-idle")
+    for nm, conc, label in ((1, 10, "baseline: 1 mapping, max_concurrency 10"),
+                            (nmap, 10, "default max_concurrency 10 (5 pollers/mapping)"),
+                            (nmap, 2, "max_concurrency 2 (2 pollers/mapping)")):
+        e = Esmd(sqs_config(noop.url(), maps[:nm], conc), "esmd-idle")
         try:
             time.sleep(5)  # settle: every mapping resolved its queue and long-polls
             c0, t0 = e.proc.cpu(), time.monotonic()
@@ -368,9 +369,9 @@ def case_sqs_idle():
             threads = len(os.listdir(f"/proc/{e.proc.pid}/task"))
         finally:
             e.stop()
-        record("sqs-idle", mappings=nmap, config=label, seconds=round(wall, 1),
+        record("sqs-idle", mappings=nm, config=label, seconds=round(wall, 1),
                cpu_pct_of_core=round(cpu / wall * 100, 2), rss_mb=round(rss, 1),
-               peak_rss_mb=round(hwm, 1), rss_kb_per_mapping=round(rss * 1024 / nmap, 1),
+               peak_rss_mb=round(hwm, 1), rss_kb_per_mapping=round(rss * 1024 / nm, 1),
                fds=fds, threads=threads)
     noop.stop()
 
