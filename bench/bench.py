@@ -254,7 +254,19 @@ def pct(vals, p):
 # ---------------------------------------------------------------- SQS throughput
 
 
-def esmd_sqs_run(qurl, arn, n, batch, window=None, max_concurrency=10, name="esmd"):
+def perf_attach(pid, out):
+    """perf record (call graphs via DWARF) attached to pid; stop with perf_stop."""
+    return subprocess.Popen(["perf", "record", "-F", "1999", "--call-graph", "dwarf,16384", "-o", out,
+                             "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def perf_stop(p):
+    p.send_signal(signal.SIGINT)
+    p.wait(60)
+
+
+def esmd_sqs_run(qurl, arn, n, batch, window=None, max_concurrency=10, name="esmd", profile=None):
     """Drains n messages from qurl through esmd -> noop. Returns figures from first poll (esmd
     launch) to last delete (queue count 0)."""
     noop = Noop("--count", "receiptHandle")
@@ -264,6 +276,7 @@ def esmd_sqs_run(qurl, arn, n, batch, window=None, max_concurrency=10, name="esm
     if window:
         m["MaximumBatchingWindowInSeconds"] = window
     e = Esmd(sqs_config(noop.url(), [m], max_concurrency), name)
+    prof = perf_attach(e.proc.pid, profile) if profile else None
     try:
         peak = [0.0]
 
@@ -279,6 +292,8 @@ def esmd_sqs_run(qurl, arn, n, batch, window=None, max_concurrency=10, name="esm
         rss, hwm = e.proc.mem()
         st = noop.stats()
     finally:
+        if prof:
+            perf_stop(prof)
         e.stop()
         noop.stop()
     secs = t_end - e.t_launch
@@ -314,6 +329,28 @@ def case_sqs_shape():
         r = esmd_sqs_run(qurl, arn, n, batch)
         record("sqs-shape", batch=batch, payload=payload, esmd=r, ceiling=ceil,
                ratio=round(r["per_s"] / ceil["per_s"], 3))
+
+
+def case_profile_sqs():
+    """perf profile of esmd draining SQS at BatchSize 10 and 1000 (figures are not comparable:
+    perf itself costs CPU). Writes build-bench/profile-sqs-b<N>.txt (flat, by symbol) and
+    -callers.txt (call graph of the top symbols)."""
+    n = 10000 if QUICK else 50000
+    for batch in (10, 1000):
+        qurl, arn = queue(f"bench-prof-{batch}-{int(time.time())}")
+        sqs("send", qurl, n, 200)
+        data = os.path.join(OUT, f"perf-sqs-b{batch}.data")
+        r = esmd_sqs_run(qurl, arn, n, batch, profile=data)
+        flat = os.path.join(OUT, f"profile-sqs-b{batch}.txt")
+        with open(flat, "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
+                            "--stdio", "-g", "none", "--percent-limit", "0.5"], stdout=f,
+                           stderr=subprocess.DEVNULL)
+        with open(flat.replace(".txt", "-callers.txt"), "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol",
+                            "--stdio", "-G", "--percent-limit", "2"], stdout=f,
+                           stderr=subprocess.DEVNULL)
+        record("profile-sqs", batch=batch, esmd=r, flat=flat)
 
 
 # ---------------------------------------------------------------- SQS latency
@@ -400,8 +437,9 @@ def case_filter():
 
 
 CASES = {"sqs": case_sqs, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_idle,
-         "sqs-shape": case_sqs_shape, "checkpoint": case_checkpoint, "filter": case_filter}
-SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape"}
+         "sqs-shape": case_sqs_shape,
+         "profile-sqs": case_profile_sqs, "checkpoint": case_checkpoint, "filter": case_filter}
+SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape", "profile-sqs"}
 
 
 def main(argv):
