@@ -321,6 +321,7 @@ void kin_source_maybe_stopped(kin_source *s)
         if (!kin_shard_idle(s->shards[i])) return;
     s->state = K_STOPPED;
     ev_timer_stop(s->env.loop, &s->stop_deadline);
+    ev_timer_stop(s->env.loop, &s->stop_tick);
     ESM_INFO(s->env.log_ctx, "stopped");
     /* Reported from the loop: the engine may destroy the source in the callback. */
     ev_timer_set(&s->stopped_notify, 0., 0.);
@@ -333,6 +334,16 @@ static void on_stopped_notify(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     kin_source *s = w->data;
     if (s->stopped_cb) s->stopped_cb(s->stopped_arg);
+}
+
+static void on_stop_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kin_source *s = w->data;
+    for (size_t i = 0; i < s->n_shards; i++)
+        kin_shard_settle(s->shards[i]);
+    kin_source_maybe_stopped(s);
 }
 
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -392,6 +403,8 @@ static void *kin_create(const esm_source_env *env, esm_err *err)
     s->stopped_notify.data = s;
     ev_timer_init(&s->stop_deadline, on_stop_deadline, 0., 0.);
     s->stop_deadline.data = s;
+    ev_timer_init(&s->stop_tick, on_stop_tick, 0.1, 0.1);
+    s->stop_tick.data = s;
     return s;
 }
 
@@ -433,6 +446,7 @@ static void kin_stop(void *source, esm_source_stopped_cb done, void *arg)
         kin_shard_stop(s->shards[i]);
     ev_timer_set(&s->stop_deadline, s->env.config->shutdown_grace_seconds, 0.);
     ev_timer_start(s->env.loop, &s->stop_deadline);
+    ev_timer_start(s->env.loop, &s->stop_tick);
     kin_source_maybe_stopped(s);
 }
 
@@ -442,6 +456,7 @@ static void kin_destroy(void *source)
     if (!s) return;
     ev_timer_stop(s->env.loop, &s->list_timer);
     ev_timer_stop(s->env.loop, &s->stop_deadline);
+    ev_timer_stop(s->env.loop, &s->stop_tick);
     ev_timer_stop(s->env.loop, &s->stopped_notify);
     if (s->list_call) esm_http_cancel(s->list_call);
     s->state = K_STOPPED;
@@ -499,6 +514,37 @@ static void kin_status(void *source, esm_buf *out)
     esm_buf_putc(out, '}');
 }
 
+static int64_t kin_stuck_since(void *source)
+{
+    kin_source *s = source;
+    int64_t since = 0;
+    for (size_t i = 0; i < s->n_shards; i++)
+        for (unsigned l = 0; l < s->shards[i]->n_lanes; l++) {
+            int64_t b = esm_lane_blocked_since_ms(s->shards[i]->lanes[l].lane);
+            if (b > 0 && (since == 0 || b < since)) since = b;
+        }
+    return since;
+}
+
+static void kin_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
+{
+    kin_source *s = source;
+    int64_t now = esm_now_ms();
+    for (size_t i = 0; i < s->n_shards; i++) {
+        kin_shard *sh = s->shards[i];
+        if (sh->state == KS_FINISHED || sh->state == KS_WAITING) continue;
+        emit(arg, sh->info.id, ESM_GAUGE_ITERATOR_AGE_SECONDS,
+             (double)kin_shard_iterator_age_ms(sh, now) / 1000.0);
+        for (unsigned l = 0; l < sh->n_lanes; l++) {
+            const kin_lane *kl = &sh->lanes[l];
+            int64_t b = esm_lane_blocked_since_ms(kl->lane);
+            emit(arg, kl->key, ESM_GAUGE_LANE_BLOCKED_SECONDS,
+                 b > 0 && now > b ? (double)(now - b) / 1000.0 : 0.0);
+            emit(arg, kl->key, ESM_GAUGE_LANE_IN_FLIGHT, kl->in_batch ? (double)kl->n_batch : 0.0);
+        }
+    }
+}
+
 static bool kin_ready(void *source)
 {
     const kin_source *s = source;
@@ -513,4 +559,6 @@ const esm_source_ops esm_kinesis_source = {
     .destroy = kin_destroy,
     .status = kin_status,
     .ready = kin_ready,
+    .stuck_since = kin_stuck_since,
+    .lane_gauges = kin_lane_gauges,
 };

@@ -116,6 +116,7 @@ struct kin_source {
     esm_source_stopped_cb stopped_cb;
     void *stopped_arg;
     ev_timer stop_deadline;
+    ev_timer stop_tick; /* settles lanes whose invocation answered while stopping */
     ev_timer stopped_notify;
     char last_error[256];
 };
@@ -125,15 +126,22 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info);
 void kin_shard_free(kin_shard *sh);
 /* Starts reading (state must be KS_WAITING): checks the checkpoint, gets an iterator. */
 void kin_shard_start(kin_shard *sh);
-/* Stop reading: cancels calls and timers, drops queued records, abandons lanes that wait for a
- * retry. Lanes invoking keep going until done. */
+/* Stop reading: cancels calls and timers, drops queued records, settles the lanes. */
 void kin_shard_stop(kin_shard *sh);
+/* While stopping: abandons every lane batch that is not waiting for an invocation's answer (a
+ * batch waiting to retry would not run again; its retry state stays persisted). Lanes invoking
+ * keep going, so the outcome of a call that ran is recorded. */
+void kin_shard_settle(kin_shard *sh);
 /* Marks the shard's checkpoint as not fitting the stream: not read, logged, in the status. */
 void kin_shard_mismatch(kin_shard *sh, const char *why);
 /* Abandons every lane batch (the shutdown deadline). */
 void kin_shard_abandon(kin_shard *sh);
 bool kin_shard_idle(const kin_shard *sh);
 void kin_shard_status(kin_shard *sh, esm_buf *out);
+/* IteratorAge: how far behind the shard is: MillisBehindLatest, or the age of the oldest record
+ * read but not yet resolved when that is more (so a blocked shard's age keeps growing, and a
+ * caught-up shard's is 0). */
+int64_t kin_shard_iterator_age_ms(const kin_shard *sh, int64_t now);
 const char *kin_shard_state_name(kin_shard_state st);
 
 /* esm_kinesis.c */

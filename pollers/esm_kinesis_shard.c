@@ -747,6 +747,29 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
     return sh;
 }
 
+/* Whether the lane waits for an invocation's answer (worth waiting for at shutdown, so its
+ * outcome counts) rather than for a retry timer or nothing. lane/esm_lane.h has no accessor for
+ * the phase, so its status is read. */
+static bool lane_invoking(const esm_lane *lane)
+{
+    static const char prefix[] = "{\"Phase\":\"Invoking\"";
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_lane_status(lane, &b);
+    bool invoking =
+        b.data && b.len >= sizeof prefix - 1 && memcmp(b.data, prefix, sizeof prefix - 1) == 0;
+    esm_buf_free(&b);
+    return invoking;
+}
+
+void kin_shard_settle(kin_shard *sh)
+{
+    for (unsigned i = 0; i < sh->n_lanes; i++) {
+        esm_lane *lane = sh->lanes[i].lane;
+        if (lane && esm_lane_busy(lane) && !lane_invoking(lane)) esm_lane_abandon(lane);
+    }
+}
+
 void kin_shard_stop(kin_shard *sh)
 {
     struct ev_loop *loop = sh->src->env.loop;
@@ -759,10 +782,8 @@ void kin_shard_stop(kin_shard *sh)
         /* Queued records stay in the order list unresolved (freed with the shard). */
         kl->queue.len = kl->queue.head = 0;
         kl->queue_bytes = 0;
-        /* A batch waiting to retry would not run again: drop it now, its retry state stays. */
-        if (kl->lane && esm_lane_busy(kl->lane) && esm_lane_blocked_since_ms(kl->lane))
-            esm_lane_abandon(kl->lane);
     }
+    kin_shard_settle(sh);
 }
 
 void kin_shard_abandon(kin_shard *sh)
@@ -823,14 +844,18 @@ static void put_iso(esm_buf *out, int64_t ms)
     esm_buf_json_cstr(out, iso);
 }
 
-void kin_shard_status(kin_shard *sh, esm_buf *out)
+int64_t kin_shard_iterator_age_ms(const kin_shard *sh, int64_t now)
 {
-    int64_t now = esm_now_ms();
-    /* IteratorAge: how far behind the shard is: MillisBehindLatest, or the age of the oldest
-     * record read but not yet resolved when that is more (a blocked shard keeps growing). */
     int64_t age = sh->millis_behind > 0 ? sh->millis_behind : 0;
     const esm_kinesis_record *oldest = kin_deque_at(&sh->order, 0);
     if (oldest && now - oldest->arrival_ms > age) age = now - oldest->arrival_ms;
+    return age;
+}
+
+void kin_shard_status(kin_shard *sh, esm_buf *out)
+{
+    int64_t now = esm_now_ms();
+    int64_t age = kin_shard_iterator_age_ms(sh, now);
     esm_buf_puts(out, "{\"ShardId\":");
     esm_buf_json_cstr(out, sh->info.id);
     esm_buf_puts(out, ",\"State\":");

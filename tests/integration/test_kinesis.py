@@ -413,3 +413,74 @@ def test_blocked_shard_shows_iterator_age_and_blocks_only_itself(peers, kinesis,
     wait_checkpoint(e, st.shard_ids[1], good[-1])  # the other shard went on
     ok_ids = [i for inv in funchost.invocations() if inv["result"] != "error" for i in inv["ids"]]
     assert ok_ids == good
+
+
+def test_kill9_replays_at_most_the_batch_in_flight(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, n=20, partition_key="k")
+    seqs = [s for _, s, _ in put]
+    e = esmd(config(peers, funchost.url_lambda("slow"), st.arn, BatchSize=5))
+    funchost.control("slow", "slow", ms=400)
+    wait_until(lambda: len(funchost.invocations()) >= 2, 20, "two batches done")
+    e.kill9()
+    funchost.control("slow", "echo")
+    e.restart()
+    wait_until(lambda: set(i for inv in funchost.invocations() for i in inv["ids"]) == set(seqs), 30,
+               "every record delivered after the crash")
+    ids = [i for inv in funchost.invocations() for i in inv["ids"]]
+    dups = sorted({i for i in ids if ids.count(i) > 1}, key=seqs.index)
+    assert len(dups) <= 5, f"more than one batch replayed: {len(dups)} records"
+    if dups:  # the replayed records are one contiguous batch
+        first = seqs.index(dups[0])
+        assert dups == seqs[first:first + len(dups)]
+    # order holds across the crash: first deliveries are in sequence order
+    firsts = []
+    for i in ids:
+        if i not in firsts:
+            firsts.append(i)
+    assert firsts == seqs
+
+
+def test_batching_window_gathers_records_across_reads(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    aws.put_records(kinesis, st, records=[("k", f"a-{i}") for i in range(5)])
+    e = esmd(config(peers, funchost.url_lambda("echo"), st.arn, BatchSize=50,
+                    MaximumBatchingWindowInSeconds=4))
+    wait_until(lambda: shards_status(e)[st.shard_ids[0]]["Lanes"][0]["Queued"] == 5, 10,
+               "the first records wait in the window")
+    aws.put_records(kinesis, st, records=[("k", f"b-{i}") for i in range(5)])
+    wait_until(lambda: len(funchost.payloads()) >= 10, 20, "10 records delivered")
+    invs = funchost.invocations()
+    assert len(invs) == 1, [len(i["ids"]) for i in invs]
+    assert invs[0]["payloads"] == [f"a-{i}" for i in range(5)] + [f"b-{i}" for i in range(5)]
+
+
+def test_full_batch_does_not_wait_for_the_window(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    aws.put_records(kinesis, st, records=[("k", f"r-{i}") for i in range(10)])
+    esmd(config(peers, funchost.url_lambda("echo"), st.arn, BatchSize=10,
+                MaximumBatchingWindowInSeconds=300))
+    inv = funchost.wait_invocations(1, timeout=20)  # far less than the 300 s window
+    assert inv[0]["payloads"] == [f"r-{i}" for i in range(10)]
+
+
+def test_retry_attempts_survive_a_restart(peers, kinesis, funchost, esmd, workdir):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, records=[("k", "POISON-0"), ("k", "after")])
+    out = os.path.join(str(workdir), "failures.jsonl")
+    cfg = config(peers, funchost.url_lambda("poison"), st.arn, BatchSize=1, MaximumRetryAttempts=3,
+                 DestinationConfig={"OnFailure": {"Destination": "file://" + out}},
+                 EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 1}})
+    e = esmd(cfg)
+    wait_until(lambda: len(funchost.invocations()) >= 2, 20, "two failed attempts")
+    assert e.stop() == 0  # an invocation in flight is waited for, so its attempt counts
+    n = len(funchost.invocations())
+    assert 2 <= n <= 4
+    e.restart()
+    wait_until(lambda: "after" in funchost.payloads(), 30, "the next record after the discard")
+    ids = [inv["ids"] for inv in funchost.invocations()]
+    # 1 + MaximumRetryAttempts invocations of the poison record in all, across the restart
+    assert ids == [[put[0][1]]] * 4 + [[put[1][1]]]
+    fr = json.loads(wait_until(lambda: os.path.exists(out) and open(out).read().splitlines(), 15,
+                               "the failure record")[0])
+    assert fr["requestContext"]["approximateInvokeCount"] == 4
