@@ -411,6 +411,7 @@ static void apply_decision(esm_lane *lane)
 
 static void decide_and_apply(esm_lane *lane, const esm_policy_outcome *out)
 {
+    size_t depth_before = lane->st.depth; /* a bisect split pushes one sub-batch end */
     if (esm_policy_decide(lane->recs, lane->n, &lane->st, out, &lane->cfg, esm_now_ms(),
                           (uint32_t)random(), &lane->decision) != 0 ||
         lane->decision.n == 0) {
@@ -419,6 +420,8 @@ static void decide_and_apply(esm_lane *lane, const esm_policy_outcome *out)
         finish(lane, true);
         return;
     }
+    if (lane->env.counters.invokes && lane->st.depth > depth_before)
+        lane->env.counters.invokes->bisect_splits += lane->st.depth - depth_before;
     apply_decision(lane);
 }
 
@@ -503,6 +506,9 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
         ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
                  lane->last_result + 9);
     }
+    if (lane->env.counters.invokes)
+        esm_invoke_stats_record(lane->env.counters.invokes, hi - lo, r->latency_ms,
+                                out.kind == ESM_OUTCOME_SUCCESS, esm_now_ms());
     if (out.kind != ESM_OUTCOME_SUCCESS && !lane->blocked_since_ms)
         lane->blocked_since_ms = esm_now_ms();
     decide_and_apply(lane, &out);

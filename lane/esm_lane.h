@@ -19,6 +19,7 @@
 
 #include "common/esm_buf.h"
 #include "config/esm_config.h"
+#include "engine/esm_metrics_hist.h"
 #include "invoker/esm_invoker.h"
 #include "invoker/esm_rbif.h"
 #include "policy/esm_failure_record.h"
@@ -33,6 +34,8 @@ typedef struct esm_lane esm_lane;
 typedef struct {
     uint64_t *invoked, *invocations, *failed_invoke, *throttled, *dropped, *on_failure_queued,
         *committed, *checkpoint_write_failures;
+    esm_invoke_stats *invokes; /* &stats->invokes: latency/batch histograms, last result, bisect
+                                  splits (may be NULL) */
 } esm_lane_counters;
 
 typedef struct {
