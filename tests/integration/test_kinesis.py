@@ -16,6 +16,7 @@ import pytest
 
 from helpers import aws
 from helpers.esmd import aws_block
+from helpers.http import request as http_request
 from helpers.procs import wait_until
 
 PEERS = ("kinesis",)
@@ -484,3 +485,149 @@ def test_retry_attempts_survive_a_restart(peers, kinesis, funchost, esmd, workdi
     fr = json.loads(wait_until(lambda: os.path.exists(out) and open(out).read().splitlines(), 15,
                                "the failure record")[0])
     assert fr["requestContext"]["approximateInvokeCount"] == 4
+
+
+# ---------------------------------------------------------------- API errors (through a proxy)
+
+
+class FaultProxy:
+    """Forwards Kinesis calls to kinesis-local; `fault(target, n)` may return (status, error type)
+    to answer the n-th call of that target (1-based) with an error instead; `rewrite(target,
+    response)` may change a successful response. Logs every call."""
+
+    def __init__(self, upstream, fault, rewrite=None):
+        self.calls = []  # (monotonic time, target, forwarded)
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "").split(".")[-1]
+                with proxy.lock:
+                    n = sum(1 for _, t, _ in proxy.calls if t == target) + 1
+                    err = fault(target, n)
+                    proxy.calls.append((time.monotonic(), target, err is None))
+                if err is not None:
+                    out = json.dumps({"__type": err[1], "message": "injected by the test"}).encode()
+                    self.send_response(err[0])
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                status, rh, out = http_request("POST", upstream + "/", body=body, headers=hdrs)
+                if rewrite is not None and status == 200:
+                    out = json.dumps(rewrite(target, json.loads(out))).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", rh.get("Content-Type", "application/x-amz-json-1.1"))
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self, target, forwarded=None):
+        with self.lock:
+            return sum(1 for _, t, f in self.calls if t == target and (forwarded is None or f == forwarded))
+
+    def times(self, target):
+        with self.lock:
+            return [ts for ts, t, f in self.calls if t == target]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def proxied(peers, proxy, url, arn, **mapping):
+    cfg = config(peers, url, arn, **mapping)
+    cfg["aws"]["endpoints"]["kinesis"] = proxy.url
+    return cfg
+
+
+def test_expired_iterator_is_renewed_without_skip_or_replay(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, n=30, partition_key="k")
+
+    def fault(target, n):  # the 3rd and 4th GetRecords: the iterator expired
+        return (400, "ExpiredIteratorException") if target == "GetRecords" and n in (3, 4) else None
+
+    proxy = FaultProxy(peers.kinesis_endpoint, fault)
+    try:
+        esmd(proxied(peers, proxy, funchost.url_lambda("echo"), st.arn, BatchSize=5))
+        wait_until(lambda: len(funchost.payloads()) >= 30, 30, "30 records delivered")
+        ids = [i for inv in funchost.invocations() for i in inv["ids"]]
+        assert ids == [s for _, s, _ in put]  # in order, each once
+        assert proxy.count("GetShardIterator") >= 3  # the first one, then one per expiry
+    finally:
+        proxy.close()
+
+
+def test_throttled_reads_back_off_and_lose_nothing(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, n=40, partition_key="k")
+
+    def fault(target, n):  # every other GetRecords of the first ten is throttled
+        if target == "GetRecords" and n <= 10 and n % 2 == 0:
+            return (400, "ProvisionedThroughputExceededException")
+        if target == "ListShards" and n == 1:
+            return (500, "InternalFailure")
+        return None
+
+    proxy = FaultProxy(peers.kinesis_endpoint, fault)
+    try:
+        e = esmd(proxied(peers, proxy, funchost.url_lambda("echo"), st.arn, BatchSize=2))
+        wait_until(lambda: len(funchost.payloads()) >= 40, 60, "40 records delivered")
+        ids = [i for inv in funchost.invocations() for i in inv["ids"]]
+        assert ids == [s for _, s, _ in put]
+        assert proxy.count("GetRecords", forwarded=False) == 5
+        assert e.status()["EventSourceMappings"][0]["Counters"]["source_errors"] >= 6
+        # never more than 5 GetRecords a second on the shard (200 ms apart; 50 ms of slack for
+        # the proxy's own scheduling)
+        ts = proxy.times("GetRecords")
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        assert min(gaps) >= 0.15, min(gaps)
+    finally:
+        proxy.close()
+
+
+def test_records_too_old_when_read_are_discarded_without_invoking(peers, kinesis, funchost, esmd, workdir):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, n=3, partition_key="k")
+    old = {s for _, s, _ in put}
+
+    def age(target, resp):  # the first three records arrived an hour ago
+        if target == "GetRecords":
+            for r in resp.get("Records", []):
+                if r["SequenceNumber"] in old:
+                    r["ApproximateArrivalTimestamp"] -= 3600
+        return resp
+
+    proxy = FaultProxy(peers.kinesis_endpoint, lambda t, n: None, rewrite=age)
+    out = os.path.join(str(workdir), "failures.jsonl")
+    try:
+        e = esmd(proxied(peers, proxy, funchost.url_lambda("echo"), st.arn, BatchSize=10,
+                         MaximumRecordAgeInSeconds=60,
+                         DestinationConfig={"OnFailure": {"Destination": "file://" + out}}))
+        wait_checkpoint(e, st.shard_ids[0], put[-1][1])
+        fresh = aws.put_records(kinesis, st, records=[("k", "fresh")])
+        wait_until(lambda: funchost.payloads() == ["fresh"], 20, "the fresh record delivered")
+        assert [inv["ids"] for inv in funchost.invocations()] == [[fresh[0][1]]]  # old ones never invoked
+        fr = json.loads(wait_until(lambda: os.path.exists(out) and open(out).read().splitlines(), 15,
+                                   "the failure record")[0])
+        assert fr["requestContext"]["condition"] == "RecordAgeExceeded"
+        assert fr["requestContext"]["approximateInvokeCount"] == 0
+        assert "responseContext" not in fr
+        info = fr["KinesisBatchInfo"]
+        assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == \
+            (put[0][1], put[-1][1], 3)
+        assert e.status()["EventSourceMappings"][0]["Counters"]["dropped"] == 3
+    finally:
+        proxy.close()
