@@ -62,8 +62,7 @@ typedef enum {
     ESM_GAUGE_LANE_BLOCKED_SECONDS, /* seconds the lane has retried its batch (0 = not) */
     ESM_GAUGE_LANE_IN_FLIGHT,       /* records of the lane's batch in flight */
 } esm_lane_gauge;
-typedef void (*esm_lane_gauge_fn)(void *arg, const char *lane, esm_lane_gauge gauge,
-                                  double value);
+typedef void (*esm_lane_gauge_fn)(void *arg, const char *lane, esm_lane_gauge gauge, double value);
 
 typedef struct {
     const char *name;
