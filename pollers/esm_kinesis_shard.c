@@ -280,9 +280,16 @@ static void cb_done(void *arg, bool abandoned)
     kl->precs = NULL;
     kl->n_batch = kl->resolved = 0;
     if (abandoned && running(sh))
-        ESM_WARN(kl->log_ctx, "batch abandoned unacknowledged; its records are offered again");
+        ESM_WARN(kl->log_ctx, "batch abandoned unacknowledged; its records are offered again in "
+                              "1 s");
     if (running(sh)) {
-        lane_kick_later(kl);
+        if (abandoned) { /* never a hot loop */
+            ev_timer_stop(sh->src->env.loop, &kl->window);
+            ev_timer_set(&kl->window, 1., 0.);
+            ev_timer_start(sh->src->env.loop, &kl->window);
+        } else {
+            lane_kick_later(kl);
+        }
         persist_watermark(sh, false);
         check_drained(sh);
         if (sh->state == KS_READING && !sh->call && !ev_is_active(&sh->timer)) get_records(sh);
