@@ -188,6 +188,8 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
     } else if (err) {
         set_error(s, "assign failed: %s", rd_kafka_err2str(err));
     }
+    /* librdkafka keeps a partition's pause across revoke and re-assign: start unpaused. */
+    rd_kafka_resume_partitions(s->rk, parts);
     char names[512];
     list_names(parts, names, sizeof names);
     ESM_INFO(s->env.log_ctx, "assigned partitions [%s] of %s (group %s)", names, s->map->topic,

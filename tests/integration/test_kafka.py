@@ -391,3 +391,36 @@ def test_blocked_partition_is_paused_and_others_flow(kafka, funchost, esmd):
     assert kafka.committed_offsets(group_of(cfg), topic)[0] < 0
     assert "POISON-0" not in [p for inv in funchost.invocations("poison") if inv["result"] == "ok"
                               for p in inv["payloads"]]
+
+
+def test_rebalance_and_graceful_leave_without_duplicates(kafka, funchost, esmd):
+    """peers.md B2: a member joining or leaving while batches are in flight. The revoked
+    partitions' running invocations finish and are committed before release, so the new owner
+    starts exactly after them: no record is delivered twice and none is lost."""
+    topic = kafka.create_topic(partitions=2)
+    group = kafka_mod.unique("g")
+    funchost.control("slow", "slow", ms=400)
+    cfg = config(kafka, topic, funchost.url_lambda("slow"), group=group, BatchSize=4)
+    if os.environ.get("ESMD_KAFKA_DEBUG"):
+        cfg["log_level"] = "debug"
+        cfg["event_source_mappings"][0]["EsmdOptions"]["KafkaProperties"]["debug"] = "cgrp,fetch,consumer"
+    first = [f"x-{i}" for i in range(40)]
+    kafka.produce(topic, [{"value": v, "key": v, "partition": i % 2} for i, v in enumerate(first)])
+    a = esmd(cfg, name="a")
+    funchost.wait_invocations(1, "slow", timeout=30)
+    b = esmd(cfg, name="b")  # joins while a has batches in flight
+    wait_until(lambda: set(first) <= set(values(funchost, "slow")), 60, "first 40 delivered")
+    wait_until(lambda: kafka_source(a)["AssignedPartitions"] == 1 and kafka_source(b)["AssignedPartitions"] == 1,
+               30, "one partition each")
+    second = [f"y-{i}" for i in range(40)]
+    n_before = len(funchost.invocations("slow"))
+    kafka.produce(topic, [{"value": v, "key": v, "partition": i % 2} for i, v in enumerate(second)])
+    funchost.wait_invocations(n_before + 2, "slow", timeout=30)
+    assert a.stop() == 0  # leaves gracefully while its partition has batches in flight
+    wait_assigned(b, 2, timeout=30)
+    wait_until(lambda: set(second) <= set(values(funchost, "slow")), 60, "second 40 delivered")
+    wait_committed(kafka, group, topic)
+    got = values(funchost, "slow")
+    dups = sorted({v for v in got if got.count(v) > 1})
+    assert not dups, f"delivered twice: {dups}"
+    assert sorted(got) == sorted(first + second)
