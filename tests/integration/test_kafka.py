@@ -424,3 +424,47 @@ def test_rebalance_and_graceful_leave_without_duplicates(kafka, funchost, esmd):
     dups = sorted({v for v in got if got.count(v) > 1})
     assert not dups, f"delivered twice: {dups}"
     assert sorted(got) == sorted(first + second)
+
+
+def test_filtered_records_are_committed(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=1)
+    recs = [{"value": json.dumps({"kind": "keep" if i % 3 == 0 else "drop", "i": i}), "key": f"k{i}"}
+            for i in range(12)]
+    recs += [{"value": json.dumps({"kind": "drop", "i": i}), "key": "t"} for i in range(12, 15)]  # trailing
+    kafka.produce(topic, recs)
+    cfg = config(kafka, topic, funchost.url_lambda("echo"),
+                 FilterCriteria={"Filters": [{"Pattern": json.dumps({"value": {"kind": ["keep"]}})}]})
+    e = esmd(cfg)
+    ends = wait_committed(kafka, group_of(cfg), topic)  # trailing filtered records included
+    assert ends == {0: 15}
+    assert [json.loads(v)["i"] for v in values(funchost)] == [0, 3, 6, 9]
+    counters = next(m for m in e.status()["EventSourceMappings"] if m["Source"] == "kafka")["Counters"]
+    assert counters["filtered_out"] == 11 and counters["polled"] == 15
+
+
+def test_partial_batch_response_and_explicit_kafka_destination(kafka, funchost, esmd):
+    """RBIF with Kafka identifiers {"partition":"topic-N","offset":O}: the records before the
+    failed one are committed, processing resumes at it; after the retries it goes to a
+    kafka://host:port/topic destination with its original key."""
+    topic = kafka.create_topic(partitions=1)
+    failures = kafka.create_topic(partitions=1)
+    recs = [{"value": f"ok-{i}", "key": f"k{i}"} for i in range(8)]
+    recs[3] = {"value": "POISON-3", "key": "bad-key"}
+    kafka.produce(topic, recs)
+    cfg = config(kafka, topic, funchost.url_lambda("partial"),
+                 FunctionResponseTypes=["ReportBatchItemFailures"], MaximumRetryAttempts=1,
+                 DestinationConfig={"OnFailure": {"Destination": f"kafka://{kafka.bootstrap}/{failures}"}})
+    cfg["event_source_mappings"][0]["EsmdOptions"]["RetryBackoff"] = {"BaseSeconds": 0, "MaxSeconds": 1}
+    esmd(cfg)
+    wait_committed(kafka, group_of(cfg), topic, timeout=60)
+    invs = funchost.invocations("partial")
+    assert invs[0]["result"] == "partial"
+    assert [i.rsplit(":", 1)[1] for i in invs[1]["ids"]][0] == "3"  # resumed at the failed record
+    (m,) = kafka.consume(failures, 1, timeout=30)
+    assert m["key"] == b"bad-key"
+    rec = json.loads(m["value"])
+    assert rec["KafkaBatchInfo"]["recordInfo"]["offset"] == "3"
+    assert rec["responseContext"]["functionError"] is None  # a partial failure, not an error
+    assert kafka.end_offsets(failures) == {0: 1}
+    delivered_ok = {p for inv in invs for p in inv["payloads"]} - {"POISON-3"}
+    assert delivered_ok == {r["value"] for r in recs} - {"POISON-3"}
