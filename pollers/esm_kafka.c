@@ -142,8 +142,10 @@ static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t 
                 if (!e) continue;
                 /* -1: no record at or after the timestamp: start at the end */
                 e->offset = t->elems[i].offset >= 0 ? t->elems[i].offset : RD_KAFKA_OFFSET_END;
-                ESM_INFO(s->env.log_ctx, "partition %" PRId32 ": AT_TIMESTAMP starts at offset %s",
-                         e->partition, e->offset >= 0 ? "(found)" : "END");
+                ESM_INFO(s->env.log_ctx,
+                         "partition %" PRId32 ": AT_TIMESTAMP starts at offset %" PRId64 "%s",
+                         e->partition, t->elems[i].offset,
+                         e->offset >= 0 ? "" : " (none yet: the end)");
             }
         }
     }
