@@ -1,0 +1,136 @@
+"""Scenario 5: esmd's state_dir fails under it. A tmpfs of our own is mounted on the state_dir
+(needs root; skipped otherwise) and filled up mid-flow, or made read-only across a restart. Kinesis source:
+its checkpoint is the acknowledgement esmd writes. Asserted:
+  - esmd stops acknowledging (the checkpoint stays behind the records the function already got),
+    says why (the checkpoint_write_failures counter and a log line naming the cause), and keeps
+    running;
+  - when space (or write access) returns, it resumes by itself: every record delivered, the
+    checkpoint at the shard's last record.
+And a corrupt database is refused at start with a clear error (the file, "corrupt")."""
+
+import os
+import subprocess
+
+import pytest
+
+from helpers import aws
+from helpers.esmd import Esmd, aws_block
+from helpers.procs import wait_until
+
+pytestmark = pytest.mark.peers("kinesis")
+
+
+@pytest.fixture
+def tmpfs(workdir):
+    path = os.path.join(str(workdir), "state")
+    os.makedirs(path, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", path],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    yield path
+    subprocess.run(["mount", "-o", "remount,rw", path], capture_output=True)
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def start(peers, kinesis, funchost, esmd, state_dir):
+    st = aws.create_stream(kinesis, shards=1)
+    e = esmd({"state_dir": state_dir, "aws": aws_block(peers),
+              "functions": {"fn": {"url": funchost.url_lambda("echo"), "protocol": "lambda",
+                                   "timeout_seconds": 3}},
+              "event_source_mappings": [{"FunctionName": "fn", "EventSourceArn": st.arn,
+                                         "StartingPosition": "TRIM_HORIZON", "BatchSize": 10}]})
+    return e, st
+
+
+def checkpoint(e):
+    return e.status()["EventSourceMappings"][0]["SourceState"]["Shards"][0].get("Checkpoint")
+
+
+def write_failures(e):
+    return e.status()["EventSourceMappings"][0]["Counters"]["checkpoint_write_failures"]
+
+
+def flow(kinesis, st, e, funchost, prefix, n):
+    """Put n records; returns their sequence numbers once the function got them all."""
+    seqs = [s for _, s, _ in aws.put_records(kinesis, st, records=[("k", f"{prefix}-{i}") for i in range(n)])]
+    want = {f"{prefix}-{i}" for i in range(n)}
+    wait_until(lambda: want <= set(funchost.payloads()), 30, f"{prefix} records delivered")
+    return seqs
+
+
+def fill(path):
+    """Writes a filler file until the filesystem is full; returns its path."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def assert_holds_back(e, kinesis, st, funchost, cause_words):
+    """After the state_dir broke: new records reach the function at most once more per retry,
+    but the checkpoint stays behind the last of them and esmd says why."""
+    seqs = aws.put_records(kinesis, st, records=[("k", f"blocked-{i}") for i in range(20)])
+    wait_until(lambda: write_failures(e) > 0, 30, "a failed checkpoint write")
+    assert checkpoint(e) != seqs[-1][1], "the checkpoint moved although the state_dir is broken"
+    log = e.log().lower()
+    assert "state store write failed" in log or "checkpoint" in log, e.proc.log_tail()
+    assert any(w in log for w in cause_words), f"no cause among {cause_words}:\n{e.proc.log_tail()}"
+    assert e.alive()
+    return [s for _, s, _ in seqs]
+
+
+def test_state_dir_full_stops_acks_then_recovers(peers, kinesis, funchost, esmd, tmpfs):
+    e, st = start(peers, kinesis, funchost, esmd, tmpfs)
+    first = flow(kinesis, st, e, funchost, "before", 20)
+    wait_until(lambda: checkpoint(e) == first[-1], 20, "checkpoint after the first records")
+    filler = fill(tmpfs)
+    seqs = assert_holds_back(e, kinesis, st, funchost, ("full", "space"))
+    os.unlink(filler)
+    wait_until(lambda: checkpoint(e) == seqs[-1], 60, "checkpoint at the end once space is back")
+    assert {f"blocked-{i}" for i in range(20)} <= set(funchost.payloads())
+
+
+def test_state_dir_read_only_is_refused_then_resumes(peers, kinesis, funchost, esmd, tmpfs, workdir):
+    # A filesystem with files open for writing cannot be remounted read-only (EBUSY), so the
+    # read-only case is a restart onto a read-only state_dir (what an operator's mistake or a
+    # failing disk remounted by the kernel looks like to the next start).
+    e, st = start(peers, kinesis, funchost, esmd, tmpfs)
+    first = flow(kinesis, st, e, funchost, "before", 20)
+    wait_until(lambda: checkpoint(e) == first[-1], 20, "checkpoint after the first records")
+    assert e.stop() == 0
+    subprocess.run(["mount", "-o", "remount,ro", tmpfs], check=True)
+    ro = Esmd(e.config, workdir, name="esmd-ro", ready=False, binary=e.binary)
+    wait_until(lambda: not ro.alive(), 20, "esmd to refuse the read-only state_dir and exit")
+    log = ro.log().lower()
+    assert ro.proc.returncode() > 0, log
+    assert "read-only" in log or "readonly" in log, log
+    subprocess.run(["mount", "-o", "remount,rw", tmpfs], check=True)
+    before = len(funchost.invocations())
+    e.start()
+    seqs = flow(kinesis, st, e, funchost, "after", 20)
+    wait_until(lambda: checkpoint(e) == seqs[-1], 30, "checkpoint at the end once writable again")
+    again = [p for inv in funchost.invocations()[before:] for p in inv["payloads"]]
+    assert not [p for p in again if p.startswith("before")], "resumed before its checkpoint"
+
+
+def test_corrupt_database_is_refused_at_start(peers, kinesis, funchost, esmd, workdir):
+    e, _ = start(peers, kinesis, funchost, esmd, os.path.join(str(workdir), "state"))
+    assert e.stop() == 0
+    db = os.path.join(e.config["state_dir"], "esmd.db")
+    assert os.path.exists(db)
+    for extra in ("-wal", "-shm"):
+        if os.path.exists(db + extra):
+            os.unlink(db + extra)
+    with open(db, "r+b") as f:  # keep the size, destroy the header and the first pages
+        f.write(os.urandom(8192))
+    e2 = Esmd(e.config, workdir, name="esmd-corrupt", ready=False, binary=e.binary)
+    wait_until(lambda: not e2.alive(), 20, "esmd to refuse the corrupt database and exit")
+    assert e2.proc.returncode() != 0
+    log = e2.log()
+    assert db in log and "corrupt" in log.lower(), log
+    assert "Segmentation" not in log and e2.proc.returncode() > 0
