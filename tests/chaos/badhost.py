@@ -28,6 +28,7 @@ class BadHost:
     def __init__(self, mode, count):
         self.mode, self.left = mode, count
         self.log = []
+        self.events = []  # every request body that parsed as JSON
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,7 +80,9 @@ class BadHost:
                         mode = self.mode if self.left > 0 else "ok"
                         self.left -= 1
                         try:
-                            pl = payloads_of(json.loads(body))
+                            event = json.loads(body)
+                            self.events.append(event)
+                            pl = payloads_of(event)
                         except ValueError:
                             pl = []
                         self.log.append((int(time.time() * 1000), mode, pl))
