@@ -433,33 +433,319 @@ def case_filter():
     record("filter", output=r.stdout.strip().splitlines())
 
 
+# ---------------------------------------------------------------- Kafka
+
+KAFKA_BS = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def kafka_helpers():
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from helpers import kafka as k  # confluent-kafka, installed by scripts/peers.sh install
+
+    return k
+
+
+def kafka_delete_topic(topic):
+    a = kafka_helpers().admin(KAFKA_BS)
+    try:
+        a.delete_topics([topic], operation_timeout=30)[topic].result(30)
+    except Exception as exc:  # noqa: BLE001 - cleanup only
+        log(f"delete topic {topic}: {exc}")
+
+
+def run_measured(argv, stdout=subprocess.DEVNULL):
+    """Runs argv to completion; returns (wall s, CPU s, peak RSS MB) of that child."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} rc {p.returncode}: {p.stderr.read().decode()[-500:]}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def kafka_topic(k, n, payload, partitions):
+    """A fresh topic holding n records of `payload` bytes (kcat -P from a file)."""
+    topic = k.create_topic(KAFKA_BS, k.unique("bench"), partitions=partitions)
+    path = os.path.join(RUN, f"kafka-{n}-{payload}.kv")
+    if not os.path.exists(path):
+        with open(path + ".tmp", "w") as f:
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            for i in range(n):
+                head = f"{i:010d}"
+                # key TAB value: keyed records spread over the partitions by hash
+                f.write(f"k{i}\t" + head + (alphabet * (payload // len(alphabet) + 1))[i % 36:i % 36 + payload - len(head)] + "\n")
+        os.replace(path + ".tmp", path)
+    wall, _, _ = run_measured(["kcat", "-P", "-b", KAFKA_BS, "-t", topic, "-K", "\t", "-l", "-X", "linger.ms=20",
+                               "-X", "batch.num.messages=10000", "-z", "none", path])
+    total = sum(k.end_offsets(KAFKA_BS, topic).values())
+    if total != n:
+        raise RuntimeError(f"topic {topic}: {total} records, want {n}")
+    log(f"produced {n} x {payload} B to {topic} ({partitions} partitions) in {wall:.1f} s")
+    return topic
+
+
+def kcat_consume(topic, n):
+    """The reference: kcat reading the whole topic (values to /dev/null)."""
+    wall, cpu, rss = run_measured(["kcat", "-C", "-b", KAFKA_BS, "-t", topic, "-o", "beginning", "-e",
+                                   "-q", "-f", "%s\n"])
+    return {"n": n, "seconds": round(wall, 3), "per_s": round(n / wall), "cpu_s": round(cpu, 3),
+            "peak_rss_mb": round(rss, 1)}
+
+
+class Committed:
+    """Sum of a group's committed offsets on a topic, from one reusable consumer handle."""
+
+    def __init__(self, k, group, topic):
+        import confluent_kafka as ck
+
+        self.ck = ck
+        self.c = ck.Consumer({"bootstrap.servers": KAFKA_BS, "group.id": group})
+        self.tps = [ck.TopicPartition(topic, p) for p in k.partitions_of(KAFKA_BS, topic)]
+
+    def total(self):
+        return sum(max(tp.offset, 0) for tp in self.c.committed(self.tps, timeout=10))
+
+    def close(self):
+        self.c.close()
+
+
+def esmd_kafka_run(k, topic, n, batch, window=None, profile=None, name="esmd-kafka"):
+    noop = Noop("--count", '"offset":')
+    group = k.unique("bench-g")
+    m = {"FunctionName": "fn", "Topics": [topic], "StartingPosition": "TRIM_HORIZON", "BatchSize": batch,
+         "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [KAFKA_BS]}},
+         "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group},
+         "EsmdOptions": {"KafkaProperties": {"session.timeout.ms": "6000",
+                                             "heartbeat.interval.ms": "500",
+                                             **json.loads(os.environ.get("BENCH_KAFKA_PROPS", "{}"))}}}
+    if window is not None:
+        m["MaximumBatchingWindowInSeconds"] = window
+    cfg = {"functions": {"fn": {"url": noop.url(), "protocol": "lambda", "timeout_seconds": 30}},
+           "event_source_mappings": [m]}
+    com = Committed(k, group, topic)
+    e = Esmd(cfg, name)
+    prof = perf_attach(e.proc.pid, profile) if profile else None
+    try:
+        peak = [0.0]
+        first = [None]
+
+        def done():
+            if not e.proc.alive():
+                raise RuntimeError(f"esmd died:\n{e.proc.tail()}")
+            peak[0] = max(peak[0], e.proc.mem()[1])
+            return com.total() >= n
+
+        wait_until(done, 1800, f"{n} records committed by esmd", interval=0.1)
+        t_end = time.time()
+        cpu = e.proc.cpu()
+        rss, hwm = e.proc.mem()
+        st = noop.stats()
+        first[0] = st["first_us"] / 1e6
+    finally:
+        if prof:
+            perf_stop(prof)
+        e.stop()
+        noop.stop()
+        com.close()
+    secs = t_end - first[0]
+    return {"n": n, "records_invoked": st["records"], "invocations": st["requests"],
+            "seconds_first_invoke_to_last_commit": round(secs, 3),
+            "seconds_from_launch": round(t_end - e.t_launch, 3), "per_s": round(n / secs),
+            "cpu_s": round(cpu, 3), "cpu_us_per_record": round(cpu / n * 1e6, 2),
+            "rss_mb": round(rss, 1), "peak_rss_mb": round(max(hwm, peak[0]), 1),
+            "fn_cpu_s": st["cpu_s"]}
+
+
+def kafka_compare(k, n, batch, payload=200, partitions=4, case="kafka"):
+    """A fresh topic; kcat reads it, esmd drains it, kcat reads it again (the reference is the
+    mean of the two kcat runs around esmd's)."""
+    topic = kafka_topic(k, n, payload, partitions)
+    try:
+        before = kcat_consume(topic, n)
+        r = esmd_kafka_run(k, topic, n, batch)
+        after = kcat_consume(topic, n)
+    finally:
+        kafka_delete_topic(topic)
+    ref = round((before["per_s"] + after["per_s"]) / 2)
+    record(case, batch=batch, payload=payload, partitions=partitions, esmd=r,
+           kcat_before=before, kcat_after=after, ratio=round(r["per_s"] / ref, 3))
+
+
+def case_kafka():
+    k = kafka_helpers()
+    n = int(os.environ.get("BENCH_KAFKA_N", 100000 if QUICK else 1000000))
+    # BatchSize 10 gets 1/10 of the records: it runs at ~1-2 k records/s (see RESULTS.md,
+    # "pause per batch"), 1M records would take 10+ minutes.
+    for batch in (10, 100, 1000):
+        kafka_compare(k, n // 10 if batch == 10 else n, batch)
+
+
+def case_kafka_shape():
+    """records/s and RSS vs partitions and payload size at BatchSize 1000."""
+    k = kafka_helpers()
+    n = int(os.environ.get("BENCH_KAFKA_N", 100000 if QUICK else 300000))
+    for partitions, payload in ((1, 200), (8, 200), (4, 1024), (4, 64)):
+        kafka_compare(k, n, 1000, payload, partitions, case="kafka-shape")
+
+
+def case_profile_kafka():
+    k = kafka_helpers()
+    n = int(os.environ.get("BENCH_KAFKA_N", 100000 if QUICK else 300000))
+    topic = kafka_topic(k, n, 200, 4)
+    try:
+        for batch in (1000,):
+            data = os.path.join(OUT, f"perf-kafka-b{batch}.data")
+            r = esmd_kafka_run(k, topic, n, batch, profile=data)
+            flat = os.path.join(OUT, f"profile-kafka-b{batch}.txt")
+            with open(flat, "w") as f:
+                subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
+                                "--stdio", "-g", "none", "--percent-limit", "0.5"], stdout=f,
+                               stderr=subprocess.DEVNULL)
+            with open(flat.replace(".txt", "-children.txt"), "w") as f:
+                subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "dso,symbol",
+                                "--stdio", "-g", "none", "--percent-limit", "1"], stdout=f,
+                               stderr=subprocess.DEVNULL)
+            record("profile-kafka", batch=batch, esmd=r, flat=flat)
+    finally:
+        kafka_delete_topic(topic)
+
+
+# ---------------------------------------------------------------- Kinesis
+
+KIN_PORT = int(os.environ.get("BENCH_KINESIS_PORT", "4768"))
+KIN_EP = f"http://127.0.0.1:{KIN_PORT}"
+KIN_TOOL = os.path.join(OUT, "kinesis_tool")
+
+
+def ensure_kinesis():
+    """A private kinesis-local (kinesis-mock) on KIN_PORT (TLS on KIN_PORT+3)."""
+    try:
+        http_get(KIN_EP + "/healthcheck", timeout=1)
+        return None
+    except OSError:
+        pass
+    npm = os.path.join(ROOT, ".peers", "npm")
+    node = os.path.join(npm, "node_modules", "node22", "bin", "node")
+    if not os.path.exists(node):
+        subprocess.run([os.path.join(ROOT, "scripts", "peers.sh"), "install", "kinesis"], check=True)
+    subprocess.run(["cp", os.path.join(ROOT, "tests", "peers", "kinesis-start.cjs"), npm], check=True)
+    env = dict(os.environ, KINESIS_MOCK_CERT_PATH=os.path.join(npm, "node_modules", "kinesis-local", "server.json"),
+               KINESIS_MOCK_PLAIN_PORT=str(KIN_PORT), KINESIS_MOCK_TLS_PORT=str(KIN_PORT + 3),
+               LOG_LEVEL="WARN", AWS_REGION="us-east-1", AWS_ACCOUNT_ID="000000000000", SHARD_LIMIT="1000",
+               CREATE_STREAM_DURATION="0ms", DELETE_STREAM_DURATION="0ms")
+    p = Proc([node, os.path.join(npm, "kinesis-start.cjs"),
+              os.path.join(npm, "node_modules", "kinesis-local", "main.js")], "kinesis", env=env, cwd=npm)
+
+    def up():
+        if not p.alive():
+            raise RuntimeError(f"kinesis-local exited:\n{p.tail()}")
+        try:
+            return http_get(KIN_EP + "/healthcheck", timeout=1) is not None
+        except OSError:
+            return False
+
+    wait_until(up, 60, "kinesis-local ready")
+    return p
+
+
+def kin(*args):
+    r = subprocess.run([KIN_TOOL, args[0], KIN_EP, *[str(a) for a in args[1:]]], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"kinesis_tool {' '.join(map(str, args))}: rc {r.returncode}\n{r.stderr}")
+    out = r.stdout.strip()
+    return json.loads(out.splitlines()[-1]) if out else None
+
+
+def esmd_kinesis_run(stream, n, batch, profile=None):
+    noop = Noop("--count", '"sequenceNumber"')
+    m = {"FunctionName": "fn", "EventSourceArn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{stream}",
+         "StartingPosition": "TRIM_HORIZON", "BatchSize": batch}
+    cfg = {"aws": {"region": "us-east-1", "endpoints": {"kinesis": KIN_EP}},
+           "functions": {"fn": {"url": noop.url(), "protocol": "lambda", "timeout_seconds": 30}},
+           "event_source_mappings": [m]}
+    e = Esmd(cfg, "esmd-kinesis")
+    prof = perf_attach(e.proc.pid, profile) if profile else None
+    try:
+        def done():
+            if not e.proc.alive():
+                raise RuntimeError(f"esmd died:\n{e.proc.tail()}")
+            return noop.stats()["records"] >= n
+
+        wait_until(done, 900, f"{n} Kinesis records invoked", interval=0.05)
+        time.sleep(0.2)  # the last checkpoint write follows the last invocation
+        cpu = e.proc.cpu()
+        rss, hwm = e.proc.mem()
+        st = noop.stats()
+    finally:
+        if prof:
+            perf_stop(prof)
+        e.stop()
+        noop.stop()
+    secs = st["last_us"] / 1e6 - e.t_launch
+    return {"n": n, "records_invoked": st["records"], "invocations": st["requests"],
+            "seconds_launch_to_last_invoke": round(secs, 3), "per_s": round(n / secs),
+            "cpu_s": round(cpu, 3), "cpu_us_per_record": round(cpu / n * 1e6, 1), "rss_mb": round(rss, 1),
+            "peak_rss_mb": round(hwm, 1)}
+
+
+def case_kinesis():
+    n = int(os.environ.get("BENCH_KINESIS_N", 4000 if QUICK else 10000))
+    stream = f"bench-{int(time.time())}"
+    kin("create", stream, 4)
+    put = kin("put", stream, n, 200)
+    log(f"put {n} records into {stream} (4 shards): {put['per_s']} records/s")
+    try:
+        for batch in (10, 100, 1000):
+            # the emulator's ceiling: the best of Limit 10000 and 1000, no call-rate cap
+            free = max((kin("read", stream, n, lim) for lim in (10000, 1000)), key=lambda x: x["per_s"])
+            # the same limits esmd sets itself: Limit = BatchSize, at most 5 GetRecords/s/shard
+            same = kin("read", stream, n, batch, 5)
+            r = esmd_kinesis_run(stream, n, batch)
+            record("kinesis", batch=batch, payload=200, shards=4, esmd=r, ceiling=free,
+                   same_limits=same, ratio=round(r["per_s"] / free["per_s"], 3),
+                   ratio_to_same_limits=round(r["per_s"] / same["per_s"], 3))
+    finally:
+        kin("delete", stream)
+
+
 # ---------------------------------------------------------------- main
 
 
 CASES = {"sqs": case_sqs, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_idle,
          "sqs-shape": case_sqs_shape,
-         "profile-sqs": case_profile_sqs, "checkpoint": case_checkpoint, "filter": case_filter}
+         "profile-sqs": case_profile_sqs, "kafka": case_kafka, "kafka-shape": case_kafka_shape,
+         "profile-kafka": case_profile_kafka, "kinesis": case_kinesis, "checkpoint": case_checkpoint, "filter": case_filter}
 SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape", "profile-sqs"}
+
+
+def on_term(signum, frame):
+    raise KeyboardInterrupt  # run the finally blocks: every child is stopped by its PID
 
 
 def main(argv):
     global QUICK
+    signal.signal(signal.SIGTERM, on_term)
     args = [a for a in argv if a != "--quick"]
     QUICK = len(args) != len(argv)
     if not args or args == ["all"]:
-        args = list(CASES) + [c for c in ("kafka", "kinesis") if c in CASES]
+        args = [c for c in CASES if not c.startswith("profile")]
     bad = [a for a in args if a not in CASES]
     if bad:
         sys.exit(f"unknown case(s) {bad}; known: {', '.join(CASES)}")
     os.makedirs(RUN, exist_ok=True)
     fq = ensure_fauxqs() if SQS_CASES & set(args) else None
+    kp = ensure_kinesis() if "kinesis" in args else None
     try:
         for c in args:
             log(f"case {c} (load {load()})")
             CASES[c]()
     finally:
-        if fq:
-            fq.stop()
+        for p in (fq, kp):
+            if p:
+                p.stop()
 
 
 if __name__ == "__main__":
