@@ -31,6 +31,7 @@ build_esmd() { # src_dir build_dir
 if [ -z "${ESMD_BIN:-}" ]; then
   if [ "${BENCH_SNAPSHOT:-0}" != 1 ] && build_esmd "$ROOT" "$OUT/cmake"; then
     ln -sf "$OUT/cmake/esmd" "$OUT/esmd"
+    export BENCH_ESMD_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)+worktree"
     log "esmd built from the working tree"
   else
     [ "${BENCH_SNAPSHOT:-0}" = 1 ] || log "working tree does not build ($OUT/cmake.log); using HEAD"
@@ -42,10 +43,12 @@ if [ -z "${ESMD_BIN:-}" ]; then
       exit 1
     }
     ln -sf "$OUT/snap/build/esmd" "$OUT/esmd"
+    export BENCH_ESMD_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)"
     log "esmd built from HEAD $(git -C "$ROOT" rev-parse --short HEAD)"
   fi
 else
-  ln -sf "$ESMD_BIN" "$OUT/esmd"
+  ln -sf "$(realpath "$ESMD_BIN")" "$OUT/esmd"
+  export BENCH_ESMD_COMMIT="${BENCH_ESMD_COMMIT:-ESMD_BIN=$ESMD_BIN}"
 fi
 
 # The bench's own programs (small, built directly).
