@@ -785,6 +785,57 @@ def case_kinesis():
         kin("delete", stream)
 
 
+def case_kinesis_shards():
+    """Memory per shard: esmd on an empty stream of 1 shard, then of N shards (default 1000)."""
+    nshards = int(os.environ.get("BENCH_KINESIS_SHARDS", 100 if QUICK else 1000))
+    noop = Noop()
+    out = {}
+    try:
+        for count in (1, nshards):
+            stream = f"bench-shards-{count}-{int(time.time())}"
+            t0 = time.monotonic()
+            kin("create", stream, count)
+            created = time.monotonic() - t0
+            m = {"FunctionName": "fn", "StartingPosition": "LATEST", "BatchSize": 100,
+                 "EventSourceArn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{stream}"}
+            cfg = {"aws": {"region": "us-east-1", "endpoints": {"kinesis": KIN_EP}},
+                   "functions": {"fn": {"url": noop.url(), "protocol": "lambda", "timeout_seconds": 30}},
+                   "event_source_mappings": [m]}
+            e = Esmd(cfg, f"esmd-shards-{count}")
+            try:
+                def shards():
+                    st = json.loads(http_get(f"http://{e.admin}/status", timeout=10))
+                    return len(st["EventSourceMappings"][0]["SourceState"].get("Shards") or [])
+
+                seen = [0]
+
+                def all_seen():
+                    seen[0] = shards()
+                    return seen[0] >= count
+
+                t1 = time.monotonic()
+                try:
+                    wait_until(all_seen, 300, f"{count} shards in /status", interval=1)
+                except TimeoutError:
+                    log(f"only {seen[0]} of {count} shards visible after 300 s")
+                ready_s = time.monotonic() - t1
+                time.sleep(10)
+                c0, w0 = e.proc.cpu(), time.monotonic()
+                time.sleep(20)
+                cpu = (e.proc.cpu() - c0) / (time.monotonic() - w0) * 100
+                rss, hwm = e.proc.mem()
+            finally:
+                e.stop()
+                kin("delete", stream)
+            out[count] = {"shards_seen": seen[0], "rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1),
+                          "cpu_pct_of_core": round(cpu, 2), "create_s": round(created, 1),
+                          "all_shards_seen_s": round(ready_s, 1)}
+    finally:
+        noop.stop()
+    per = (out[nshards]["rss_mb"] - out[1]["rss_mb"]) * 1024 / max(out[nshards]["shards_seen"] - 1, 1)
+    record("kinesis-shards", one=out[1], many=out[nshards], shards=nshards, kb_per_shard=round(per, 1))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -792,7 +843,8 @@ CASES = {"sqs": case_sqs, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_
          "sqs-shape": case_sqs_shape,
          "profile-sqs": case_profile_sqs, "kafka": case_kafka, "kafka-shape": case_kafka_shape,
          "kafka-latency": case_kafka_latency,
-         "profile-kafka": case_profile_kafka, "kinesis": case_kinesis, "checkpoint": case_checkpoint, "filter": case_filter}
+         "profile-kafka": case_profile_kafka, "kinesis": case_kinesis,
+         "kinesis-shards": case_kinesis_shards, "checkpoint": case_checkpoint, "filter": case_filter}
 SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape", "profile-sqs"}
 
 
@@ -812,7 +864,7 @@ def main(argv):
         sys.exit(f"unknown case(s) {bad}; known: {', '.join(CASES)}")
     os.makedirs(RUN, exist_ok=True)
     fq = ensure_fauxqs() if SQS_CASES & set(args) else None
-    kp = ensure_kinesis() if "kinesis" in args else None
+    kp = ensure_kinesis() if {"kinesis", "kinesis-shards"} & set(args) else None
     try:
         for c in args:
             log(f"case {c} (load {load()})")
