@@ -707,7 +707,7 @@ def ensure_kinesis():
     subprocess.run(["cp", os.path.join(ROOT, "tests", "peers", "kinesis-start.cjs"), npm], check=True)
     env = dict(os.environ, KINESIS_MOCK_CERT_PATH=os.path.join(npm, "node_modules", "kinesis-local", "server.json"),
                KINESIS_MOCK_PLAIN_PORT=str(KIN_PORT), KINESIS_MOCK_TLS_PORT=str(KIN_PORT + 3),
-               LOG_LEVEL="WARN", AWS_REGION="us-east-1", AWS_ACCOUNT_ID="000000000000", SHARD_LIMIT="1000",
+               LOG_LEVEL="WARN", AWS_REGION="us-east-1", AWS_ACCOUNT_ID="000000000000", SHARD_LIMIT="5000",
                CREATE_STREAM_DURATION="0ms", DELETE_STREAM_DURATION="0ms")
     p = Proc([node, os.path.join(npm, "kinesis-start.cjs"),
               os.path.join(npm, "node_modules", "kinesis-local", "main.js")], "kinesis", env=env, cwd=npm)
