@@ -292,6 +292,7 @@ int main(int argc, char **argv)
         int ns = cJSON_GetArraySize(shards);
         pthread_t t[256];
         shard_arg args[256];
+        memset(args, 0, sizeof args);
         if (ns > 256) ns = 256;
         for (int i = 0; i < ns; i++) {
             snprintf(args[i].shard, sizeof args[i].shard, "%s",

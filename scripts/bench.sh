@@ -61,11 +61,14 @@ fi
     "$ROOT/bench/bench_checkpoint.c" "$ROOT"/checkpoint/*.c "$ROOT"/common/*.c \
     $(pkg-config --libs libcjson sqlite3) -lm -lpthread
   $CC $CFLAGS_BENCH $(pkg-config --cflags libcjson) -o "$OUT/kinesis_tool" "$ROOT/bench/kinesis_tool.c" \
-    $(pkg-config --libs libcurl libcjson) -lpthread 2>/dev/null || true
+    $(pkg-config --libs libcurl libcjson) -lpthread
 }
 
-# Peers: the SQS cases start their own fauxqs (needs the npm peers installed).
+# Peers: the SQS and Kinesis cases start their own fauxqs / kinesis-local (npm peers); the Kafka
+# cases use the shared broker of scripts/peers.sh (start it first: scripts/peers.sh start kafka)
+# and confluent-kafka + kcat (installed by scripts/peers.sh install).
 [ -x "$ROOT/.peers/npm/node_modules/node22/bin/node" ] || "$ROOT/scripts/peers.sh" install sqs kinesis
+command -v kcat >/dev/null && python3 -c 'import confluent_kafka' 2>/dev/null || "$ROOT/scripts/peers.sh" install kafka
 
 log "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), esmd $(git -C "$ROOT" rev-parse --short HEAD)"
 exec python3 "$ROOT/bench/bench.py" "$@"
