@@ -149,7 +149,7 @@ static void *send_worker(void *arg)
                 payload[j] = (char)('a' + (int)((j * 7 + (size_t)i * 13 + (size_t)k) % 26));
             payload[g_bytes] = 0;
             cJSON *e = cJSON_CreateObject();
-            char id[16];
+            char id[24];
             snprintf(id, sizeof id, "m%ld", i);
             cJSON_AddStringToObject(e, "Id", id);
             cJSON_AddStringToObject(e, "MessageBody", payload);
@@ -206,7 +206,7 @@ static void *drain_worker(void *arg)
         for (int i = 0; i < n; i++) {
             cJSON *m = cJSON_GetArrayItem(msgs, i);
             cJSON *e = cJSON_CreateObject();
-            char id[16];
+            char id[24];
             snprintf(id, sizeof id, "d%d", i);
             cJSON_AddStringToObject(e, "Id", id);
             cJSON_AddStringToObject(e, "ReceiptHandle",
