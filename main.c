@@ -93,6 +93,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    esm_daemon_options opt = {.config_path = config, .log_level = level};
+    esm_daemon_options opt = {.config_path = config, .log_level = level, .version = ESMD_VERSION};
     return esm_daemon_run(&opt);
 }

@@ -20,6 +20,15 @@ static void unsupported_for_source(esm_cfg_ctx *c, const char *path, esm_mapping
     if (sqs && s->record_age) esm_cfg_unsupported(c, path, "MaximumRecordAgeInSeconds");
     if (!kinesis && s->parallelization) esm_cfg_unsupported(c, path, "ParallelizationFactor");
     if (!kinesis && s->tumbling) esm_cfg_unsupported(c, path, "TumblingWindowInSeconds");
+    if (kinesis && m->tumbling_window_seconds > 0) {
+        /* Refused rather than silently ignored: a mapping that relies on window state must
+         * not run without it. */
+        char p[ESM_CFG_PATH_MAX];
+        esm_cfg_path(p, path, "TumblingWindowInSeconds");
+        esm_cfg_problem(c, p,
+                        "tumbling windows are not supported by this version of esmd; "
+                        "remove TumblingWindowInSeconds or set it to 0");
+    }
     if (!sqs && s->scaling) esm_cfg_unsupported(c, path, "ScalingConfig");
     if (!kafka && s->topics) esm_cfg_unsupported(c, path, "Topics");
     if (!kafka && s->smk_config) esm_cfg_unsupported(c, path, "SelfManagedKafkaEventSourceConfig");

@@ -41,6 +41,7 @@ typedef struct mslot {
 struct daemon_state {
     struct ev_loop *loop;
     const char *config_path;
+    const char *version;
     int log_level_override;
     esm_generation *gen;  /* the current generation */
     esm_generation *base; /* the first one: the shared clients use its strings */
@@ -618,7 +619,8 @@ static void render_metrics(void *arg, esm_buf *out)
     esm_metrics_global g = {.generation = esm_generation_id(d->gen),
                             .reloads_ok = d->reloads_ok,
                             .reloads_failed = d->reloads_failed,
-                            .start_time_seconds = (double)d->started_ms / 1000.0};
+                            .start_time_seconds = (double)d->started_ms / 1000.0,
+                            .version = d->version};
     if (d->outbox) {
         esm_outbox_counters oc;
         esm_outbox_drainer_counters(d->outbox, &oc);
@@ -692,6 +694,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
     daemon_state d;
     memset(&d, 0, sizeof d);
     d.config_path = opt->config_path;
+    d.version = opt->version;
     d.log_level_override = opt->log_level;
     d.started_ms = esm_now_ms();
     esm_config *cfg = load_config(opt->config_path, "", NULL);

@@ -5,7 +5,8 @@
 
 typedef struct {
     const char *config_path;
-    int log_level; /* -1 = from the config */
+    int log_level;       /* -1 = from the config */
+    const char *version; /* shown as esmd_build_info on /metrics */
 } esm_daemon_options;
 
 /* Runs until SIGTERM/SIGINT; returns the process exit code. */

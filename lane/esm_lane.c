@@ -101,6 +101,11 @@ bool esm_lane_busy(const esm_lane *lane)
     return lane->phase != LANE_IDLE;
 }
 
+bool esm_lane_invoking(const esm_lane *lane)
+{
+    return lane->phase == LANE_INVOKING;
+}
+
 int64_t esm_lane_blocked_since_ms(const esm_lane *lane)
 {
     return lane->blocked_since_ms;

@@ -82,6 +82,8 @@ void esm_lane_destroy(esm_lane *lane); /* abandons a batch in flight (nothing ac
  * range), or -1 when the lane is busy. */
 long esm_lane_start(esm_lane *lane, const esm_policy_record *records, size_t n);
 bool esm_lane_busy(const esm_lane *lane);
+/* True while the lane waits for an invocation's answer (worth waiting for at shutdown). */
+bool esm_lane_invoking(const esm_lane *lane);
 /* Stop: cancel an invocation in flight and drop the batch unacknowledged (its retry state
  * stays persisted); done(arg, true) is called. */
 void esm_lane_abandon(esm_lane *lane);

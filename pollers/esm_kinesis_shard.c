@@ -754,26 +754,11 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
     return sh;
 }
 
-/* Whether the lane waits for an invocation's answer (worth waiting for at shutdown, so its
- * outcome counts) rather than for a retry timer or nothing. lane/esm_lane.h has no accessor for
- * the phase, so its status is read. */
-static bool lane_invoking(const esm_lane *lane)
-{
-    static const char prefix[] = "{\"Phase\":\"Invoking\"";
-    esm_buf b;
-    esm_buf_init(&b);
-    esm_lane_status(lane, &b);
-    bool invoking =
-        b.data && b.len >= sizeof prefix - 1 && memcmp(b.data, prefix, sizeof prefix - 1) == 0;
-    esm_buf_free(&b);
-    return invoking;
-}
-
 void kin_shard_settle(kin_shard *sh)
 {
     for (unsigned i = 0; i < sh->n_lanes; i++) {
         esm_lane *lane = sh->lanes[i].lane;
-        if (lane && esm_lane_busy(lane) && !lane_invoking(lane)) esm_lane_abandon(lane);
+        if (lane && esm_lane_busy(lane) && !esm_lane_invoking(lane)) esm_lane_abandon(lane);
     }
 }
 

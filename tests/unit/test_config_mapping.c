@@ -315,16 +315,30 @@ static void test_stream_only_fields(void **state)
 
     esm_config *cfg = valid1("{'FunctionName': 'orders', 'EventSourceArn': '" KINESIS_ARN
                              "', 'StartingPosition': 'LATEST', 'ParallelizationFactor': 10,"
-                             " 'TumblingWindowInSeconds': 900, 'BisectBatchOnFunctionError': true},"
+                             " 'TumblingWindowInSeconds': 0, 'BisectBatchOnFunctionError': true},"
                              "{'FunctionName': 'orders', 'Topics': ['t'], 'StartingPosition':"
                              " 'LATEST', 'BisectBatchOnFunctionError': true, "
                              "'SelfManagedEventSource': {'Endpoints': {'KAFKA_BOOTSTRAP_SERVERS':"
                              " ['k:9092']}}}");
     assert_int_equal(cfg->mappings[0].parallelization_factor, 10);
-    assert_int_equal(cfg->mappings[0].tumbling_window_seconds, 900);
+    assert_int_equal(cfg->mappings[0].tumbling_window_seconds, 0);
     assert_true(cfg->mappings[0].bisect_on_function_error);
     assert_true(cfg->mappings[1].bisect_on_function_error);
     esm_config_destroy(cfg);
+}
+
+static void test_tumbling_windows_are_refused_not_ignored(void **state)
+{
+    (void)state;
+    esm_config_problems p = {0};
+    invalid("{'FunctionName': 'orders', 'EventSourceArn': '" KINESIS_ARN
+            "', 'StartingPosition': 'LATEST', 'TumblingWindowInSeconds': 60}",
+            &p);
+    assert_problem(&p, "event_source_mappings[0].TumblingWindowInSeconds",
+                   "tumbling windows are not supported by this version of esmd; remove "
+                   "TumblingWindowInSeconds or set it to 0");
+    assert_int_equal(p.n, 1);
+    esm_config_problems_free(&p);
 }
 
 static void test_scaling_config(void **state)
@@ -856,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_starting_position_timestamp),
         cmocka_unit_test(test_retry_and_record_age),
         cmocka_unit_test(test_stream_only_fields),
+        cmocka_unit_test(test_tumbling_windows_are_refused_not_ignored),
         cmocka_unit_test(test_scaling_config),
         cmocka_unit_test(test_kafka_topics_and_servers),
         cmocka_unit_test(test_kafka_group_and_access),
