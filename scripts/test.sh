@@ -34,9 +34,9 @@ run_ctest() { # run_ctest NAME BUILD_DIR
   record "$1" $((total - fail)) "$fail"
 }
 
-run_pytest() { # run_pytest NAME ARGS...
+run_counted() { # run_counted NAME COMMAND...: counts from the pytest summary line it prints
   local log; log=$(mktemp)
-  python3 -m pytest -q -p no:cacheprovider "${@:2}" 2>&1 | tee "$log" | tail -n 60
+  "${@:2}" 2>&1 | tee "$log" | tail -n 60
   local line; line=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|no tests ran' "$log" | tail -1)
   local p f e
   p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
@@ -45,6 +45,10 @@ run_pytest() { # run_pytest NAME ARGS...
   if [ -z "$line" ]; then f=1; fi
   record "$1" "${p:-0}" "$f"
   rm -f "$log"
+}
+
+run_pytest() { # run_pytest NAME ARGS...
+  run_counted "$1" python3 -m pytest -q -p no:cacheprovider "${@:2}"
 }
 
 stage "install dependencies" scripts/install-deps.sh
@@ -62,17 +66,19 @@ stage "cppcheck" cppcheck --quiet --error-exitcode=1 --enable=warning,performanc
   --inline-suppr --suppress=missingIncludeSystem -I . $files
 # Fuzz targets are tests/fuzz/fuzz_<module>[_topic].c; each module's targets run for a bounded time.
 for target in $(ls tests/fuzz/fuzz_*.c 2>/dev/null | sed 's|.*/fuzz_\([a-z]*\).*|\1|' | sort -u); do
-  stage "fuzz $target (${FUZZ_SECONDS:-60} s)" tests/fuzz/run.sh "$target" "${FUZZ_SECONDS:-60}"
+  stage "fuzz $target (${FUZZ_SECONDS:-30} s)" tests/fuzz/run.sh "$target" "${FUZZ_SECONDS:-30}"
 done
 
 if [ "$mode" != "--unit" ]; then
-  if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then
-    stage "start peers" scripts/peers.sh start
-    ESMD_BIN=$root/build/esmd run_pytest "integration tests" tests/integration
-    ESMD_BIN=$root/build-asan/esmd ESMD_SANITIZED=1 \
-      ASAN_OPTIONS=detect_leaks=1 run_pytest "integration tests (ASan+UBSan esmd)" tests/integration -m "not slow"
-    scripts/peers.sh stop >/dev/null 2>&1
-  fi
+  stage "install and start peers" bash -c 'scripts/peers.sh install >/dev/null && scripts/peers.sh start >/dev/null'
+  export ESMD_KEEP_PEERS=1 # one start for every suite below; stopped at the end
+  ESMD_BIN=$root/build/esmd run_pytest "integration tests" tests/integration
+  # The sources again, with esmd built with AddressSanitizer + UBSan (leaks fail the run).
+  ESMD_BIN=$root/build-asan/esmd ASAN_OPTIONS=detect_leaks=1 \
+    run_pytest "integration tests (ASan+UBSan esmd)" tests/integration/test_sqs.py \
+    tests/integration/test_kinesis.py tests/integration/test_kafka.py
+  ESMD_BIN=$root/build/esmd run_counted "chaos" tests/chaos/run.sh
+  scripts/peers.sh stop >/dev/null 2>&1
 fi
 
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
