@@ -9,10 +9,15 @@ cases:
   sqs-idle     100 idle SQS mappings: RSS and CPU
   sqs-shape    records/s and RSS vs batch size and payload size
   checkpoint   esm_store_advance commits/s vs a bare SQLite transaction (same pragmas)
+  sigv4        libcurl's SigV4 signing: CPU per request, signed vs unsigned
   filter       bench/filter.sh (matches/s vs cJSON parsing)
-  kafka        esmd Kafka vs kcat on the same topic (needs the Kafka source)
-  kinesis      esmd Kinesis vs a minimal GetRecords loop (needs the Kinesis source)
-  all          every case above
+  kafka        esmd Kafka vs kcat on the same topic, BatchSize 10/100/1000
+  kafka-shape  Kafka records/s and RSS vs partitions and payload size
+  kafka-latency produce -> invoke p50/p99, window 0, next to a plain consumer
+  kinesis      esmd Kinesis vs a minimal GetRecords loop (the emulator's ceiling)
+  kinesis-shards memory per shard (1 shard vs 1000 shards)
+  profile-sqs, profile-kafka   perf profiles of the hot path (not figures)
+  all          every case except the profiles
 
 Binaries: ESMD_BIN (default build-bench/esmd, built by scripts/bench.sh). Peers: a private
 fauxqs on BENCH_SQS_PORT (default 4766) started and stopped by this script; Kafka and Kinesis
@@ -423,6 +428,18 @@ def case_checkpoint():
     for line in r.stdout.splitlines():
         if line.startswith("{"):
             record("checkpoint", **json.loads(line))
+
+
+def case_sigv4():
+    """libcurl's SigV4 signing cost per request (bench/bench_sigv4.c) against noop_fn."""
+    noop = Noop()
+    try:
+        for body in (300, 1500):
+            r = subprocess.run([os.path.join(OUT, "bench_sigv4"), noop.base + "/", "400" if QUICK else "2000",
+                                str(body)], capture_output=True, text=True, check=True)
+            record("sigv4", **json.loads(r.stdout.strip().splitlines()[-1]))
+    finally:
+        noop.stop()
 
 
 def case_filter():
@@ -839,12 +856,13 @@ def case_kinesis_shards():
 # ---------------------------------------------------------------- main
 
 
-CASES = {"sqs": case_sqs, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_idle,
-         "sqs-shape": case_sqs_shape,
-         "profile-sqs": case_profile_sqs, "kafka": case_kafka, "kafka-shape": case_kafka_shape,
-         "kafka-latency": case_kafka_latency,
-         "profile-kafka": case_profile_kafka, "kinesis": case_kinesis,
-         "kinesis-shards": case_kinesis_shards, "checkpoint": case_checkpoint, "filter": case_filter}
+CASES = {
+    "sqs": case_sqs, "sqs-shape": case_sqs_shape, "sqs-latency": case_sqs_latency, "sqs-idle": case_sqs_idle,
+    "kafka": case_kafka, "kafka-shape": case_kafka_shape, "kafka-latency": case_kafka_latency,
+    "kinesis": case_kinesis, "kinesis-shards": case_kinesis_shards,
+    "checkpoint": case_checkpoint, "sigv4": case_sigv4, "filter": case_filter,
+    "profile-sqs": case_profile_sqs, "profile-kafka": case_profile_kafka,
+}
 SQS_CASES = {"sqs", "sqs-latency", "sqs-idle", "sqs-shape", "profile-sqs"}
 
 

@@ -43,6 +43,12 @@ def fmt(d):
     if c == "checkpoint":
         return (head + f" {d['name']} | {d['per_s']} checkpoints/s ({d['us_per_commit']} µs/commit) |"
                 f" {d['reference']} {d['ref_per_s']}/s | **{d['ratio']}** |")
+    if c == "sigv4":
+        return (head + f" {d['body_bytes']} B body, keep-alive | signed {d['sigv4_cpu_us_per_request']} µs CPU/request"
+                f" (signing {d['signing_cpu_us']} µs) | unsigned {d['plain_cpu_us_per_request']} µs | **{d['ratio']}** |")
+    if c == "kinesis-shards":
+        return (head + f" 1 vs {d['shards']} shards | {d['many']['rss_mb']} MB, {d['many']['cpu_pct_of_core']} % CPU,"
+                f" {d['kb_per_shard']} KB/shard | 1 shard: {d['one']['rss_mb']} MB | |")
     if c == "filter":
         return head + " bench/filter.sh | " + "<br>".join(x for x in d["output"] if x.strip()) + " | | |"
     return head + " " + json.dumps(d)[:200] + " | | |"
