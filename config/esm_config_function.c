@@ -162,6 +162,7 @@ void esm_cfg_parse_functions(esm_cfg_ctx *c, const cJSON *j, esm_config *cfg)
 
 char *esm_cfg_function_name_part(const char *ref)
 {
+    if (!ref) ref = ""; /* a function whose "arn" had a problem */
     const char *start = ref;
     const char *fn = strstr(ref, ":function:");
     if (fn) start = fn + strlen(":function:"); /* full or partial ARN */

@@ -341,6 +341,20 @@ static void test_tumbling_windows_are_refused_not_ignored(void **state)
     esm_config_problems_free(&p);
 }
 
+/* Found by fuzz_config: a function that is not an object, then a mapping's function lookup. */
+static void test_function_with_a_bad_arn_is_reported_not_crashed_on(void **state)
+{
+    (void)state;
+    esm_config_problems p = {0};
+    esm_config *cfg = tc_parse("{'functions': {'f': 'not an object'},"
+                               " 'event_source_mappings': [{'FunctionName': 'other',"
+                               " 'EventSourceArn': '" SQS_ARN "'}]}",
+                               &p);
+    assert_null(cfg);
+    assert_true(p.n >= 2);
+    esm_config_problems_free(&p);
+}
+
 static void test_scaling_config(void **state)
 {
     (void)state;
@@ -871,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_retry_and_record_age),
         cmocka_unit_test(test_stream_only_fields),
         cmocka_unit_test(test_tumbling_windows_are_refused_not_ignored),
+        cmocka_unit_test(test_function_with_a_bad_arn_is_reported_not_crashed_on),
         cmocka_unit_test(test_scaling_config),
         cmocka_unit_test(test_kafka_topics_and_servers),
         cmocka_unit_test(test_kafka_group_and_access),
