@@ -32,6 +32,7 @@ struct esm_lane {
     const esm_policy_record *recs;
     size_t n;
     esm_policy_state st;
+    esm_policy_state stored; /* the retry state as the store has it (no row = fresh) */
     esm_policy_config cfg;
     esm_policy_decision decision; /* the decision being made durable */
     esm_invocation *call;
@@ -153,6 +154,7 @@ long esm_lane_start(esm_lane *lane, const esm_policy_record *records, size_t n)
     lane->recs = records;
     size_t take = resume_persisted(lane, records, n);
     lane->n = take;
+    lane->stored = lane->st;
     lane->phase = LANE_WAITING;
     esm_policy_outcome none = {.kind = ESM_OUTCOME_NONE, .retry_after_ms = -1};
     decide_and_apply(lane, &none);
@@ -311,6 +313,14 @@ static void log_discards(esm_lane *lane)
     }
 }
 
+static bool same_state(const esm_policy_state *a, const esm_policy_state *b)
+{
+    if (a->n != b->n || a->lo != b->lo || a->depth != b->depth || a->attempts != b->attempts ||
+        a->invokes != b->invokes || a->backoffs != b->backoffs)
+        return false;
+    return memcmp(a->ends, b->ends, a->depth * sizeof a->ends[0]) == 0;
+}
+
 /* Writes the decision's effects in one transaction: the new checkpoint, the retry state and
  * the failure records. Returns 0, or -1 after scheduling a retry of the write. */
 static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *records_out)
@@ -330,6 +340,10 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
     esm_err_clear(&err);
     int rc;
     outbox_batch ob;
+    if (*acked + *discarded == 0 && !done && same_state(&lane->st, &lane->stored)) {
+        /* Nothing to remember (a fresh batch, or a delayed invoke): no write, no fsync. */
+        return 0;
+    }
     if (*acked + *discarded == 0) {
         /* Nothing acknowledged: only the retry state changes (attempts, bisect position). */
         rc = done ? esm_store_batch_clear(lane->env.store, lane->env.mapping->uuid,
@@ -352,6 +366,7 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
     }
     outbox_batch_free(&ob);
     if (rc == 0) {
+        lane->stored = lane->st;
         if (lane->store_failures)
             ESM_INFO(lane->env.log_ctx, "state store writes work again; acknowledging");
         lane->store_failures = 0;
