@@ -158,6 +158,23 @@ static bool only_space(const char *s, size_t len)
     return true;
 }
 
+/* Offset of a \u0000 escape inside a JSON string, or -1. cJSON would cut the string there and
+ * esmd would silently use a shorter value (a path, a URL), so such documents are refused. */
+static long nul_escape_offset(const char *json, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (json[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && json[i] == '\\' && i + 1 < len) {
+            if (json[i + 1] == 'u' && i + 5 < len && strncmp(json + i + 2, "0000", 4) == 0)
+                return (long)i;
+            i++; /* skip the escaped character (\" and \\ included) */
+        }
+    }
+    return -1;
+}
+
 esm_config *esm_config_parse(const char *json, size_t len, esm_config_problems *problems)
 {
     esm_config_problems local = {0};
@@ -176,6 +193,18 @@ esm_config *esm_config_parse(const char *json, size_t len, esm_config_problems *
                         root ? "invalid JSON: unexpected content after the document at line %d, "
                                "column %d"
                              : "invalid JSON at line %d, column %d",
+                        line, col);
+        cJSON_Delete(root);
+        esm_config_problems_free(&local);
+        return NULL;
+    }
+    long nul = nul_escape_offset(json, len);
+    if (nul >= 0) {
+        int line, col;
+        esm_cfg_line_col(json, len, (size_t)nul, &line, &col);
+        esm_cfg_problem(&c, "",
+                        "a string contains \\u0000 at line %d, column %d: NUL characters "
+                        "are not allowed in config values",
                         line, col);
         cJSON_Delete(root);
         esm_config_problems_free(&local);

@@ -627,6 +627,25 @@ static void test_names(void **state)
     esm_config_destroy(NULL);
 }
 
+/* cJSON cuts a string at \u0000: refuse it instead of silently using "/tmp/a". */
+static void test_nul_escape_in_a_string_is_refused(void **state)
+{
+    (void)state;
+    static const char doc[] = "{\"state_dir\": \"/tmp/a\\u0000b\"}";
+    esm_config_problems p = {0};
+    assert_null(esm_config_parse(doc, sizeof doc - 1, &p));
+    assert_int_equal(p.n, 1);
+    assert_non_null(strstr(p.items[0].message, "\\u0000 at line 1, column 22"));
+    esm_config_problems_free(&p);
+    /* An escaped backslash followed by u0000 is just text. */
+    static const char ok[] = "{\"state_dir\": \"/tmp/a\\\\u0000b\"}";
+    esm_config *cfg = esm_config_parse(ok, sizeof ok - 1, &p);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->state_dir, "/tmp/a\\u0000b");
+    esm_config_destroy(cfg);
+    esm_config_problems_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_fixture_files),
         cmocka_unit_test(test_problems_print),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_nul_escape_in_a_string_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
