@@ -43,6 +43,14 @@ class Feeder(threading.Thread):
         for _ in range(self.tranches):
             self._released.release()
 
+    def wait_sent(self, tranche, timeout=120):
+        """Until tranche `tranche` (0-based) was sent completely (re-raises a feeder error)."""
+        per = -(-self.n // self.tranches)
+        want = min(self.n, (tranche + 1) * per)
+        wait_until(lambda: self.error or self.sent >= want, timeout, f"tranche {tranche} sent")
+        if self.error:
+            raise self.error
+
     def bodies(self, start, end):
         return [f"{self.prefix}-{i}" for i in range(start, end)]
 

@@ -41,6 +41,7 @@ def outage_cycles(e, funchost, feeder, down, up, noticed, outages=OUTAGES):
     for i in range(outages):
         seen = len(funchost.invocations())
         feeder.release()
+        feeder.wait_sent(i)  # the peer goes down only between tranches, not under the feeder
         wait_until(lambda: len(funchost.invocations()) > seen, 60, f"outage {i}: records flowing")
         starts.append(now_ms())
         down()
