@@ -148,6 +148,7 @@ BAD_CONFIGS = [
                          "event_source_mappings": [{"FunctionName": "fn", "EventSourceArn": SQS_ARN,
                                                     "BatchSize": -1}]},
      ["log_level", "functions.fn.url", "functions.fn.timeout_seconds", "event_source_mappings[0].BatchSize"]),
+    ("nul-in-string", '{"state_dir":"/tmp/a\\u0000b","functions":{},"event_source_mappings":[]}', ["\\u0000", "line 1"]),
     ("invalid-utf8-key", b'{"functions":{"\xff\xfe":{"url":"http://127.0.0.1/"}},"event_source_mappings":[]}', [""]),
 ]
 
