@@ -402,23 +402,51 @@ static void lane_kick(kin_lane *kl)
 
 /* ---- GetRecords ---------------------------------------------------------------------------- */
 
-/* Whether the shard may read more: bounded by twice a full batch per lane (records and bytes),
- * so a lane that is blocked in retries stops the reading before memory grows. */
-static bool buffer_has_room(const kin_shard *sh)
+/* Records and JSON bytes a shard may hold read but not yet passed by the watermark. GetRecords
+ * reads up to KIN_READ_LIMIT records and batches are cut locally (as AWS's poller does), so a
+ * small BatchSize is not capped at 5 x BatchSize records/s; the bound keeps a lane that is
+ * blocked in retries from growing memory: at least twice a full batch per lane. */
+static size_t cap_records(const kin_shard *sh)
 {
-    size_t bs = (size_t)sh->src->map->batch_size;
-    size_t cap_n = 2 * bs * sh->n_lanes;
-    size_t cap_bytes = 2 * ESM_INVOKE_MAX_PAYLOAD * sh->n_lanes;
-    if (sh->order.len >= cap_n || sh->order_bytes >= cap_bytes) return false;
-    for (unsigned i = 0; i < sh->n_lanes; i++)
-        if (sh->lanes[i].queue.len >= 2 * bs) return false;
-    return true;
+    size_t per_batch = 2 * (size_t)sh->src->map->batch_size * sh->n_lanes;
+    return per_batch > KIN_BUFFER_RECORDS ? per_batch : KIN_BUFFER_RECORDS;
 }
 
+static size_t cap_bytes(const kin_shard *sh)
+{
+    size_t per_batch = 2 * (size_t)ESM_INVOKE_MAX_PAYLOAD * sh->n_lanes;
+    return per_batch > KIN_BUFFER_BYTES ? per_batch : KIN_BUFFER_BYTES;
+}
+
+/* Whether the shard may read more. Every queued record is also in the order list, so the order
+ * list bounds the lanes' queues too. Reading resumes only once half the room is free
+ * (hysteresis): a shard draining a full buffer makes a few large reads, not one small read per
+ * batch. One response may overshoot the bytes bound (AWS returns at most 10 MB). */
+static bool buffer_has_room(const kin_shard *sh)
+{
+    return sh->order.len <= cap_records(sh) / 2 && sh->order_bytes <= cap_bytes(sh) / 2;
+}
+
+/* GetRecords Limit: the shard's read size, within what the record bound still has room for.
+ * The read size starts at BatchSize and grows 4x with every full read up to AWS's 10 000 (the
+ * first batch after a start does not wait for a 10 000-record read; a backlog is soon read in
+ * large pages), and falls back to BatchSize when GetRecords is throttled (AWS throttles on
+ * bytes read per shard: read less). */
 static int get_limit(const kin_shard *sh)
 {
-    int bs = sh->src->map->batch_size;
-    return bs > 10000 ? 10000 : bs < 1 ? 1 : bs;
+    size_t bs = (size_t)sh->src->map->batch_size;
+    size_t want = sh->read_size ? (size_t)sh->read_size : bs;
+    size_t cap = cap_records(sh);
+    size_t room = sh->order.len < cap ? cap - sh->order.len : 1;
+    if (want > room) want = room;
+    if (want > KIN_READ_LIMIT) want = KIN_READ_LIMIT;
+    return want < 1 ? 1 : (int)want;
+}
+
+static void grow_read_size(kin_shard *sh)
+{
+    int next = sh->read_limit > KIN_READ_LIMIT / 4 ? KIN_READ_LIMIT : sh->read_limit * 4;
+    if (next > sh->read_size) sh->read_size = next;
 }
 
 /* Renews the iterator from the last record read (or the start position if none): nothing is
@@ -489,6 +517,7 @@ static void on_records(const esm_aws_result *res, void *arg)
             return;
         }
         int64_t d = backoff_ms(sh, res->throttled);
+        if (res->throttled) sh->read_size = 0; /* back to BatchSize */
         set_error(sh, "GetRecords failed: %.100s %.120s", res->error_type, res->message);
         if (sh->errors == 1 || sh->errors % 10 == 0)
             ESM_WARN(sh->log_ctx, "GetRecords failed (%s: %s); retry in %lld ms", res->error_type,
@@ -552,7 +581,9 @@ static void on_records(const esm_aws_result *res, void *arg)
         return;
     }
     /* Behind: read again at once (at most 5 a second); caught up: about once a second. */
-    bool behind = (taken > 0 && (sh->millis_behind > 0 || taken >= (size_t)get_limit(sh))) ||
+    bool full = taken > 0 && taken >= (size_t)sh->read_limit;
+    if (full) grow_read_size(sh);
+    bool behind = (taken > 0 && (sh->millis_behind > 0 || full)) ||
                   sh->info.ending_seq; /* a closed shard: read on to its end */
     schedule(sh, behind ? 0 : KIN_IDLE_POLL_MS);
 }
@@ -569,7 +600,8 @@ static void get_records(kin_shard *sh)
     }
     esm_buf body;
     esm_buf_init(&body);
-    esm_kinesis_body_get_records(&body, sh->iterator, get_limit(sh));
+    sh->read_limit = get_limit(sh);
+    esm_kinesis_body_get_records(&body, sh->iterator, sh->read_limit);
     sh->last_poll_ms = now;
     if (!body.failed)
         sh->call = esm_aws_json_call(s->aws, KIN_TARGET("GetRecords"), "1.1", body.data, body.len,
