@@ -1,7 +1,8 @@
 /* The Kafka source (self-managed Kafka, reference §2.4, §3.7, §9): one librdkafka consumer in
  * the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
  * io-event fd wakes the libev loop (no thread of our own, no busy polling; a 1 s tick keeps
- * max.poll.interval.ms satisfied while partitions are paused and flushes filtered offsets).
+ * max.poll.interval.ms satisfied while partitions are paused, flushes filtered offsets and
+ * re-evaluates pausing).
  * Each assigned partition is an ordered lane (pollers/esm_kafka_part.c): batches per
  * partition, one in flight, offsets stored and committed only after the final outcome.
  *
@@ -409,6 +410,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         s->commit_due = false;
         rd_kafka_commit(s->rk, NULL, 1);
     }
+    for (size_t i = 0; i < s->n_parts; i++)
+        if (s->parts[i]) esm_kafka_part_flow(s->parts[i]);
     serve(s);
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint/esm_store.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "pollers/esm_kafka_render.h"
@@ -30,6 +31,7 @@ struct esm_kafka_part {
     bool quiesced, paused;
     int64_t committed;     /* next offset to consume once everything stored is final */
     int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
+    int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
     size_t overhead;       /* event envelope bytes */
     ev_timer window;
     ev_timer kick;
@@ -98,12 +100,40 @@ static void set_paused(esm_kafka_part *p, bool pause)
               p->len);
 }
 
-/* Pauses while a full batch is already waiting (the lane is busy): never buffer unbounded. */
+/* Buffering bounds. Pausing is expensive in librdkafka (a resumed partition is fetchable again
+ * only ~1 s later and its prefetched records are dropped), so a partition keeps being read
+ * while well under the high watermark and pauses only above it, resuming below the low one:
+ * pause/resume stays rare and memory stays bounded. */
+#define BUF_HIGH_BYTES ((size_t)2 * ESM_INVOKE_MAX_PAYLOAD)
+#define BUF_LOW_BYTES (BUF_HIGH_BYTES / 2)
+#define BUF_MIN_RECS ((size_t)32768)
+
+static size_t high_recs(const esm_kafka_part *p)
+{
+    size_t two = 2 * (size_t)p->sh.map->batch_size;
+    return two > BUF_MIN_RECS ? two : BUF_MIN_RECS;
+}
+
+/* Pauses above the high watermark, resumes below the low one. While the lane retries a batch
+ * the partition stops growing as soon as a next batch waits (nothing moves until the retry
+ * ends, so there is no reason to hold more). */
 static void flow_control(esm_kafka_part *p)
 {
-    bool full = p->len >= (size_t)p->sh.map->batch_size || p->pend_bytes >= ESM_INVOKE_MAX_PAYLOAD;
     if (p->quiesced) return;
-    set_paused(p, full);
+    size_t hi = high_recs(p);
+    bool retrying = esm_lane_blocked_since_ms(p->lane) > 0;
+    bool above = p->len >= hi || p->pend_bytes >= BUF_HIGH_BYTES ||
+                 (retrying && p->len >= (size_t)p->sh.map->batch_size);
+    bool below = p->len <= hi / 2 && p->pend_bytes <= BUF_LOW_BYTES && !retrying;
+    if (above)
+        set_paused(p, true);
+    else if (below)
+        set_paused(p, false);
+}
+
+void esm_kafka_part_flow(esm_kafka_part *p)
+{
+    flow_control(p);
 }
 
 /* ---- pending records -------------------------------------------------------------------- */
@@ -283,6 +313,12 @@ static const esm_lane_source lane_source = {
 static size_t batch_take(const esm_kafka_part *p, bool *full)
 {
     size_t max = (size_t)p->sh.map->batch_size, bytes = p->overhead, n = 0;
+    /* pend_bytes counts one separator per record, one more than the batch has: when all
+     * waiting records fit, there is nothing to walk (this runs for every arriving record) */
+    if (p->len < max && p->overhead + p->pend_bytes <= ESM_INVOKE_MAX_PAYLOAD) {
+        *full = false;
+        return p->len;
+    }
     while (n < p->len && n < max) {
         size_t add = p->pend[p->head + n]->json_len + (n ? 1 : 0);
         if (n > 0 && bytes + add > ESM_INVOKE_MAX_PAYLOAD) break;
@@ -408,6 +444,15 @@ void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m)
     }
     p->next_expected = m->offset + 1;
     if (p->committed < 0) p->committed = m->offset;
+    if (m->offset < p->floor) {
+        /* Final in our store already: the group's commit was lost (e.g. a broker restarted
+         * while it was in flight). The store never moves a checkpoint back, so such a record
+         * could never be acknowledged again; commit past it like a filtered-out one. */
+        ESM_TRACE(p->log_ctx, "offset %" PRId64 " is behind the checkpoint %" PRId64, m->offset,
+                  p->floor);
+        filtered(p, m->offset);
+        return;
+    }
     env->stats->polled++;
     rd_kafka_timestamp_type_t tst;
     int64_t ts = rd_kafka_message_timestamp(m, &tst);
@@ -484,6 +529,24 @@ nomem:
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
 
+/* The lane's stored checkpoint (the next offset not yet final), -1 when none. */
+static void read_floor(esm_kafka_part *p)
+{
+    p->floor = -1;
+    if (!p->sh.env->store) return;
+    esm_store_lane row;
+    esm_err err = {0};
+    if (esm_store_checkpoint_get(p->sh.env->store, p->sh.map->uuid, p->sh.source_key, p->lane_key,
+                                 &row, &err) != 0)
+        return;
+    if (row.position) {
+        char *end;
+        long long v = strtoll(row.position, &end, 10);
+        if (end != row.position && *end == '\0' && v >= 0) p->floor = v;
+    }
+    esm_store_lane_clear(&row);
+}
+
 esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partition)
 {
     esm_kafka_part *p = calloc(1, sizeof *p);
@@ -527,6 +590,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
         free(p);
         return NULL;
     }
+    read_floor(p);
     return p;
 }
 

@@ -51,6 +51,9 @@ int32_t esm_kafka_part_id(const esm_kafka_part *p);
 /* A message of this partition was polled (not an error). Renders, filters, buffers it and
  * dispatches a batch when one is due. */
 void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m);
+/* Re-evaluates pausing (called periodically: a lane that starts retrying pauses its
+ * partition once a next batch waits, even when no record arrives). */
+void esm_kafka_part_flow(esm_kafka_part *p);
 /* Stop dispatching: drop the records not yet in a batch. With abandon_retrying, a batch that
  * is waiting for a retry is abandoned now (nothing is acknowledged); a batch whose first
  * invocation runs may finish. */
