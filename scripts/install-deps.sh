@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libev-dev libcurl4-openssl-dev librdkafka-dev
       libcjson-dev libsqlite3-dev libcmocka-dev libmicrohttpd-dev libsystemd-dev sqlite3 kcat jq
-      clang-format cppcheck docker-compose systemd curl python3 clang libclang-rt-14-dev)
+      clang-format cppcheck docker-compose systemd curl python3 clang libclang-rt-14-dev valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

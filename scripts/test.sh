@@ -78,6 +78,7 @@ if [ "$mode" != "--unit" ]; then
     run_pytest "integration tests (ASan+UBSan esmd)" tests/integration/test_sqs.py \
     tests/integration/test_kinesis.py tests/integration/test_kafka.py
   ESMD_BIN=$root/build/esmd run_counted "chaos" tests/chaos/run.sh
+  ESMD_BIN=$root/build/esmd stage "valgrind demo" tests/chaos/valgrind_demo.sh
   scripts/peers.sh stop >/dev/null 2>&1
 fi
 
