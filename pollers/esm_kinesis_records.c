@@ -159,11 +159,20 @@ unsigned esm_kinesis_lane_of(const char *partition_key, unsigned pf)
 
 /* ---- GetRecords ---- */
 
+/* A peer's number as int64, saturated: a garbage value must not be undefined behaviour. */
+static int64_t saturate(double v)
+{
+    if (!(v == v)) return 0; /* NaN */
+    if (v >= 9.2e18) return INT64_MAX;
+    if (v <= -9.2e18) return INT64_MIN;
+    return (int64_t)llround(v);
+}
+
 static bool arrival_of(const cJSON *rec, int64_t *ms)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "ApproximateArrivalTimestamp");
     if (cJSON_IsNumber(t)) {
-        *ms = (int64_t)llround(t->valuedouble * 1000.0);
+        *ms = saturate(t->valuedouble * 1000.0);
         return true;
     }
     if (cJSON_IsString(t)) { /* tolerate a numeric string */
@@ -197,7 +206,7 @@ int esm_kinesis_parse_get_records(const cJSON *resp, const esm_kinesis_render_ct
         return -1;
     }
     const cJSON *mbl = cJSON_GetObjectItemCaseSensitive(resp, "MillisBehindLatest");
-    if (cJSON_IsNumber(mbl)) out->millis_behind_latest = (int64_t)mbl->valuedouble;
+    if (cJSON_IsNumber(mbl)) out->millis_behind_latest = saturate(mbl->valuedouble);
     size_t cap = (size_t)cJSON_GetArraySize(recs);
     if (cap) {
         out->records = calloc(cap, sizeof *out->records);
@@ -367,5 +376,5 @@ int64_t esm_kinesis_parse_stream_created(const cJSON *resp)
 {
     const cJSON *sum = cJSON_GetObjectItemCaseSensitive(resp, "StreamDescriptionSummary");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(sum, "StreamCreationTimestamp");
-    return cJSON_IsNumber(t) && t->valuedouble > 0 ? (int64_t)llround(t->valuedouble * 1000.0) : -1;
+    return cJSON_IsNumber(t) && t->valuedouble > 0 ? saturate(t->valuedouble * 1000.0) : -1;
 }

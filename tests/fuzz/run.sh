@@ -25,6 +25,8 @@ cflags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -I"$root" $(pkg-config --cflags libcjson
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -fno-omit-frame-pointer)
 
+# Inputs that once crashed a target stay in its seeds for good.
+cp "$root"/tests/fuzz/regressions/"$target"_* "$out/seeds/" 2>/dev/null || true
 if [ -x "$root/tests/fuzz/seeds_$target.sh" ] || [ -f "$root/tests/fuzz/seeds_$target.sh" ]; then
   echo "seeds: $(bash "$root/tests/fuzz/seeds_$target.sh" "$out/seeds")" >&2
 fi
