@@ -4,6 +4,8 @@
 # the TARGET module folder (and common/), then runs each for SECONDS (default 60). Seeds come
 # from tests/fuzz/seeds_TARGET.sh when it exists. Exits non-zero when a run finds a crash or a
 # broken invariant; the reproducer is left in $FUZZ_OUT/TARGET/artifacts/.
+# The seed is fixed (FUZZ_SEED, default 1) so a CI run is repeatable; FUZZ_SEED=0 picks a random
+# one for longer exploratory runs.
 # Needs clang and libclang-rt-14-dev (Debian: apt-get install clang libclang-rt-14-dev).
 # A target whose module folder needs I/O libraries it does not exercise names its sources in a
 # comment line "// FUZZ_SOURCES: invoker/esm_rbif.c filter/*.c" (paths relative to the repo, globs
@@ -45,7 +47,7 @@ for t in "${targets[@]}"; do
   "$cc" "${cflags[@]}" "$t" "${tsrcs[@]}" $libs $tlibs -lm -o "$bin"
   mkdir -p "$out/corpus/$name"
   echo "running $name for ${secs}s" >&2
-  if ! UBSAN_OPTIONS=print_stacktrace=1 "$bin" -max_total_time="$secs" -max_len=8192 \
+  if ! UBSAN_OPTIONS=print_stacktrace=1 "$bin" -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -max_len=8192 \
       -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       -artifact_prefix="$out/artifacts/$name-" "$out/corpus/$name" "$out/seeds" \
       > "$out/$name.log" 2>&1; then
