@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from helpers import aws
+from helpers.capture import Capture
 from helpers.esmd import aws_block
 from helpers.http import request as http_request
 from helpers.procs import wait_until
@@ -50,37 +51,6 @@ def wait_reading(e, n_shards, timeout=15):
 def wait_checkpoint(e, shard_id, seq, timeout=15):
     wait_until(lambda: shards_status(e).get(shard_id, {}).get("Checkpoint") == seq, timeout,
                f"checkpoint of {shard_id} at {seq}")
-
-
-class Capture:
-    """A plain-HTTP function that records every event it gets and answers {}."""
-
-    def __init__(self):
-        self.events = []
-        cap = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                cap.events.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fn"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def records(self):
-        return [r for e in list(self.events) for r in e["Records"]]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
