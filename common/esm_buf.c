@@ -70,6 +70,27 @@ void esm_buf_printf(esm_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void esm_buf_put_u64(esm_buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    esm_buf_append(b, tmp + sizeof tmp - n, n);
+}
+
+void esm_buf_put_i64(esm_buf *b, int64_t v)
+{
+    if (v < 0) {
+        esm_buf_putc(b, '-');
+        esm_buf_put_u64(b, (uint64_t)0 - (uint64_t)v); /* INT64_MIN included */
+        return;
+    }
+    esm_buf_put_u64(b, (uint64_t)v);
+}
+
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */
 static size_t utf8_seq_len(const unsigned char *s, size_t avail)
 {
@@ -100,63 +121,48 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/* How each byte is written inside a JSON string: 0 = as is, 1 = start of a UTF-8 sequence
+ * (checked), 'u' = \u00XX, any other = a backslash and that character. */
+static const unsigned char json_esc[256] = {
+    [0x00 ... 0x07] = 'u', [0x08] = 'b',  [0x09] = 't',        [0x0a] = 'n',
+    [0x0b] = 'u',          [0x0c] = 'f',  [0x0d] = 'r',        [0x0e ... 0x1f] = 'u',
+    ['"'] = '"',           ['\\'] = '\\', [0x80 ... 0xff] = 1,
+};
+
 void esm_buf_json_str(esm_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     if (!esm_buf_reserve(b, len + 2)) return;
-    esm_buf_putc(b, '"');
+    b->data[b->len++] = '"';
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        /* Copy the longest run that needs no escaping in one go. */
+        /* The longest run that needs no escaping (valid UTF-8 included) goes in one copy. */
         size_t run = i;
-        while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-            run++;
+        for (;;) {
+            while (run < len && json_esc[p[run]] == 0)
+                run++;
+            if (run == len || json_esc[p[run]] != 1) break;
+            size_t n = utf8_seq_len(p + run, len - run);
+            if (n == 0) break;
+            run += n;
+        }
         if (run > i) {
             esm_buf_append(b, p + i, run - i);
             i = run;
-            continue;
+            if (i == len) break;
         }
-        unsigned char c = p[i];
-        if (c >= 0x80) {
-            size_t n = utf8_seq_len(p + i, len - i);
-            if (n == 0) {
-                esm_buf_puts(b, "\\ufffd");
-                i++;
-            } else {
-                esm_buf_append(b, p + i, n);
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"':
-            esm_buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            esm_buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            esm_buf_puts(b, "\\n");
-            break;
-        case '\r':
-            esm_buf_puts(b, "\\r");
-            break;
-        case '\t':
-            esm_buf_puts(b, "\\t");
-            break;
-        case '\b':
-            esm_buf_puts(b, "\\b");
-            break;
-        case '\f':
-            esm_buf_puts(b, "\\f");
-            break;
-        default: {
+        unsigned char c = p[i++];
+        unsigned char e = json_esc[c];
+        if (e == 1) {
+            esm_buf_append(b, "\\ufffd", 6); /* not valid UTF-8 */
+        } else if (e == 'u') {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             esm_buf_append(b, esc, sizeof esc);
+        } else {
+            char esc[2] = {'\\', (char)e};
+            esm_buf_append(b, esc, sizeof esc);
         }
-        }
-        i++;
     }
     esm_buf_putc(b, '"');
 }

@@ -22,6 +22,9 @@ void esm_buf_append(esm_buf *b, const void *data, size_t len);
 void esm_buf_puts(esm_buf *b, const char *s);
 void esm_buf_putc(esm_buf *b, char c);
 void esm_buf_printf(esm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append an integer in decimal, as printf's PRId64 / PRIu64 would, without printf. */
+void esm_buf_put_i64(esm_buf *b, int64_t v);
+void esm_buf_put_u64(esm_buf *b, uint64_t v);
 /* Appends s[0..len) as a JSON string literal, quotes included. Invalid UTF-8 bytes become
  * U+FFFD so the output is always valid JSON. */
 void esm_buf_json_str(esm_buf *b, const char *s, size_t len);
