@@ -6,12 +6,14 @@
 
 #include "common/esm_buf.h"
 #include "common/esm_log.h"
+#include "http/esm_sigv4.h"
 
 #include <curl/curl.h>
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEFAULT_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
 
@@ -29,7 +31,6 @@ struct esm_http_call {
     void (*release)(void *arg);
     void *arg;
     struct curl_slist *req_headers;
-    char *userpwd;
     esm_buf body;
     size_t max_response;
     bool truncated;
@@ -48,6 +49,7 @@ struct esm_http {
     esm_http_call *calls;
     http_sock *socks;
     size_t n_calls;
+    esm_sigv4 *signer;    /* created at the first signed request; keeps the derived keys */
     int dispatching;      /* > 0 while completion callbacks run */
     bool destroy_pending; /* esm_http_destroy was called from a callback */
 };
@@ -65,10 +67,6 @@ static void call_free(esm_http_call *c)
 {
     if (c->easy) curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->req_headers);
-    if (c->userpwd) {
-        memset(c->userpwd, 0, strlen(c->userpwd));
-        free(c->userpwd);
-    }
     esm_buf_free(&c->body);
     call_clear_headers(c);
     free(c->headers);
@@ -103,6 +101,7 @@ static void http_free(esm_http *h)
         call_end(h->calls);
     ev_timer_stop(h->loop, &h->timer);
     curl_multi_cleanup(h->multi);
+    esm_sigv4_destroy(h->signer);
     /* curl may keep sockets it never reported as removed; stop their watchers. */
     while (h->socks) {
         http_sock *s = h->socks;
@@ -336,6 +335,43 @@ void esm_http_destroy(esm_http *h)
     http_free(h);
 }
 
+static bool append_header(esm_http_call *c, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(c->req_headers, line);
+    if (!l) return false;
+    c->req_headers = l;
+    return true;
+}
+
+/* Adds the Authorization and X-Amz-Date headers, signed at the wall-clock time of sending. */
+static bool sign_request(esm_http *h, esm_http_call *c, const esm_http_request *req,
+                         const char *method, bool has_body)
+{
+    if (!h->signer && !(h->signer = esm_sigv4_create())) {
+        ESM_ERROR("http", "cannot set up SigV4 signing (OpenSSL)");
+        return false;
+    }
+    esm_sigv4_input in = {
+        .method = method,
+        .url = req->url,
+        .headers = c->req_headers,
+        .body = has_body ? req->body : NULL,
+        .body_len = has_body ? req->body_len : 0,
+        .scope = req->aws_sigv4,
+        .access_key_id = req->aws_access_key_id,
+        .secret_access_key = req->aws_secret_access_key,
+        .now = time(NULL),
+    };
+    esm_sigv4_output out;
+    if (!esm_sigv4_sign(h->signer, &in, &out)) {
+        ESM_ERROR("http", "cannot sign the request to %s: %s", req->url, out.error);
+        return false;
+    }
+    if (out.date_header && !append_header(c, out.date_header)) return false;
+    if (out.authorization && !append_header(c, out.authorization)) return false;
+    return true;
+}
+
 esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
 {
     if (!h || !req || !req->url || h->destroy_pending) {
@@ -391,25 +427,10 @@ esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
         if (!l) goto fail;
         c->req_headers = l;
     }
+    /* Signed here rather than with CURLOPT_AWS_SIGV4: curl derives the key and fetches the
+     * OpenSSL algorithms on every request (bench finding S1); the signer caches both. */
+    if (req->aws_sigv4 && !sign_request(h, c, req, method, has_body)) goto fail;
     if (c->req_headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->req_headers);
-
-    if (req->aws_sigv4) {
-#if LIBCURL_VERSION_NUM >= 0x074b00
-        size_t kl = req->aws_access_key_id ? strlen(req->aws_access_key_id) : 0;
-        size_t sl = req->aws_secret_access_key ? strlen(req->aws_secret_access_key) : 0;
-        c->userpwd = malloc(kl + sl + 2);
-        if (!c->userpwd) goto fail;
-        memcpy(c->userpwd, kl ? req->aws_access_key_id : "", kl);
-        c->userpwd[kl] = ':';
-        memcpy(c->userpwd + kl + 1, sl ? req->aws_secret_access_key : "", sl);
-        c->userpwd[kl + 1 + sl] = '\0';
-        if (curl_easy_setopt(e, CURLOPT_AWS_SIGV4, req->aws_sigv4) != CURLE_OK) goto fail;
-        curl_easy_setopt(e, CURLOPT_USERPWD, c->userpwd);
-#else
-        ESM_ERROR("http", "libcurl %s has no SigV4 support (needs 7.75)", curl_version());
-        goto fail;
-#endif
-    }
 
     c->started = ev_time();
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) goto fail;
