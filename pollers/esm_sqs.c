@@ -488,8 +488,7 @@ static void on_received(const esm_aws_result *res, void *arg)
                   m->receive_count);
         bool match = !s->env.filter || esm_filter_match(s->env.filter, m->record, m->record_len,
                                                         m->body, m->body_len);
-        free(m->body);
-        m->body = NULL;
+        m->body = NULL; /* it points into res->json */
         if (s->state != SQS_RUNNING) {
             esm_sqs_msg_free(m); /* stopping: it returns after the visibility timeout */
             continue;

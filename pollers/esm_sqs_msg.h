@@ -9,13 +9,17 @@
 
 #include "common/esm_buf.h"
 
+/* One allocation per message: the struct, then message_id, receipt_handle, group_id and record
+ * in the same block (free with esm_sqs_msg_free). */
 typedef struct {
     char *message_id;
     char *receipt_handle;
     char *group_id;    /* FIFO MessageGroupId, NULL otherwise */
     int receive_count; /* ApproximateReceiveCount */
     int64_t sent_ms;   /* SentTimestamp */
-    char *body;        /* the raw body (for filters); may be freed after filtering */
+    /* The raw body (for filters): points into the parsed response, so it is valid only while
+     * that lives (the receive callback); the source sets it to NULL after filtering. */
+    const char *body;
     size_t body_len;
     char *record; /* the record JSON exactly as delivered to the function */
     size_t record_len;
@@ -27,9 +31,10 @@ typedef struct {
 } esm_sqs_render_ctx;
 
 /* Parses the "Messages" of a ReceiveMessage response into out[0..cap). Returns the number of
- * messages stored (each allocated; free with esm_sqs_msg_free), or -1 when the response does not
- * have the expected shape (why says what). Malformed individual messages (no MessageId or
- * ReceiptHandle) are skipped and counted in *skipped. */
+ * messages stored (each one allocation; free with esm_sqs_msg_free), or -1 when the response
+ * does not have the expected shape (why says what). Malformed individual messages (no MessageId,
+ * ReceiptHandle or Body) are skipped and counted in *skipped. Each message's body points into
+ * resp (see esm_sqs_msg.body). */
 int esm_sqs_parse_receive(const cJSON *resp, const esm_sqs_render_ctx *ctx, esm_sqs_msg **out,
                           size_t cap, size_t *skipped, char *why, size_t why_len);
 /* Renders one message (a cJSON object of the response) as an event record into b. */

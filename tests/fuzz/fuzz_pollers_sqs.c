@@ -5,10 +5,14 @@
  *  - every rendered record is one JSON object whose messageId, receiptHandle and body are the
  *    parsed ones (for valid UTF-8: the renderer replaces invalid bytes with U+FFFD);
  *  - the event {"Records":[...]} parses, holds exactly the records, and has the size
- *    esm_sqs_event_size predicts (the batcher relies on it for the 6 MB limit). */
+ *    esm_sqs_event_size predicts (the batcher relies on it for the 6 MB limit);
+ *  - every record, id, handle and group is byte for byte what the renderer before the
+ *    single-pass rewrite produced (tests/fuzz/sqs_render_ref.h), and the body is the
+ *    response's own string. */
 // FUZZ_SOURCES: pollers/esm_sqs_msg.c
 #include "pollers/esm_sqs_msg.h"
 #include "tests/fuzz/fuzz_utf8.h"
+#include "tests/fuzz/sqs_render_ref.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +74,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         cJSON_Delete(r);
     }
+    /* Differential: the messages kept are, in order, those with string id, handle and body. */
+    int k = 0;
+    esm_buf want;
+    esm_buf_init(&want);
+    const cJSON *jm;
+    cJSON_ArrayForEach(jm, cJSON_GetObjectItemCaseSensitive(resp, "Messages"))
+    {
+        if (k == n) break;
+        const char *id = ref_str_item(jm, "MessageId"), *rh = ref_str_item(jm, "ReceiptHandle");
+        const char *body = ref_str_item(jm, "Body");
+        if (!id || !rh || !body) continue;
+        esm_sqs_msg *m = msgs[k++];
+        esm_buf_reset(&want);
+        ref_sqs_render_record(jm, &ctx, &want);
+        check(!want.failed && m->record_len == want.len &&
+                  memcmp(m->record, want.data, want.len) == 0,
+              "record identical to the previous renderer");
+        check(strcmp(m->message_id, id) == 0 && strcmp(m->receipt_handle, rh) == 0,
+              "id and handle as received");
+        const char *g =
+            ref_str_item(cJSON_GetObjectItemCaseSensitive(jm, "Attributes"), "MessageGroupId");
+        check(g ? m->group_id && strcmp(m->group_id, g) == 0 : m->group_id == NULL, "group id");
+        check(m->body == body && m->body_len == strlen(body), "body is the response's string");
+    }
+    check(k == n, "every message accounted for");
+    esm_buf_free(&want);
     esm_buf ev;
     esm_buf_init(&ev);
     esm_sqs_render_event(msgs, (size_t)n, &ev);

@@ -9,16 +9,26 @@
 #include <cmocka.h>
 
 #include "pollers/esm_sqs_msg.h"
+#include "tests/fuzz/sqs_render_ref.h"
 
 static const esm_sqs_render_ctx ctx = {.queue_arn = "arn:aws:sqs:eu-west-1:111122223333:orders",
                                        .region = "eu-west-1"};
 
+/* Parses json and the ReceiveMessage response in it; the tree stays alive in *tree (the
+ * messages' bodies point into it). */
+static int parse_tree(const char *json, cJSON **tree, esm_sqs_msg **out, size_t cap,
+                      size_t *skipped)
+{
+    *tree = cJSON_Parse(json);
+    assert_non_null(*tree);
+    char why[128];
+    return esm_sqs_parse_receive(*tree, &ctx, out, cap, skipped, why, sizeof why);
+}
+
 static int parse(const char *json, esm_sqs_msg **out, size_t cap, size_t *skipped)
 {
-    cJSON *j = cJSON_Parse(json);
-    assert_non_null(j);
-    char why[128];
-    int n = esm_sqs_parse_receive(j, &ctx, out, cap, skipped, why, sizeof why);
+    cJSON *j;
+    int n = parse_tree(json, &j, out, cap, skipped);
     cJSON_Delete(j);
     return n;
 }
@@ -35,7 +45,8 @@ static void test_standard_message_renders_in_aws_shape(void **state)
         "\"String\",\"StringValue\":\"acme\"}}}]}";
     esm_sqs_msg *m[10];
     size_t skipped;
-    assert_int_equal(parse(resp, m, 10, &skipped), 1);
+    cJSON *tree;
+    assert_int_equal(parse_tree(resp, &tree, m, 10, &skipped), 1);
     assert_int_equal(skipped, 0);
     const char *want =
         "{\"messageId\":\"m-1\",\"receiptHandle\":\"rh-1\",\"body\":\"{\\\"orderId\\\":\\\"A-1\\\"}"
@@ -54,7 +65,12 @@ static void test_standard_message_renders_in_aws_shape(void **state)
     assert_int_equal(m[0]->receive_count, 2);
     assert_int_equal(m[0]->sent_ms, 1717000000123LL);
     assert_null(m[0]->group_id);
+    /* The body is not copied: it is the response's own string. */
+    const cJSON *jm = cJSON_GetArrayItem(cJSON_GetObjectItem(tree, "Messages"), 0);
+    assert_ptr_equal(m[0]->body, cJSON_GetObjectItem(jm, "Body")->valuestring);
+    assert_int_equal(m[0]->body_len, strlen(m[0]->body));
     esm_sqs_msg_free(m[0]);
+    cJSON_Delete(tree);
 }
 
 static void test_fifo_attributes_and_no_message_attributes(void **state)
@@ -142,6 +158,135 @@ static void test_event_envelope_size_matches_rendering(void **state)
     esm_sqs_msg_free(m[1]);
 }
 
+/* Renders every message of resp with the new parser and with the pre-rewrite renderer
+ * (tests/fuzz/sqs_render_ref.h) and asserts identical records, ids, handles and groups. */
+static void assert_matches_reference(const char *resp, int want_n, size_t want_skipped)
+{
+    esm_sqs_msg *m[10];
+    size_t skipped;
+    cJSON *tree;
+    int n = parse_tree(resp, &tree, m, 10, &skipped);
+    assert_int_equal(n, want_n);
+    assert_int_equal(skipped, want_skipped);
+    const cJSON *jm;
+    int i = 0;
+    esm_buf want;
+    esm_buf_init(&want);
+    cJSON_ArrayForEach(jm, cJSON_GetObjectItem(tree, "Messages"))
+    {
+        if (!ref_str_item(jm, "MessageId") || !ref_str_item(jm, "ReceiptHandle") ||
+            !ref_str_item(jm, "Body"))
+            continue;
+        assert_true(i < n);
+        esm_buf_reset(&want);
+        ref_sqs_render_record(jm, &ctx, &want);
+        if (m[i]->record_len != want.len || memcmp(m[i]->record, want.data, want.len) != 0)
+            fail_msg("message %d\ngot  %s\nwant %s", i, m[i]->record, esm_buf_cstr(&want));
+        assert_string_equal(m[i]->message_id, ref_str_item(jm, "MessageId"));
+        assert_string_equal(m[i]->receipt_handle, ref_str_item(jm, "ReceiptHandle"));
+        const char *g = ref_str_item(cJSON_GetObjectItem(jm, "Attributes"), "MessageGroupId");
+        if (g)
+            assert_string_equal(m[i]->group_id, g);
+        else
+            assert_null(m[i]->group_id);
+        /* The single-record entry point renders the same bytes. */
+        esm_buf one;
+        esm_buf_init(&one);
+        esm_sqs_render_record(jm, &ctx, &one);
+        assert_int_equal(one.len, want.len);
+        assert_memory_equal(one.data, want.data, want.len);
+        esm_buf_free(&one);
+        esm_sqs_msg_free(m[i]);
+        i++;
+    }
+    assert_int_equal(i, n);
+    esm_buf_free(&want);
+    cJSON_Delete(tree);
+}
+
+static void test_records_match_the_previous_renderer(void **state)
+{
+    (void)state;
+    /* Attributes in any order, repeated names, unknown ones, non-string values. */
+    assert_matches_reference(
+        "{\"Messages\":[{\"Body\":\"b\",\"Attributes\":{\"Zed\":\"z\",\"SenderId\":\"S\","
+        "\"MessageGroupId\":\"g\",\"SentTimestamp\":7,\"SentTimestamp\":\"8\",\"SenderId\":\"T\","
+        "\"ApproximateFirstReceiveTimestamp\":\"9\",\"ApproximateReceiveCount\":\"3\","
+        "\"MessageGroupId\":\"h\",\"A\":\"a\",\"S\":null},\"ReceiptHandle\":\"r\","
+        "\"MessageId\":\"i\",\"MD5OfBody\":\"m\"}]}",
+        1, 0);
+    /* Message attributes: every value kind, lists with non-strings, missing DataType,
+     * non-object entries, repeated fields. */
+    assert_matches_reference(
+        "{\"Messages\":[{\"MessageId\":\"i\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MD5OfMessageAttributes\":\"ma\",\"MessageAttributes\":{\"s\":{\"StringValue\":\"v\","
+        "\"DataType\":\"String.custom\"},\"bin\":{\"BinaryValue\":\"AAE=\",\"DataType\":\"Binary\"}"
+        ","
+        "\"l\":{\"StringListValues\":[\"x\",1,\"y\"],\"BinaryListValues\":[\"QQ==\"]},"
+        "\"odd\":7,\"n\":{\"StringValue\":3,\"DataType\":null},\"d\":{\"StringValue\":\"1\","
+        "\"StringValue\":\"2\",\"DataType\":\"Number\",\"DataType\":\"String\"},"
+        "\"lo\":{\"StringListValues\":{\"k\":\"v\"}}}}]}",
+        1, 0);
+    /* md5OfMessageAttributes only with attributes; Attributes / MessageAttributes of the
+     * wrong type; duplicates of the message's own fields. */
+    assert_matches_reference(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"MessageId\":\"b\",\"ReceiptHandle\":\"r\","
+        "\"Body\":\"1\",\"Body\":\"2\",\"MD5OfMessageAttributes\":\"x\",\"MessageAttributes\":{}},"
+        "{\"MessageId\":\"c\",\"ReceiptHandle\":\"r\",\"Body\":\"\",\"Attributes\":[\"x\"],"
+        "\"MessageAttributes\":[{\"StringValue\":\"v\"}],\"MD5OfMessageAttributes\":\"y\"},"
+        "{\"MessageId\":\"d\",\"ReceiptHandle\":\"r\",\"Body\":\"x\",\"Attributes\":\"s\","
+        "\"MessageAttributes\":\"t\",\"MD5OfBody\":5}]}",
+        3, 0);
+    /* Escapes, control characters, NUL (cJSON ends the string there), invalid UTF-8. */
+    assert_matches_reference(
+        "{\"Messages\":[{\"MessageId\":\"q\\\"1\",\"ReceiptHandle\":\"r\\n\",\"Body\":"
+        "\"a\\u0001\\\"\\\\\\/\\u00e9\\ud83d\\ude00 \xff\xc3 end\\u0000after\","
+        "\"Attributes\":{\"k\\t\":\"\\u2028\"}}]}",
+        1, 0);
+}
+
+static void test_first_occurrence_of_a_field_wins(void **state)
+{
+    (void)state;
+    /* Like a lookup by name: a later duplicate is ignored, even when the first one is not a
+     * string (then the message has no usable field and is skipped). */
+    const char *resp = "{\"Messages\":[{\"MessageId\":\"a\",\"MessageId\":\"b\","
+                       "\"ReceiptHandle\":\"r\",\"Body\":\"x\",\"Attributes\":{\"MessageGroupId\":"
+                       "\"g1\",\"MessageGroupId\":\"g2\",\"ApproximateReceiveCount\":\"4\"}},"
+                       "{\"MessageId\":\"c\",\"ReceiptHandle\":\"r\",\"Body\":1,\"Body\":\"y\"}]}";
+    esm_sqs_msg *m[10];
+    size_t skipped;
+    cJSON *tree;
+    assert_int_equal(parse_tree(resp, &tree, m, 10, &skipped), 1);
+    assert_int_equal(skipped, 1);
+    assert_string_equal(m[0]->message_id, "a");
+    assert_string_equal(m[0]->group_id, "g1");
+    assert_int_equal(m[0]->receive_count, 4);
+    assert_non_null(strstr(m[0]->record, "\"messageId\":\"a\""));
+    assert_non_null(strstr(m[0]->record, "\"MessageGroupId\":\"g1\",\"MessageGroupId\":\"g2\""));
+    esm_sqs_msg_free(m[0]);
+    cJSON_Delete(tree);
+}
+
+static void test_at_most_cap_messages(void **state)
+{
+    (void)state;
+    const char *resp =
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"1\"},"
+        "{},{\"MessageId\":\"b\",\"ReceiptHandle\":\"s\",\"Body\":\"2\"},"
+        "{\"MessageId\":\"c\",\"ReceiptHandle\":\"t\",\"Body\":\"3\"},{}]}";
+    esm_sqs_msg *m[2];
+    size_t skipped;
+    assert_int_equal(parse(resp, m, 2, &skipped), 2);
+    assert_int_equal(skipped, 1); /* the one before the cap; nothing after it is looked at */
+    assert_string_equal(m[0]->message_id, "a");
+    assert_string_equal(m[1]->message_id, "b");
+    assert_int_equal(m[1]->sent_ms, 0);
+    assert_int_equal(m[1]->receive_count, 1);
+    esm_sqs_msg_free(m[0]);
+    esm_sqs_msg_free(m[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +295,9 @@ int main(void)
         cmocka_unit_test(test_body_is_delivered_byte_for_byte),
         cmocka_unit_test(test_malformed_messages_are_skipped_and_bad_shapes_refused),
         cmocka_unit_test(test_event_envelope_size_matches_rendering),
+        cmocka_unit_test(test_records_match_the_previous_renderer),
+        cmocka_unit_test(test_first_occurrence_of_a_field_wins),
+        cmocka_unit_test(test_at_most_cap_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
