@@ -287,15 +287,19 @@ static bool unreserved(unsigned char c)
 
 static void put_encoded(esm_buf *b, const char *p, size_t n)
 {
+    size_t run = 0; /* bytes before i that need no encoding, appended as one block */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (unreserved(c)) {
-            esm_buf_putc(b, (char)c);
-        } else {
-            char e[3] = {'%', "0123456789ABCDEF"[c >> 4], "0123456789ABCDEF"[c & 15]};
-            esm_buf_append(b, e, 3);
+            run++;
+            continue;
         }
+        esm_buf_append(b, p + i - run, run);
+        run = 0;
+        char e[3] = {'%', "0123456789ABCDEF"[c >> 4], "0123456789ABCDEF"[c & 15]};
+        esm_buf_append(b, e, 3);
     }
+    esm_buf_append(b, p + n - run, run);
 }
 
 /* Canonical URI as botocore builds it for non-S3 services: RFC 3986 dot segments removed, empty
@@ -436,24 +440,28 @@ static void put_trimmed(esm_buf *b, const char *v, size_t n)
         i++;
     while (n > i && (is_blank(v[n - 1]) || v[n - 1] == '\r' || v[n - 1] == '\n'))
         n--;
-    bool space = false;
-    for (; i < n; i++) {
-        if (is_blank(v[i])) {
-            space = true;
-            continue;
-        }
-        if (space) esm_buf_putc(b, ' ');
-        space = false;
-        esm_buf_putc(b, v[i]);
+    while (i < n) {
+        size_t j = i;
+        while (j < n && !is_blank(v[j]))
+            j++;
+        esm_buf_append(b, v + i, j - i);
+        if (j == n) break;
+        while (is_blank(v[j]))
+            j++;
+        esm_buf_putc(b, ' ');
+        i = j;
     }
 }
 
 static void put_lower(esm_buf *b, const char *p, size_t n)
 {
+    if (!esm_buf_reserve(b, n)) return;
+    char *d = b->data + b->len;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
-        esm_buf_putc(b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+        d[i] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
     }
+    b->len += n;
 }
 
 static void put2(char *p, int v)
@@ -535,7 +543,8 @@ bool esm_sigv4_sign(esm_sigv4 *s, const esm_sigv4_input *in, esm_sigv4_output *o
         amz_date[AMZ_DATE_LEN] = '\0';
     } else {
         fmt_amz_date(in->now, amz_date);
-        snprintf(s->date_line, sizeof s->date_line, "X-Amz-Date: %s", amz_date);
+        memcpy(s->date_line, "X-Amz-Date: ", 12);
+        memcpy(s->date_line + 12, amz_date, AMZ_DATE_LEN + 1);
         if (!add_hdr(s, &n, "x-amz-date", 10, amz_date, AMZ_DATE_LEN)) FAIL("out of memory");
     }
     if (!have_host && !add_hdr(s, &n, "host", 4, u.host, u.host_len)) FAIL("out of memory");
