@@ -166,6 +166,19 @@ typedef struct {
 int esm_store_advance(esm_store *s, const char *mapping, const char *source, const char *lane,
                       const esm_store_step *step, esm_err *err);
 
+/* Group commit: several lanes' steps in ONE transaction (one fsync). Each step runs inside its
+ * own savepoint, so a refused step (rc -1, err set, e.g. a checkpoint moving back) leaves the
+ * others to commit; when the transaction itself fails (BEGIN, COMMIT, an I/O error) every step
+ * fails with that error. Returns 0 when every step was committed, else -1 (see each rc). */
+typedef struct {
+    const char *mapping, *source, *lane;
+    const esm_store_step *step;
+    int rc;      /* out: 0 committed, -1 failed */
+    esm_err err; /* out: why, when rc == -1 */
+} esm_store_advance_req;
+
+int esm_store_advance_group(esm_store *s, esm_store_advance_req *reqs, size_t n);
+
 /* ---- outbox ---- */
 
 /* Appends failure records with no checkpoint to move (SQS sources), in one transaction. */

@@ -387,20 +387,15 @@ static int esm_store_decimal_cmp(const char *a, const char *b)
     return c < 0 ? -1 : c > 0;
 }
 
-int esm_store_advance(esm_store *s, const char *mapping, const char *source, const char *lane,
-                      const esm_store_step *step, esm_err *err)
+/* The step's writes inside the caller's transaction; -1 with err set (nothing rolled back). */
+static int advance_locked(esm_store *s, const char *mapping, const char *source, const char *lane,
+                          const esm_store_step *step, int64_t now, esm_err *err)
 {
     if (!esm_store_args_ok(mapping, source, lane)) return esm_store_bad_lane(s, mapping, err);
     if (!step || (step->n_items && !step->items))
         return esm_store_fail_plain(s, ESM_ERR_INVALID, mapping, err, "advance: no step");
     char what[192];
     snprintf(what, sizeof what, "checkpoint write for %.80s/%.80s", source, lane);
-    int64_t now = esm_now_ms();
-    LOCK(s);
-    if (esm_store_tx_begin(s, mapping, what, err) != 0) {
-        UNLOCK(s);
-        return -1;
-    }
     sqlite3_stmt *st;
     int rc;
     if (step->position) {
@@ -415,12 +410,12 @@ int esm_store_advance(esm_store *s, const char *mapping, const char *source, con
                                      "%.64s",
                                      what, old, step->position);
                 esm_store_stmt_done(st);
-                goto rollback;
+                return -1;
             }
         } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
             esm_store_fail(s, rc, mapping, what, err);
             esm_store_stmt_done(st);
-            goto rollback;
+            return -1;
         }
         esm_store_stmt_done(st);
     }
@@ -432,35 +427,99 @@ int esm_store_advance(esm_store *s, const char *mapping, const char *source, con
     sqlite3_bind_int64(st, 6, now);
     rc = esm_store_exec_stmt(st);
     esm_store_stmt_done(st);
-    if (rc != SQLITE_DONE) {
-        esm_store_fail(s, rc, mapping, what, err);
-        goto rollback;
-    }
+    if (rc != SQLITE_DONE) return esm_store_fail(s, rc, mapping, what, err);
 
     if (step->batch) {
         if (esm_store_batch_put_locked(s, mapping, source, lane, step->batch, now, err) != 0)
-            goto rollback;
+            return -1;
     } else if (esm_store_lane_write(s, ESM_STMT_BATCH_DELETE, mapping, source, lane, what, err) !=
                0) {
-        goto rollback;
+        return -1;
     }
 
     if (step->window_op == ESM_STORE_WINDOW_PUT) {
         if (esm_store_window_put_locked(s, mapping, source, lane, step->window_start_ms,
                                         step->window_state, now, err) != 0)
-            goto rollback;
+            return -1;
     } else if (step->window_op == ESM_STORE_WINDOW_CLEAR) {
         if (esm_store_lane_write(s, ESM_STMT_WINDOW_DELETE, mapping, source, lane, what, err) != 0)
-            goto rollback;
+            return -1;
     }
+    return esm_store_outbox_insert_locked(s, mapping, step->items, step->n_items, now, err);
+}
 
-    if (esm_store_outbox_insert_locked(s, mapping, step->items, step->n_items, now, err) != 0)
-        goto rollback;
-    rc = esm_store_tx_commit(s, mapping, what, err);
-    UNLOCK(s);
+int esm_store_advance(esm_store *s, const char *mapping, const char *source, const char *lane,
+                      const esm_store_step *step, esm_err *err)
+{
+    esm_store_advance_req req = {.mapping = mapping, .source = source, .lane = lane, .step = step};
+    int rc = esm_store_advance_group(s, &req, 1);
+    if (err) *err = req.err;
     return rc;
-rollback:
+}
+
+static int exec_simple(esm_store *s, esm_store_stmt_id id)
+{
+    sqlite3_stmt *st = esm_store_stmt(s, id);
+    int rc = esm_store_exec_stmt(st);
+    esm_store_stmt_done(st);
+    return rc;
+}
+
+int esm_store_advance_group(esm_store *s, esm_store_advance_req *reqs, size_t n)
+{
+    if (n == 0) return 0;
+    int64_t now = esm_now_ms();
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].rc = 0;
+        esm_err_clear(&reqs[i].err);
+    }
+    const char *ctx = reqs[0].mapping ? reqs[0].mapping : "";
+    char what[208];
+    snprintf(what, sizeof what, "checkpoint write for %.80s/%.80s%s", reqs[0].source, reqs[0].lane,
+             n > 1 ? " and others" : "");
+    LOCK(s);
+    esm_err tx_err;
+    esm_err_clear(&tx_err);
+    if (esm_store_tx_begin(s, ctx, what, &tx_err) != 0) goto all_failed;
+    for (size_t i = 0; i < n; i++) {
+        esm_store_advance_req *r = &reqs[i];
+        /* A savepoint per step: a refused step (a checkpoint moving back) fails alone. */
+        bool sp = n > 1;
+        int rc = sp ? exec_simple(s, ESM_STMT_SAVEPOINT) : SQLITE_DONE;
+        if (rc != SQLITE_DONE) {
+            esm_store_fail(s, rc, ctx, what, &tx_err);
+            goto rollback_all;
+        }
+        if (advance_locked(s, r->mapping, r->source, r->lane, r->step, now, &r->err) != 0) {
+            r->rc = -1;
+            failed++;
+            if (!sp) goto rollback_one;
+            if (sqlite3_get_autocommit(s->db)) { /* SQLite rolled everything back (I/O, full) */
+                tx_err = r->err;
+                goto all_failed;
+            }
+            exec_simple(s, ESM_STMT_ROLLBACK_TO);
+        }
+        if (sp && exec_simple(s, ESM_STMT_RELEASE) != SQLITE_DONE) {
+            esm_store_fail(s, sqlite3_errcode(s->db), ctx, what, &tx_err);
+            goto rollback_all;
+        }
+    }
+    if (esm_store_tx_commit(s, ctx, what, &tx_err) != 0) goto all_failed;
+    UNLOCK(s);
+    return failed ? -1 : 0;
+rollback_one:
     esm_store_tx_rollback(s);
     UNLOCK(s);
+    return -1;
+rollback_all:
+    esm_store_tx_rollback(s);
+all_failed:
+    UNLOCK(s);
+    for (size_t i = 0; i < n; i++) {
+        if (reqs[i].rc == 0) reqs[i].err = tx_err;
+        reqs[i].rc = -1;
+    }
     return -1;
 }

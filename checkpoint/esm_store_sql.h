@@ -71,6 +71,9 @@
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SAVEPOINT, "SAVEPOINT step")                                                                 \
+    X(RELEASE, "RELEASE step")                                                                     \
+    X(ROLLBACK_TO, "ROLLBACK TO step")                                                             \
     X(META_PUT, "INSERT OR REPLACE INTO esmd_meta (key, value) VALUES (?1, ?2)")                   \
     X(SCHEMA_VERSION, SQL_SCHEMA_VERSION)                                                          \
     X(LANE_GET, "SELECT source, lane, position, state, parents, updated_at_ms"                     \

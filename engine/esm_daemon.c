@@ -10,6 +10,7 @@
 
 #include "aws/esm_aws.h"
 #include "checkpoint/esm_store.h"
+#include "checkpoint/esm_store_writer.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "config/esm_config.h"
@@ -47,6 +48,7 @@ struct daemon_state {
     esm_generation *base; /* the first one: the shared clients use its strings */
     unsigned next_gen_id;
     esm_store *store;
+    esm_store_writer *writer;
     esm_http *http;
     esm_aws *sqs, *sns;
     esm_outbox_drainer *outbox;
@@ -106,6 +108,7 @@ static void slot_start(mslot *s, const esm_source_stats *carry)
                           .mapping = mc,
                           .invoker = esm_generation_invoker(s->gen, mc->function),
                           .store = d->store,
+                          .writer = d->writer,
                           .outbox = d->outbox};
     esm_err err;
     esm_err_clear(&err);
@@ -655,6 +658,9 @@ static bool create_shared(daemon_state *d)
         ESM_ERROR(NULL, "cannot open the state store in %s: %s", cfg->state_dir, err.message);
         return false;
     }
+    d->writer = esm_store_writer_create(d->store, d->loop, &err);
+    if (!d->writer)
+        ESM_WARN(NULL, "%s; checkpoints are written on the event loop thread", err.message);
     esm_aws_options sqs_opt = {.region = cfg->region,
                                .endpoint = cfg->endpoint_sqs,
                                .access_key_id = cfg->access_key_id,
@@ -680,6 +686,7 @@ static void destroy_all(daemon_state *d)
     while (d->slots)
         slot_free(d->slots);
     esm_outbox_drainer_destroy(d->outbox);
+    esm_store_writer_destroy(d->writer); /* after the lanes: it finishes their last writes */
     /* Invokers go with the last generation reference, before the HTTP client. */
     esm_generation_unref(d->gen);
     esm_generation_unref(d->base);

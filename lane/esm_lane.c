@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint/esm_store.h"
+#include "checkpoint/esm_store_writer.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "destinations/esm_outbox.h"
@@ -39,6 +40,8 @@ struct esm_lane {
     esm_buf event;
     ev_timer timer; /* invoke delay, or the retry of a failed store write */
     unsigned store_failures;
+    esm_store_write *write; /* the step the writer thread is making durable, or NULL */
+    size_t pending_acked, pending_discarded, pending_records; /* what that step resolves */
     last_response last;
     int64_t blocked_since_ms;
     char last_result[192];
@@ -79,11 +82,25 @@ static void finish(esm_lane *lane, bool abandoned)
     if (lane->env.source->done) lane->env.source->done(lane->env.arg, abandoned);
 }
 
+/* Stops waiting for the writer: the step is carried out anyway (it is a decision already
+ * taken); returns its result. */
+static int forget_write(esm_lane *lane)
+{
+    if (!lane->write) return -1;
+    int rc = esm_store_write_forget(lane->env.writer, lane->write, NULL);
+    lane->write = NULL;
+    return rc;
+}
+
 void esm_lane_abandon(esm_lane *lane)
 {
     if (lane->phase == LANE_IDLE) return;
     if (lane->call) esm_invoker_cancel(lane->call);
     lane->call = NULL;
+    /* A durable step still tells the source (e.g. Kafka commits it): fewer duplicates. */
+    if (lane->write && forget_write(lane) == 0 && lane->pending_acked + lane->pending_discarded &&
+        lane->env.source->acknowledged)
+        lane->env.source->acknowledged(lane->env.arg, lane->st.lo);
     finish(lane, true);
 }
 
@@ -91,6 +108,7 @@ void esm_lane_destroy(esm_lane *lane)
 {
     if (!lane) return;
     if (lane->call) esm_invoker_cancel(lane->call);
+    forget_write(lane);
     ev_timer_stop(lane->env.loop, &lane->timer);
     esm_policy_decision_free(&lane->decision);
     esm_buf_free(&lane->event);
@@ -104,7 +122,7 @@ bool esm_lane_busy(const esm_lane *lane)
 
 bool esm_lane_invoking(const esm_lane *lane)
 {
-    return lane->phase == LANE_INVOKING;
+    return lane->phase == LANE_INVOKING || lane->write != NULL;
 }
 
 int64_t esm_lane_blocked_since_ms(const esm_lane *lane)
@@ -321,8 +339,13 @@ static bool same_state(const esm_policy_state *a, const esm_policy_state *b)
     return memcmp(a->ends, b->ends, a->depth * sizeof a->ends[0]) == 0;
 }
 
+static void persisted(esm_lane *lane);
+static int persist_failed(esm_lane *lane, const esm_err *e);
+static void on_written(int rc, const esm_err *err, void *arg);
+
 /* Writes the decision's effects in one transaction: the new checkpoint, the retry state and
- * the failure records. Returns 0, or -1 after scheduling a retry of the write. */
+ * the failure records. Returns 0 (durable), 1 (queued to the writer: on_written goes on), or
+ * -1 after scheduling a retry of the write. */
 static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *records_out)
 {
     *acked = *discarded = *records_out = 0;
@@ -360,26 +383,53 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
                                .batch = done ? NULL : &batch,
                                .items = ob.items,
                                .n_items = ob.n};
+        *records_out = ob.n;
+        if (lane->env.writer) {
+            /* On the writer thread (group commit); the decision goes on in on_written. */
+            lane->write = esm_store_writer_advance(lane->env.writer, lane->env.mapping->uuid,
+                                                   lane->env.source_key, lane->env.lane_key, &step,
+                                                   on_written, lane);
+            outbox_batch_free(&ob);
+            if (lane->write) {
+                lane->pending_acked = *acked;
+                lane->pending_discarded = *discarded;
+                lane->pending_records = *records_out;
+                lane->phase = LANE_PERSISTING;
+                return 1;
+            }
+            esm_err_set(&err, ESM_ERR_NOMEM, true, "cannot queue the checkpoint write");
+            return persist_failed(lane, &err);
+        }
         rc = esm_store_advance(lane->env.store, lane->env.mapping->uuid, lane->env.source_key,
                                lane->env.lane_key, &step, &err);
-        *records_out = ob.n;
     }
     outbox_batch_free(&ob);
     if (rc == 0) {
-        lane->stored = lane->st;
-        if (lane->store_failures)
-            ESM_INFO(lane->env.log_ctx, "state store writes work again; acknowledging");
-        lane->store_failures = 0;
+        persisted(lane);
         return 0;
     }
+    return persist_failed(lane, &err);
+}
+
+static void persisted(esm_lane *lane)
+{
+    lane->stored = lane->st;
+    if (lane->store_failures)
+        ESM_INFO(lane->env.log_ctx, "state store writes work again; acknowledging");
+    lane->store_failures = 0;
+}
+
+/* Schedules the write again (the decision stays as it is: nothing was acknowledged). */
+static int persist_failed(esm_lane *lane, const esm_err *err)
+{
     lane->store_failures++;
     COUNT(lane, checkpoint_write_failures, 1);
     double delay = lane->store_failures < 6 ? (double)(1u << lane->store_failures) / 4.0 : 10.0;
     ESM_ERROR(lane->env.log_ctx,
               "state store write failed (%s); nothing is acknowledged, retrying in %.1f s",
-              err.message, delay);
+              err->message, delay);
     snprintf(lane->last_result, sizeof lane->last_result, "PROBLEM: state store: %.150s",
-             err.message);
+             err->message);
     lane->phase = LANE_PERSISTING;
     ev_set_cb(&lane->timer, on_store_retry);
     ev_timer_set(&lane->timer, delay, 0.);
@@ -399,10 +449,30 @@ static void on_invoke_timer(struct ev_loop *loop, ev_timer *w, int revents)
     decide_and_apply(lane, &none);
 }
 
+static void decision_durable(esm_lane *lane, size_t acked, size_t discarded, size_t records);
+
 static void apply_decision(esm_lane *lane)
 {
     size_t acked, discarded, records;
     if (persist(lane, &acked, &discarded, &records) != 0) return;
+    decision_durable(lane, acked, discarded, records);
+}
+
+static void on_written(int rc, const esm_err *err, void *arg)
+{
+    esm_lane *lane = arg;
+    lane->write = NULL;
+    if (rc != 0) {
+        persist_failed(lane, err);
+        return;
+    }
+    persisted(lane);
+    decision_durable(lane, lane->pending_acked, lane->pending_discarded, lane->pending_records);
+}
+
+/* The decision is durable: count it, tell the source, and go on with the batch. */
+static void decision_durable(esm_lane *lane, size_t acked, size_t discarded, size_t records)
+{
     if (acked) COUNT(lane, committed, acked);
     if (discarded) {
         COUNT(lane, dropped, discarded);

@@ -27,6 +27,7 @@
 
 struct ev_loop;
 struct esm_store;
+struct esm_store_writer;
 struct esm_outbox_drainer;
 typedef struct esm_lane esm_lane;
 
@@ -62,6 +63,8 @@ typedef struct {
     struct ev_loop *loop;
     esm_invoker *invoker;
     struct esm_store *store;
+    struct esm_store_writer *writer;   /* checkpoints on the writer thread (group commit); NULL =
+                                          written on the loop thread */
     struct esm_outbox_drainer *outbox; /* may be NULL */
     const esm_mapping_config *mapping;
     const char *source_key; /* store key: stream ARN, or bootstrap/topic */
@@ -82,7 +85,8 @@ void esm_lane_destroy(esm_lane *lane); /* abandons a batch in flight (nothing ac
  * range), or -1 when the lane is busy. */
 long esm_lane_start(esm_lane *lane, const esm_policy_record *records, size_t n);
 bool esm_lane_busy(const esm_lane *lane);
-/* True while the lane waits for an invocation's answer (worth waiting for at shutdown). */
+/* True while the lane waits for an invocation's answer or for its checkpoint write (worth
+ * waiting for at shutdown). */
 bool esm_lane_invoking(const esm_lane *lane);
 /* Stop: cancel an invocation in flight and drop the batch unacknowledged (its retry state
  * stays persisted); done(arg, true) is called. */

@@ -568,6 +568,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
     esm_lane_env le = {.loop = sh->loop,
                        .invoker = sh->env->invoker,
                        .store = sh->env->store,
+                       .writer = sh->env->writer,
                        .outbox = sh->env->outbox,
                        .mapping = sh->map,
                        .source_key = sh->source_key,

@@ -768,6 +768,7 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
         esm_lane_env le = {.loop = s->env.loop,
                            .invoker = s->env.invoker,
                            .store = s->env.store,
+                           .writer = s->env.writer,
                            .outbox = s->env.outbox,
                            .mapping = s->map,
                            .source_key = s->map->event_source_arn,

@@ -17,6 +17,7 @@
 
 struct ev_loop;
 struct esm_store;
+struct esm_store_writer;
 struct esm_outbox_drainer;
 
 /* Counters named after AWS's ESM metrics (reference §10.2) plus esmd's own. */
@@ -47,6 +48,7 @@ typedef struct {
     esm_invoker *invoker;
     esm_filter_set *filter;
     struct esm_store *store;
+    struct esm_store_writer *writer;   /* lanes' checkpoints, group-committed; may be NULL */
     struct esm_outbox_drainer *outbox; /* may be NULL */
     esm_source_stats *stats;
     const char *log_ctx; /* mapping name for logs */
