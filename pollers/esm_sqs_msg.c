@@ -308,6 +308,10 @@ size_t esm_sqs_event_size(size_t n_records, size_t records_bytes)
 
 void esm_sqs_render_event(esm_sqs_msg *const *msgs, size_t n, esm_buf *b)
 {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += msgs[i]->record_len;
+    esm_buf_reserve(b, esm_sqs_event_size(n, bytes)); /* one allocation for the whole event */
     esm_buf_puts(b, "{\"Records\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) esm_buf_putc(b, ',');
