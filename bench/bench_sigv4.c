@@ -112,7 +112,10 @@ int main(int argc, char **argv)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     esm_sigv4 *signer = esm_sigv4_create();
-    if (!signer) return 1;
+    if (!signer) {
+        free(body);
+        return 1;
+    }
     run(h, signer, argv[1], body, 200, PLAIN); /* connect, warm up */
     double plain = 0, signed_ = 0, esmd = 0;
     for (int round = 0; round < 5; round++) {
