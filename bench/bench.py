@@ -578,6 +578,7 @@ def esmd_kafka_run(k, topic, n, batch, window=None, profile=None, name="esmd-kaf
     return {"n": n, "committed": done_n, "stopped_at_time_limit": done_n < n,
             "records_invoked": st["records"], "invocations": st["requests"],
             "seconds_first_invoke_to_last_commit": round(secs, 3),
+            "seconds_first_to_last_invoke": round((st["last_us"] - st["first_us"]) / 1e6, 3),
             "seconds_from_launch": round(t_end - e.t_launch, 3), "per_s": round(done_n / secs),
             "cpu_s": round(cpu, 3), "cpu_us_per_record": round(cpu / max(done_n, 1) * 1e6, 2),
             "rss_mb": round(rss, 1), "peak_rss_mb": round(max(hwm, peak[0]), 1),
@@ -602,7 +603,7 @@ def kafka_compare(k, n, batch, payload=200, partitions=4, case="kafka"):
 def case_kafka():
     k = kafka_helpers()
     n = int(os.environ.get("BENCH_KAFKA_N", 100000 if QUICK else 1000000))
-    for batch in (10, 100, 1000):
+    for batch in [int(b) for b in os.environ.get("BENCH_BATCHES", "10,100,1000").split(",")]:
         kafka_compare(k, n, batch)
 
 

@@ -29,6 +29,8 @@
 
 #define REVOKE_GRACE_S 10.0
 #define TICK_S 1.0
+/* Messages handled per wakeup: rendering them must not hold up invocations for long. */
+#define SERVE_BUDGET 2000
 #define CLOSING_TICK_S 0.05
 
 typedef enum { K_INIT, K_RUNNING, K_STOPPING, K_CLOSING, K_STOPPED } k_state;
@@ -46,6 +48,7 @@ typedef struct {
     ev_timer tick, later, stop_deadline, revoke_deadline, stopped_notify;
     k_state state;
     bool assigned_once, commit_due, in_serve;
+    size_t n_full;          /* partitions above their high watermark (esm_kafka_shared.n_full) */
     esm_kafka_part **parts; /* indexed by partition id */
     size_t n_parts;
     rd_kafka_topic_partition_list_t *revoking; /* a revoke waiting for lanes to finish */
@@ -380,10 +383,18 @@ static void serve(kafka_source *s)
     while (read(s->pipefd[0], drain, sizeof drain) > 0) {
     }
     rd_kafka_message_t *m;
-    while ((m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
+    size_t budget = SERVE_BUDGET;
+    /* While a partition is full, leave the records in librdkafka's queue (it stops fetching
+     * when that is full); a partition leaving the full state calls later() to go on. */
+    while ((s->n_full == 0 || s->state != K_RUNNING) && budget > 0 &&
+           (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
         on_message(s, m);
         rd_kafka_message_destroy(m);
+        budget--;
     }
+    /* More may wait, and the wakeup pipe fires only when the queue was empty: go on in the
+     * next loop iteration, after the invocations' I/O. */
+    if (budget == 0) later(s);
     s->in_serve = false;
     if (s->state == K_CLOSING && rd_kafka_consumer_closed(s->rk)) {
         s->state = K_STOPPED;
@@ -422,6 +433,7 @@ static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
     kafka_source *s = w->data;
     complete_pending_revoke(s, false);
     maybe_close(s);
+    serve(s);
 }
 
 static void on_revoke_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -550,6 +562,7 @@ static void *k_create(const esm_source_env *env, esm_err *err)
                                .bootstrap = s->bootstrap,
                                .source_key = s->source_key,
                                .commit_due = &s->commit_due,
+                               .n_full = &s->n_full,
                                .changed = on_part_changed,
                                .changed_arg = s};
 

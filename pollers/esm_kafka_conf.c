@@ -200,7 +200,11 @@ int esm_kafka_props_build(const esm_mapping_config *m, esm_kafka_props *out, esm
                 esm_kafka_props_set(out, "enable.auto.offset.store", "false", false) ||
                 esm_kafka_props_set(out, "enable.auto.commit", "true", false) ||
                 esm_kafka_props_set(out, "auto.offset.reset", reset, false) ||
-                esm_kafka_props_set(out, "enable.partition.eof", "false", false);
+                esm_kafka_props_set(out, "enable.partition.eof", "false", false) ||
+                /* librdkafka 2.0 stops fetching a partition for a whole second once its queue
+                 * holds queued.min.messages (100 000 by default, about half a second of work at
+                 * BatchSize 1000): let queued.max.messages.kbytes (64 MB) bound it instead. */
+                esm_kafka_props_set(out, "queued.min.messages", "1000000", false);
     free(bs);
     if (fail) {
         esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");

@@ -29,6 +29,8 @@ struct esm_kafka_part {
     size_t batch_n;
     bool in_start, done_in_start, done_abandoned;
     bool quiesced, paused;
+    bool full;             /* counted in *sh.n_full */
+    int64_t full_since_ms; /* when it became full */
     int64_t committed;     /* next offset to consume once everything stored is final */
     int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
     int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
@@ -41,13 +43,59 @@ struct esm_kafka_part {
 
 static void dispatch(esm_kafka_part *p);
 
+/* A record is one allocation: the struct, then its JSON, id and key (no per-field mallocs on
+ * the hot path). */
 static void rec_free(esm_kafka_rec *r)
 {
-    if (!r) return;
-    free(r->json);
-    free(r->key);
-    free(r->id);
     free(r);
+}
+
+/* Appends the decimal digits of v (v >= 0 or not) at out; returns the length. */
+static size_t put_i64(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0) out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+static esm_kafka_rec *rec_new(const esm_kafka_part *p, const rd_kafka_message_t *m,
+                              const esm_buf *json)
+{
+    size_t topic_len = strlen(p->sh.topic);
+    size_t id_cap = topic_len + 1 + 12 + 1 + 21 + 1; /* topic-partition:offset\0 */
+    size_t key_len = m->key ? m->key_len : 0;
+    esm_kafka_rec *r = malloc(sizeof *r + json->len + id_cap + key_len);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    char *at = (char *)(r + 1);
+    r->json = at;
+    r->json_len = json->len;
+    memcpy(at, json->data, json->len);
+    at += json->len;
+    r->id = at;
+    memcpy(at, p->sh.topic, topic_len);
+    size_t n = topic_len;
+    at[n++] = '-';
+    n += put_i64(at + n, p->id);
+    at[n++] = ':';
+    n += put_i64(at + n, m->offset);
+    at[n++] = '\0';
+    at += n;
+    if (m->key) {
+        r->key = at; /* a null key stays NULL, an empty one is non-NULL with length 0 */
+        r->key_len = key_len;
+        memcpy(at, m->key, key_len);
+    }
+    return r;
 }
 
 int32_t esm_kafka_part_id(const esm_kafka_part *p)
@@ -114,21 +162,57 @@ static size_t high_recs(const esm_kafka_part *p)
     return two > BUF_MIN_RECS ? two : BUF_MIN_RECS;
 }
 
-/* Pauses above the high watermark, resumes below the low one. While the lane retries a batch
- * the partition stops growing as soon as a next batch waits (nothing moves until the retry
- * ends, so there is no reason to hold more). */
+/* A full partition that does not drain within this time is paused instead, so a slow lane
+ * never holds back the other partitions (nor the rebalance events the poll serves) for long. */
+#define FULL_MAX_MS 1000
+
+static void set_full(esm_kafka_part *p, bool full)
+{
+    if (p->full == full) return;
+    p->full = full;
+    if (full) {
+        (*p->sh.n_full)++;
+        p->full_since_ms = esm_now_ms();
+        return;
+    }
+    (*p->sh.n_full)--;
+    if (*p->sh.n_full == 0 && p->sh.changed) p->sh.changed(p->sh.changed_arg);
+}
+
+/* Flow control. Above the high watermark a healthy partition is "full": the source stops
+ * polling until it is below the low one, and librdkafka's bounded queue stops fetching by
+ * itself. Pausing is kept for the cases that need it — a lane retrying a batch (nothing moves
+ * until the retry ends, so it holds no more than a next batch), or a partition full for longer
+ * than FULL_MAX_MS — because a paused partition loses its prefetched records and is fetchable
+ * again only ~1 s after its resume (bench finding K1: that cost a ~1 s stall per ~30 000
+ * records and partition). */
 static void flow_control(esm_kafka_part *p)
 {
-    if (p->quiesced) return;
+    if (p->quiesced) {
+        set_full(p, false);
+        return;
+    }
     size_t hi = high_recs(p);
     bool retrying = esm_lane_blocked_since_ms(p->lane) > 0;
-    bool above = p->len >= hi || p->pend_bytes >= BUF_HIGH_BYTES ||
-                 (retrying && p->len >= (size_t)p->sh.map->batch_size);
-    bool below = p->len <= hi / 2 && p->pend_bytes <= BUF_LOW_BYTES && !retrying;
-    if (above)
+    bool above = p->len >= hi || p->pend_bytes >= BUF_HIGH_BYTES;
+    bool below = p->len <= hi / 2 && p->pend_bytes <= BUF_LOW_BYTES;
+    if (retrying && (above || p->len >= (size_t)p->sh.map->batch_size)) {
+        set_full(p, false);
         set_paused(p, true);
-    else if (below)
-        set_paused(p, false);
+    } else if (above && !p->paused) {
+        set_full(p, true);
+        if (esm_now_ms() - p->full_since_ms > FULL_MAX_MS) {
+            ESM_DEBUG(p->log_ctx, "full for over %d ms: pausing it", FULL_MAX_MS);
+            set_full(p, false);
+            set_paused(p, true);
+        }
+    } else {
+        /* Polling goes on soon after the partition drops below the high watermark: the other
+         * partitions must not run dry meanwhile (records arrive from librdkafka in chunks of
+         * one partition, so their buffers are uneven). */
+        if (p->len <= hi * 3 / 4 && p->pend_bytes <= BUF_HIGH_BYTES * 3 / 4) set_full(p, false);
+        if (below && !retrying) set_paused(p, false);
+    }
 }
 
 void esm_kafka_part_flow(esm_kafka_part *p)
@@ -491,24 +575,14 @@ void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m)
         filtered(p, m->offset);
         return;
     }
-    esm_kafka_rec *r = calloc(1, sizeof *r);
+    esm_kafka_rec *r = rec_new(p, m, &p->scratch);
     if (!r) goto nomem;
     r->offset = m->offset;
     r->timestamp_ms = v.timestamp_type == ESM_KAFKA_TS_NONE ? -1 : ts;
-    r->received_ms = esm_now_ms();
+    /* the loop's time: one clock read per wakeup, not per record */
+    r->received_ms = (int64_t)(ev_now(p->sh.loop) * 1000.0);
     r->commit_after = m->offset + 1;
-    r->json = malloc(p->scratch.len);
-    r->json_len = p->scratch.len;
-    if (r->json) memcpy(r->json, p->scratch.data, p->scratch.len);
-    if (m->key) {
-        r->key = malloc(m->key_len ? m->key_len : 1);
-        r->key_len = m->key_len;
-        if (r->key) memcpy(r->key, m->key, m->key_len);
-    }
-    char id[320];
-    snprintf(id, sizeof id, "%s-%" PRId32 ":%" PRId64, p->sh.topic, p->id, m->offset);
-    r->id = strdup(id);
-    if (!r->json || (m->key && !r->key) || !r->id || !pend_push(p, r)) {
+    if (!pend_push(p, r)) {
         rec_free(r);
         goto nomem;
     }
@@ -582,7 +656,8 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
                                     .dropped = &st->dropped,
                                     .on_failure_queued = &st->on_failure_queued,
                                     .committed = &st->committed,
-                                    .checkpoint_write_failures = &st->checkpoint_write_failures},
+                                    .checkpoint_write_failures = &st->checkpoint_write_failures,
+                                    .invokes = &st->invokes},
                        .source = &lane_source,
                        .arg = p};
     p->lane = esm_lane_create(&le);
@@ -599,6 +674,7 @@ void esm_kafka_part_quiesce(esm_kafka_part *p, bool abandon_retrying)
 {
     p->quiesced = true;
     pend_drop(p);
+    set_full(p, false);
     ev_timer_stop(p->sh.loop, &p->kick);
     if (abandon_retrying && esm_lane_busy(p->lane) && esm_lane_blocked_since_ms(p->lane) > 0) {
         ESM_INFO(p->log_ctx, "abandoning the batch in retry (nothing of it is committed)");
@@ -610,6 +686,7 @@ void esm_kafka_part_abandon(esm_kafka_part *p)
 {
     p->quiesced = true;
     pend_drop(p);
+    set_full(p, false);
     if (esm_lane_busy(p->lane)) esm_lane_abandon(p->lane);
     if (p->batch_n) batch_free(p);
 }
@@ -619,6 +696,7 @@ void esm_kafka_part_destroy(esm_kafka_part *p)
     if (!p) return;
     p->quiesced = true;
     p->sh.changed = NULL;
+    set_full(p, false);
     ev_timer_stop(p->sh.loop, &p->window);
     ev_timer_stop(p->sh.loop, &p->kick);
     if (esm_lane_busy(p->lane)) esm_lane_abandon(p->lane);

@@ -37,7 +37,10 @@ typedef struct {
     const char *bootstrap;      /* "h:p,h:p" */
     const char *source_key;     /* store key: "<bootstrap>/<topic>" */
     bool *commit_due;           /* set when offsets were stored without an explicit commit */
-    void (*changed)(void *arg); /* a partition went idle (stop / revoke progress) */
+    size_t *n_full;             /* partitions above their high watermark: while > 0 the source stops
+                                   polling (backpressure through librdkafka's own bounded queue) */
+    void (*changed)(void *arg); /* a partition went idle (stop / revoke progress), or left the
+                                   full state (poll again) */
     void *changed_arg;
 } esm_kafka_shared;
 

@@ -396,7 +396,8 @@ static void *kin_create(const esm_source_env *env, esm_err *err)
                                       .dropped = &st->dropped,
                                       .on_failure_queued = &st->on_failure_queued,
                                       .committed = &st->committed,
-                                      .checkpoint_write_failures = &st->checkpoint_write_failures};
+                                      .checkpoint_write_failures = &st->checkpoint_write_failures,
+                                      .invokes = &st->invokes};
     ev_timer_init(&s->list_timer, on_list_timer, 0., 0.);
     s->list_timer.data = s;
     ev_timer_init(&s->stopped_notify, on_stopped_notify, 0., 0.);

@@ -106,6 +106,8 @@ static void test_base_properties(void **state)
     expect_prop(&p, "enable.auto.commit", "true");
     expect_prop(&p, "auto.offset.reset", "earliest");
     expect_prop(&p, "enable.partition.eof", "false");
+    /* the bytes bound, not librdkafka's 100 000-message one (a 1 s fetch stall), applies */
+    expect_prop(&p, "queued.min.messages", "1000000");
     assert_null(esm_kafka_props_get(&p, "security.protocol"));
     esm_kafka_props_free(&p);
     esm_config_destroy(cfg);
@@ -242,9 +244,10 @@ static void test_pass_through_wins_but_managed_keys_refused(void **state)
     esm_kafka_props p;
     build_ok("\"StartingPosition\":\"LATEST\",\"EsmdOptions\":{\"KafkaProperties\":"
              "{\"session.timeout.ms\":\"6000\",\"auto.offset.reset\":\"earliest\","
-             "\"security.protocol\":\"SASL_PLAINTEXT\"}}",
+             "\"security.protocol\":\"SASL_PLAINTEXT\",\"queued.min.messages\":\"5000\"}}",
              &p, &cfg);
     expect_prop(&p, "session.timeout.ms", "6000");
+    expect_prop(&p, "queued.min.messages", "5000");
     expect_prop(&p, "auto.offset.reset", "earliest");
     expect_prop(&p, "security.protocol", "SASL_PLAINTEXT");
     esm_kafka_props_free(&p);
