@@ -151,6 +151,9 @@ def test_trim_horizon_delivers_all_in_order_and_commits(kafka, funchost, esmd):
     assert st["ConsumerGroupId"] == group_of(cfg)
     assert {p["Partition"] for p in st["Partitions"]} == {0, 1}
     assert all(p["OffsetLag"] == 0 and p["CommittedOffset"] == 20 for p in st["Partitions"])
+    # The invocation histograms count every invocation and record of this source.
+    assert e.metric("esmd_invoke_batch_records_sum", source="kafka") == 40
+    assert e.metric("esmd_invoke_duration_seconds_count", source="kafka") == len(invs)
 
 
 def test_latest_skips_existing_records(kafka, funchost, esmd):

@@ -109,6 +109,8 @@ def test_trim_horizon_reads_everything_in_order(peers, kinesis, funchost, esmd):
     assert [i for inv in invs for i in inv["ids"]] == [seq for _, seq, _ in put]
     assert max(len(inv["ids"]) for inv in invs) <= 10
     wait_checkpoint(e, st.shard_ids[0], put[-1][1])
+    assert e.metric("esmd_invoke_batch_records_sum", source="kinesis") == 25
+    assert e.metric("esmd_invoke_duration_seconds_count", source="kinesis") == len(invs)
 
 
 def test_latest_skips_old_records(peers, kinesis, funchost, esmd):

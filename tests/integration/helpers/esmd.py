@@ -119,6 +119,16 @@ class Esmd:
             raise AssertionError(f"esmd /metrics: HTTP {code}")
         return body.decode()
 
+    def metric(self, name, **labels):
+        """The value of one sample of /metrics whose labels include `labels`; None if absent."""
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                return float(value)
+        return None
+
 
 def check_config(config, workdir, binary=None):
     """Run `esmd --check-config` on a config dict; returns (rc, stdout+stderr)."""
