@@ -148,13 +148,12 @@ static void set_paused(esm_kafka_part *p, bool pause)
               p->len);
 }
 
-/* Buffering bounds. Pausing is expensive in librdkafka (a resumed partition is fetchable again
- * only ~1 s later and its prefetched records are dropped), so a partition keeps being read
- * while well under the high watermark and pauses only above it, resuming below the low one:
- * pause/resume stays rare and memory stays bounded. */
+/* Buffering bounds of the rendered records waiting per partition: at least two batches (so the
+ * next one is ready when the lane finishes), and 2 x the 6 MB invoke limit. More records wait,
+ * unrendered, in librdkafka's queue (queued.max.messages.kbytes) while the partition is full. */
 #define BUF_HIGH_BYTES ((size_t)2 * ESM_INVOKE_MAX_PAYLOAD)
 #define BUF_LOW_BYTES (BUF_HIGH_BYTES / 2)
-#define BUF_MIN_RECS ((size_t)32768)
+#define BUF_MIN_RECS ((size_t)4096)
 
 static size_t high_recs(const esm_kafka_part *p)
 {
