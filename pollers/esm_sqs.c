@@ -21,6 +21,7 @@
 #define SQS_MAX_RECEIVE 10
 #define SQS_WAIT_SECONDS 20
 #define SQS_MAX_POLLERS 5
+#define SQS_PARSER_KEEP (1u << 20) /* parse buffers kept between responses, per source */
 
 typedef struct sqs_source sqs_source;
 
@@ -50,6 +51,7 @@ struct sqs_source {
     const esm_mapping_config *map;
     esm_aws *aws;
     esm_sqs_render_ctx render;
+    esm_sqs_parser parser; /* ReceiveMessage responses, one at a time */
     char *queue_url;
     int visibility_timeout_s;
     enum { SQS_INIT, SQS_RESOLVING, SQS_RUNNING, SQS_STOPPING, SQS_STOPPED } state;
@@ -472,8 +474,8 @@ static void on_received(const esm_aws_result *res, void *arg)
     esm_sqs_msg *msgs[SQS_MAX_RECEIVE];
     size_t skipped = 0;
     char why[128];
-    int n = esm_sqs_parse_receive(res->json, &s->render, msgs, SQS_MAX_RECEIVE, &skipped, why,
-                                  sizeof why);
+    int n = esm_sqs_parse_receive(&s->parser, res->body, res->body_len, &s->render, msgs,
+                                  SQS_MAX_RECEIVE, &skipped, why, sizeof why);
     if (n < 0) {
         ESM_WARN(s->env.log_ctx, "unexpected ReceiveMessage response: %s", why);
         n = 0;
@@ -488,7 +490,7 @@ static void on_received(const esm_aws_result *res, void *arg)
                   m->receive_count);
         bool match = !s->env.filter || esm_filter_match(s->env.filter, m->record, m->record_len,
                                                         m->body, m->body_len);
-        m->body = NULL; /* it points into res->json */
+        m->body = NULL; /* it points into the response or the parser */
         if (s->state != SQS_RUNNING) {
             esm_sqs_msg_free(m); /* stopping: it returns after the visibility timeout */
             continue;
@@ -504,6 +506,7 @@ static void on_received(const esm_aws_result *res, void *arg)
     esm_sqs_ops_delete(s->ops, filtered, n_filtered);
     for (size_t i = 0; i < n_filtered; i++)
         esm_sqs_msg_free(filtered[i]);
+    esm_sqs_parser_trim(&s->parser, SQS_PARSER_KEEP);
     if (s->map->batching_window_ms == 0) flush_open(s);
     maybe_stopped(s);
     poller_kick(p);
@@ -682,6 +685,7 @@ static void *sqs_create(const esm_source_env *env, esm_err *err)
     s->aws = esm_aws_create(env->http, "sqs", &opt);
     s->render.queue_arn = s->map->event_source_arn;
     s->render.region = opt.region;
+    esm_sqs_parser_init(&s->parser);
     s->ops = esm_sqs_ops_create(env, s->aws, on_ops_idle, s);
     if (!s->aws || !s->ops) {
         esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
@@ -801,6 +805,7 @@ static void sqs_destroy(void *source)
     esm_sqs_ops_destroy(s->ops);
     esm_aws_destroy(s->aws);
     esm_sqs_stuck_free(&s->stuck);
+    esm_sqs_parser_free(&s->parser);
     free(s->queue_url);
     free(s);
 }

@@ -1,34 +1,101 @@
 #include "pollers/esm_sqs_msg.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Rendering walks each object once and picks its fields by name as they come, keeping the
- * first occurrence of a name (as cJSON_GetObjectItem would), instead of one lookup per field. */
+/* The response is tokenized once into the parser's tape (no allocation once the tape has
+ * grown to the largest response seen); each message's fields are picked in one walk over its
+ * object, keeping the first occurrence of a name as a lookup by name would, and rendered
+ * straight from the tokens. Strings end at a decoded NUL, as they did when cJSON parsed the
+ * response (C strings), so the records are byte for byte what they were. */
 
 #define PUT_LIT(b, lit) esm_buf_append((b), (lit), sizeof(lit) - 1)
 
-static const char *str_of(const cJSON *it)
+typedef struct {
+    const char *s; /* NULL: absent or not a string */
+    size_t len;
+} sqs_str;
+
+void esm_sqs_parser_init(esm_sqs_parser *p)
 {
-    return cJSON_IsString(it) ? it->valuestring : NULL;
+    esm_fj_init(&p->tape);
+    esm_buf_init(&p->scratch);
 }
 
-static void first(const cJSON **slot, const cJSON *it)
+void esm_sqs_parser_free(esm_sqs_parser *p)
 {
-    if (!*slot) *slot = it;
+    esm_fj_free(&p->tape);
+    esm_buf_free(&p->scratch);
 }
 
-/* An array of strings ("stringListValues") rendered as-is, or [] when absent. */
-static void put_string_list(esm_buf *b, const cJSON *arr)
+void esm_sqs_parser_trim(esm_sqs_parser *p, size_t keep_bytes)
+{
+    if (p->tape.dec_cap > keep_bytes || p->tape.cap * sizeof *p->tape.toks > keep_bytes)
+        esm_fj_free(&p->tape);
+    if (p->scratch.cap > keep_bytes) esm_buf_free(&p->scratch);
+}
+
+/* Token i as a string (0 = absent: token 0 is the response itself, never a field). */
+static sqs_str str_at(const esm_fj_tape *t, size_t i)
+{
+    sqs_str r = {NULL, 0};
+    if (i == 0 || t->toks[i].type != ESM_FJ_STR) return r;
+    r.s = t->toks[i].s;
+    r.len = t->toks[i].len;
+    const char *nul = memchr(r.s, '\0', r.len);
+    if (nul) r.len = (size_t)(nul - r.s);
+    return r;
+}
+
+static bool key_is(const esm_fj_tape *t, size_t k, const char *name, size_t name_len)
+{
+    sqs_str s = str_at(t, k);
+    return s.len == name_len && memcmp(s.s, name, name_len) == 0;
+}
+#define KEY_IS(t, k, lit) key_is((t), (k), (lit), sizeof(lit) - 1)
+
+static void first(size_t *slot, size_t i)
+{
+    if (!*slot) *slot = i;
+}
+
+static bool is_obj(const esm_fj_tape *t, size_t i)
+{
+    return i != 0 && t->toks[i].type == ESM_FJ_OBJ;
+}
+
+/* End of container i's children (i itself when it is not a container). */
+static size_t end_of(const esm_fj_tape *t, size_t i)
+{
+    uint8_t ty = t->toks[i].type;
+    return (ty == ESM_FJ_OBJ || ty == ESM_FJ_ARR) ? t->toks[i].len : i + 1;
+}
+
+static void put_str(esm_buf *b, sqs_str s)
+{
+    esm_buf_json_str(b, s.s ? s.s : "", s.len);
+}
+
+/* The string values of an array or object ("stringListValues") as an array, or [] when absent
+ * (elements that are not strings are left out). */
+static void put_string_list(esm_buf *b, const esm_fj_tape *t, size_t i)
 {
     esm_buf_putc(b, '[');
     bool first_item = true;
-    for (const cJSON *it = arr ? arr->child : NULL; it; it = it->next) {
-        if (!cJSON_IsString(it)) continue;
-        if (!first_item) esm_buf_putc(b, ',');
-        esm_buf_json_cstr(b, it->valuestring);
-        first_item = false;
+    if (i) {
+        bool obj = t->toks[i].type == ESM_FJ_OBJ;
+        for (size_t k = i + 1, end = end_of(t, i); k < end;) {
+            size_t v = obj ? k + 1 : k;
+            sqs_str s = str_at(t, v);
+            if (s.s) {
+                if (!first_item) esm_buf_putc(b, ',');
+                put_str(b, s);
+                first_item = false;
+            }
+            k = esm_fj_next(t, v);
+        }
     }
     esm_buf_putc(b, ']');
 }
@@ -39,19 +106,24 @@ static const char *const first_attribute_keys[] = {
     "\"ApproximateReceiveCount\":", "\"SentTimestamp\":", "\"SenderId\":",
     "\"ApproximateFirstReceiveTimestamp\":"};
 
-static int attr_class(const char *name)
+static int attr_class(const esm_fj_tape *t, size_t k)
 {
-    switch (name[0]) {
-    case 'A':
-        if (strcmp(name, "ApproximateReceiveCount") == 0) return ATTR_RECEIVE_COUNT;
-        if (strcmp(name, "ApproximateFirstReceiveTimestamp") == 0) return ATTR_FIRST_RECEIVE;
+    sqs_str s = str_at(t, k);
+    switch (s.len) {
+    case 23:
+        if (memcmp(s.s, "ApproximateReceiveCount", 23) == 0) return ATTR_RECEIVE_COUNT;
         break;
-    case 'S':
-        if (strcmp(name, "SentTimestamp") == 0) return ATTR_SENT;
-        if (strcmp(name, "SenderId") == 0) return ATTR_SENDER;
+    case 13:
+        if (memcmp(s.s, "SentTimestamp", 13) == 0) return ATTR_SENT;
         break;
-    case 'M':
-        if (strcmp(name, "MessageGroupId") == 0) return ATTR_GROUP;
+    case 8:
+        if (memcmp(s.s, "SenderId", 8) == 0) return ATTR_SENDER;
+        break;
+    case 32:
+        if (memcmp(s.s, "ApproximateFirstReceiveTimestamp", 32) == 0) return ATTR_FIRST_RECEIVE;
+        break;
+    case 14:
+        if (memcmp(s.s, "MessageGroupId", 14) == 0) return ATTR_GROUP;
         break;
     default:
         break;
@@ -59,122 +131,132 @@ static int attr_class(const char *name)
     return ATTR_OTHER;
 }
 
-/* The system attributes a message's fields depend on (first occurrences, any type). */
+/* The system attributes a message's fields depend on: value tokens of first occurrences. */
 typedef struct {
-    const cJSON *known[ATTR_OTHER];
+    size_t known[ATTR_OTHER];
 } sqs_attrs;
 
-static void collect_attributes(const cJSON *attrs, sqs_attrs *a)
+static void collect_attributes(const esm_fj_tape *t, size_t attrs, sqs_attrs *a)
 {
     memset(a, 0, sizeof *a);
-    for (const cJSON *it = attrs ? attrs->child : NULL; it; it = it->next)
-        if (it->string) {
-            int c = attr_class(it->string);
-            if (c != ATTR_OTHER) first(&a->known[c], it);
-        }
+    if (!is_obj(t, attrs)) return;
+    for (size_t k = attrs + 1, end = t->toks[attrs].len; k < end; k = esm_fj_next(t, k + 1)) {
+        int c = attr_class(t, k);
+        if (c != ATTR_OTHER) first(&a->known[c], k + 1);
+    }
 }
 
-static void put_attributes(esm_buf *b, const cJSON *attrs, const sqs_attrs *a)
+static void put_attributes(esm_buf *b, const esm_fj_tape *t, size_t attrs, const sqs_attrs *a)
 {
     esm_buf_putc(b, '{');
     bool first_item = true;
     for (size_t i = 0; i < 4; i++) {
-        const char *v = str_of(a->known[i]);
-        if (!v) continue;
+        sqs_str v = str_at(t, a->known[i]);
+        if (!v.s) continue;
         if (!first_item) esm_buf_putc(b, ',');
         esm_buf_puts(b, first_attribute_keys[i]);
-        esm_buf_json_cstr(b, v);
+        put_str(b, v);
         first_item = false;
     }
-    for (const cJSON *it = attrs ? attrs->child : NULL; it; it = it->next) {
-        if (!cJSON_IsString(it) || !it->string || attr_class(it->string) < ATTR_GROUP) continue;
-        if (!first_item) esm_buf_putc(b, ',');
-        esm_buf_json_cstr(b, it->string);
-        esm_buf_putc(b, ':');
-        esm_buf_json_cstr(b, it->valuestring);
-        first_item = false;
+    if (is_obj(t, attrs)) {
+        for (size_t k = attrs + 1, end = t->toks[attrs].len; k < end; k = esm_fj_next(t, k + 1)) {
+            sqs_str v = str_at(t, k + 1);
+            if (!v.s || attr_class(t, k) < ATTR_GROUP) continue;
+            if (!first_item) esm_buf_putc(b, ',');
+            put_str(b, str_at(t, k));
+            esm_buf_putc(b, ':');
+            put_str(b, v);
+            first_item = false;
+        }
     }
     esm_buf_putc(b, '}');
 }
 
 /* SQS's MessageAttributes {Name: {StringValue, BinaryValue, DataType, ...}} in the event's
  * lower-case shape. */
-static void put_message_attributes(esm_buf *b, const cJSON *attrs)
+static void put_message_attributes(esm_buf *b, const esm_fj_tape *t, size_t attrs)
 {
     esm_buf_putc(b, '{');
     bool first_item = true;
-    for (const cJSON *a = attrs ? attrs->child : NULL; a; a = a->next) {
-        if (!cJSON_IsObject(a) || !a->string) continue;
-        const cJSON *sv = NULL, *bv = NULL, *slv = NULL, *blv = NULL, *dt = NULL;
-        for (const cJSON *f = a->child; f; f = f->next) {
-            const char *k = f->string;
-            if (!k) continue;
-            if (strcmp(k, "StringValue") == 0)
-                first(&sv, f);
-            else if (strcmp(k, "BinaryValue") == 0)
-                first(&bv, f);
-            else if (strcmp(k, "StringListValues") == 0)
-                first(&slv, f);
-            else if (strcmp(k, "BinaryListValues") == 0)
-                first(&blv, f);
-            else if (strcmp(k, "DataType") == 0)
-                first(&dt, f);
+    for (size_t k = attrs + 1, end = is_obj(t, attrs) ? t->toks[attrs].len : 0; k < end;
+         k = esm_fj_next(t, k + 1)) {
+        size_t a = k + 1;
+        if (!is_obj(t, a)) continue;
+        size_t sv = 0, bv = 0, slv = 0, blv = 0, dt = 0;
+        for (size_t f = a + 1, fend = t->toks[a].len; f < fend; f = esm_fj_next(t, f + 1)) {
+            if (KEY_IS(t, f, "StringValue"))
+                first(&sv, f + 1);
+            else if (KEY_IS(t, f, "BinaryValue"))
+                first(&bv, f + 1);
+            else if (KEY_IS(t, f, "StringListValues"))
+                first(&slv, f + 1);
+            else if (KEY_IS(t, f, "BinaryListValues"))
+                first(&blv, f + 1);
+            else if (KEY_IS(t, f, "DataType"))
+                first(&dt, f + 1);
         }
         if (!first_item) esm_buf_putc(b, ',');
         first_item = false;
-        esm_buf_json_cstr(b, a->string);
+        put_str(b, str_at(t, k));
         PUT_LIT(b, ":{");
-        if (str_of(sv)) {
+        sqs_str v = str_at(t, sv);
+        if (v.s) {
             PUT_LIT(b, "\"stringValue\":");
-            esm_buf_json_cstr(b, sv->valuestring);
+            put_str(b, v);
             esm_buf_putc(b, ',');
         }
-        if (str_of(bv)) {
+        v = str_at(t, bv);
+        if (v.s) {
             PUT_LIT(b, "\"binaryValue\":");
-            esm_buf_json_cstr(b, bv->valuestring);
+            put_str(b, v);
             esm_buf_putc(b, ',');
         }
         PUT_LIT(b, "\"stringListValues\":");
-        put_string_list(b, slv);
+        put_string_list(b, t, slv);
         PUT_LIT(b, ",\"binaryListValues\":");
-        put_string_list(b, blv);
+        put_string_list(b, t, blv);
         PUT_LIT(b, ",\"dataType\":");
-        esm_buf_json_cstr(b, str_of(dt) ? dt->valuestring : "String");
+        v = str_at(t, dt);
+        if (v.s)
+            put_str(b, v);
+        else
+            PUT_LIT(b, "\"String\"");
         esm_buf_putc(b, '}');
     }
     esm_buf_putc(b, '}');
 }
 
-/* The fields of one message of the response (first occurrences, any type). */
+/* The fields of one message of the response: value tokens of first occurrences. */
 typedef struct {
-    const cJSON *id, *rh, *body, *md5_body, *md5_attrs, *attrs, *mattrs;
+    size_t id, rh, body, md5_body, md5_attrs, attrs, mattrs;
 } sqs_fields;
 
-static void collect_fields(const cJSON *m, sqs_fields *f)
+static void collect_fields(const esm_fj_tape *t, size_t m, sqs_fields *f)
 {
     memset(f, 0, sizeof *f);
-    for (const cJSON *it = m->child; it; it = it->next) {
-        const char *k = it->string;
-        if (!k) continue;
-        switch (k[0]) {
+    if (!is_obj(t, m)) return;
+    for (size_t k = m + 1, end = t->toks[m].len; k < end; k = esm_fj_next(t, k + 1)) {
+        sqs_str key = str_at(t, k);
+        if (key.len == 0) continue;
+        switch (key.s[0]) {
         case 'M':
-            if (strcmp(k, "MessageId") == 0)
-                first(&f->id, it);
-            else if (strcmp(k, "MD5OfBody") == 0)
-                first(&f->md5_body, it);
-            else if (strcmp(k, "MessageAttributes") == 0)
-                first(&f->mattrs, it);
-            else if (strcmp(k, "MD5OfMessageAttributes") == 0)
-                first(&f->md5_attrs, it);
+            if (KEY_IS(t, k, "MessageId"))
+                first(&f->id, k + 1);
+            else if (KEY_IS(t, k, "MD5OfBody"))
+                first(&f->md5_body, k + 1);
+            else if (KEY_IS(t, k, "MessageAttributes"))
+                first(&f->mattrs, k + 1);
+            else if (KEY_IS(t, k, "MD5OfMessageAttributes"))
+                first(&f->md5_attrs, k + 1);
             break;
         case 'R':
-            if (strcmp(k, "ReceiptHandle") == 0) first(&f->rh, it);
+            if (KEY_IS(t, k, "ReceiptHandle")) first(&f->rh, k + 1);
             break;
         case 'B':
-            if (strcmp(k, "Body") == 0) first(&f->body, it);
+            if (KEY_IS(t, k, "Body")) first(&f->body, k + 1);
             break;
         case 'A':
-            if (strcmp(k, "Attributes") == 0) first(&f->attrs, it);
+            if (KEY_IS(t, k, "Attributes")) first(&f->attrs, k + 1);
             break;
         default:
             break;
@@ -182,45 +264,34 @@ static void collect_fields(const cJSON *m, sqs_fields *f)
     }
 }
 
-static void put_str_field(esm_buf *b, const char *key_colon, const char *value)
-{
-    esm_buf_puts(b, key_colon);
-    esm_buf_json_cstr(b, value ? value : "");
-    esm_buf_putc(b, ',');
-}
-
-static void render(const sqs_fields *f, const sqs_attrs *a, const char *body, size_t body_len,
+static void render(const esm_fj_tape *t, const sqs_fields *f, const sqs_attrs *a,
                    const esm_sqs_render_ctx *ctx, esm_buf *b)
 {
-    esm_buf_putc(b, '{');
-    put_str_field(b, "\"messageId\":", str_of(f->id));
-    put_str_field(b, "\"receiptHandle\":", str_of(f->rh));
-    PUT_LIT(b, "\"body\":");
-    esm_buf_json_str(b, body ? body : "", body ? body_len : 0);
+    PUT_LIT(b, "{\"messageId\":");
+    put_str(b, str_at(t, f->id));
+    PUT_LIT(b, ",\"receiptHandle\":");
+    put_str(b, str_at(t, f->rh));
+    PUT_LIT(b, ",\"body\":");
+    put_str(b, str_at(t, f->body));
     PUT_LIT(b, ",\"attributes\":");
-    put_attributes(b, f->attrs, a);
+    put_attributes(b, t, f->attrs, a);
     PUT_LIT(b, ",\"messageAttributes\":");
-    put_message_attributes(b, f->mattrs);
+    put_message_attributes(b, t, f->mattrs);
     esm_buf_putc(b, ',');
-    const char *md5_attrs = str_of(f->md5_attrs);
-    if (md5_attrs && f->mattrs && f->mattrs->child)
-        put_str_field(b, "\"md5OfMessageAttributes\":", md5_attrs);
-    put_str_field(b, "\"md5OfBody\":", str_of(f->md5_body));
-    PUT_LIT(b, "\"eventSource\":\"aws:sqs\",\"eventSourceARN\":");
+    sqs_str md5_attrs = str_at(t, f->md5_attrs);
+    /* Only with attributes: any member of an object or array counts (as before). */
+    if (md5_attrs.s && f->mattrs && end_of(t, f->mattrs) > f->mattrs + 1) {
+        PUT_LIT(b, "\"md5OfMessageAttributes\":");
+        put_str(b, md5_attrs);
+        esm_buf_putc(b, ',');
+    }
+    PUT_LIT(b, "\"md5OfBody\":");
+    put_str(b, str_at(t, f->md5_body));
+    PUT_LIT(b, ",\"eventSource\":\"aws:sqs\",\"eventSourceARN\":");
     esm_buf_json_cstr(b, ctx->queue_arn ? ctx->queue_arn : "");
     PUT_LIT(b, ",\"awsRegion\":");
     esm_buf_json_cstr(b, ctx->region);
     esm_buf_putc(b, '}');
-}
-
-void esm_sqs_render_record(const cJSON *msg, const esm_sqs_render_ctx *ctx, esm_buf *b)
-{
-    sqs_fields f;
-    sqs_attrs a;
-    collect_fields(msg, &f);
-    collect_attributes(f.attrs, &a);
-    const char *body = str_of(f.body);
-    render(&f, &a, body, body ? strlen(body) : 0, ctx, b);
 }
 
 void esm_sqs_msg_free(esm_sqs_msg *m)
@@ -228,75 +299,95 @@ void esm_sqs_msg_free(esm_sqs_msg *m)
     free(m); /* the strings live in the same block */
 }
 
-/* Copies s[0..len) and a NUL to *at; returns the copy. */
-static char *place(char **at, const char *s, size_t len)
+/* Copies s and a NUL to *at; returns the copy. */
+static char *place(char **at, sqs_str s)
 {
     char *r = *at;
-    memcpy(r, s, len);
-    r[len] = '\0';
-    *at += len + 1;
+    if (s.len) memcpy(r, s.s, s.len);
+    r[s.len] = '\0';
+    *at += s.len + 1;
     return r;
 }
 
 /* One block: the struct, then the id, the handle, the group and the record. */
-static esm_sqs_msg *msg_new(const char *id, const char *rh, const char *group, const esm_buf *rec)
+static esm_sqs_msg *msg_new(sqs_str id, sqs_str rh, sqs_str group, const esm_buf *rec)
 {
-    size_t id_len = strlen(id), rh_len = strlen(rh), g_len = group ? strlen(group) : 0;
-    esm_sqs_msg *m =
-        malloc(sizeof *m + id_len + 1 + rh_len + 1 + (group ? g_len + 1 : 0) + rec->len + 1);
+    size_t size = sizeof(esm_sqs_msg) + id.len + 1 + rh.len + 1 + (group.s ? group.len + 1 : 0) +
+                  rec->len + 1;
+    esm_sqs_msg *m = malloc(size);
     if (!m) return NULL;
     memset(m, 0, sizeof *m);
     char *at = (char *)(m + 1);
-    m->message_id = place(&at, id, id_len);
-    m->receipt_handle = place(&at, rh, rh_len);
-    m->group_id = group ? place(&at, group, g_len) : NULL;
-    m->record = place(&at, rec->data, rec->len);
+    m->message_id = place(&at, id);
+    m->receipt_handle = place(&at, rh);
+    m->group_id = group.s ? place(&at, group) : NULL;
+    m->record = place(&at, (sqs_str){rec->data, rec->len});
     m->record_len = rec->len;
     return m;
 }
 
-int esm_sqs_parse_receive(const cJSON *resp, const esm_sqs_render_ctx *ctx, esm_sqs_msg **out,
-                          size_t cap, size_t *skipped, char *why, size_t why_len)
+/* strtoll of a string token (leading space skipped, then at most 63 characters read: more
+ * than any int64 needs). */
+static long long str_to_ll(sqs_str s)
+{
+    size_t i = 0;
+    while (i < s.len && (s.s[i] == ' ' || (s.s[i] >= '\t' && s.s[i] <= '\r')))
+        i++;
+    char buf[64];
+    size_t n = s.len - i < sizeof buf - 1 ? s.len - i : sizeof buf - 1;
+    memcpy(buf, s.s + i, n);
+    buf[n] = '\0';
+    return strtoll(buf, NULL, 10);
+}
+
+int esm_sqs_parse_receive(esm_sqs_parser *p, const char *json, size_t len,
+                          const esm_sqs_render_ctx *ctx, esm_sqs_msg **out, size_t cap,
+                          size_t *skipped, char *why, size_t why_len)
 {
     *skipped = 0;
-    if (!cJSON_IsObject(resp)) {
+    esm_fj_tape *t = &p->tape;
+    if (!json || !esm_fj_parse(t, json, len)) {
+        snprintf(why, why_len, "ReceiveMessage response is not valid JSON");
+        return -1;
+    }
+    if (t->toks[0].type != ESM_FJ_OBJ) {
         snprintf(why, why_len, "ReceiveMessage response is not a JSON object");
         return -1;
     }
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(resp, "Messages");
-    if (!msgs || cJSON_IsNull(msgs)) return 0; /* an empty receive omits Messages */
-    if (!cJSON_IsArray(msgs)) {
+    size_t msgs = 0;
+    for (size_t k = 1, end = t->toks[0].len; k < end && !msgs; k = esm_fj_next(t, k + 1))
+        if (KEY_IS(t, k, "Messages")) msgs = k + 1;
+    if (!msgs || t->toks[msgs].type == ESM_FJ_NULL) return 0; /* an empty receive omits it */
+    if (t->toks[msgs].type != ESM_FJ_ARR) {
         snprintf(why, why_len, "ReceiveMessage response: Messages is not an array");
         return -1;
     }
     int n = 0;
-    esm_buf b; /* scratch for each record: one buffer for the whole response */
-    esm_buf_init(&b);
-    for (const cJSON *m = msgs->child; m; m = m->next) {
+    esm_buf *b = &p->scratch;
+    for (size_t m = msgs + 1, end = t->toks[msgs].len; m < end; m = esm_fj_next(t, m)) {
         if ((size_t)n >= cap) break;
         sqs_fields f;
-        collect_fields(m, &f);
-        const char *id = str_of(f.id), *rh = str_of(f.rh), *body = str_of(f.body);
-        if (!id || !rh || !body) {
+        collect_fields(t, m, &f);
+        sqs_str id = str_at(t, f.id), rh = str_at(t, f.rh), body = str_at(t, f.body);
+        if (!id.s || !rh.s || !body.s) {
             (*skipped)++;
             continue;
         }
         sqs_attrs a;
-        collect_attributes(f.attrs, &a);
-        size_t body_len = strlen(body);
-        esm_buf_reset(&b);
-        render(&f, &a, body, body_len, ctx, &b);
-        esm_sqs_msg *msg = b.failed ? NULL : msg_new(id, rh, str_of(a.known[ATTR_GROUP]), &b);
+        collect_attributes(t, f.attrs, &a);
+        esm_buf_reset(b);
+        render(t, &f, &a, ctx, b);
+        esm_sqs_msg *msg = b->failed ? NULL : msg_new(id, rh, str_at(t, a.known[ATTR_GROUP]), b);
         if (!msg) break;
-        const char *rc = str_of(a.known[ATTR_RECEIVE_COUNT]);
-        const char *sent = str_of(a.known[ATTR_SENT]);
-        msg->receive_count = rc ? atoi(rc) : 1;
-        msg->sent_ms = sent ? strtoll(sent, NULL, 10) : 0;
-        msg->body = body;
-        msg->body_len = body_len;
+        sqs_str rc = str_at(t, a.known[ATTR_RECEIVE_COUNT]);
+        sqs_str sent = str_at(t, a.known[ATTR_SENT]);
+        long long count = rc.s ? str_to_ll(rc) : 1;
+        msg->receive_count = count > INT_MAX ? INT_MAX : count < INT_MIN ? INT_MIN : (int)count;
+        msg->sent_ms = sent.s ? str_to_ll(sent) : 0;
+        msg->body = body.s;
+        msg->body_len = body.len;
         out[n++] = msg;
     }
-    esm_buf_free(&b);
     return n;
 }
 

@@ -14,23 +14,30 @@
 static const esm_sqs_render_ctx ctx = {.queue_arn = "arn:aws:sqs:eu-west-1:111122223333:orders",
                                        .region = "eu-west-1"};
 
-/* Parses json and the ReceiveMessage response in it; the tree stays alive in *tree (the
- * messages' bodies point into it). */
-static int parse_tree(const char *json, cJSON **tree, esm_sqs_msg **out, size_t cap,
+/* Parses the ReceiveMessage response json with parser p (the messages' bodies point into json
+ * or p, so both must outlive the checks on bodies). */
+static int parse_with(esm_sqs_parser *p, const char *json, esm_sqs_msg **out, size_t cap,
                       size_t *skipped)
 {
-    *tree = cJSON_Parse(json);
-    assert_non_null(*tree);
-    char why[128];
-    return esm_sqs_parse_receive(*tree, &ctx, out, cap, skipped, why, sizeof why);
+    char why[128] = "";
+    int n = esm_sqs_parse_receive(p, json, strlen(json), &ctx, out, cap, skipped, why, sizeof why);
+    if (n < 0) assert_true(why[0] != '\0'); /* a refusal says why */
+    return n;
 }
 
 static int parse(const char *json, esm_sqs_msg **out, size_t cap, size_t *skipped)
 {
-    cJSON *j;
-    int n = parse_tree(json, &j, out, cap, skipped);
-    cJSON_Delete(j);
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    int n = parse_with(&p, json, out, cap, skipped);
+    esm_sqs_parser_free(&p);
     return n;
+}
+
+static void assert_body(const esm_sqs_msg *m, const char *want)
+{
+    assert_int_equal(m->body_len, strlen(want));
+    assert_memory_equal(m->body, want, m->body_len);
 }
 
 static void test_standard_message_renders_in_aws_shape(void **state)
@@ -45,8 +52,9 @@ static void test_standard_message_renders_in_aws_shape(void **state)
         "\"String\",\"StringValue\":\"acme\"}}}]}";
     esm_sqs_msg *m[10];
     size_t skipped;
-    cJSON *tree;
-    assert_int_equal(parse_tree(resp, &tree, m, 10, &skipped), 1);
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    assert_int_equal(parse_with(&p, resp, m, 10, &skipped), 1);
     assert_int_equal(skipped, 0);
     const char *want =
         "{\"messageId\":\"m-1\",\"receiptHandle\":\"rh-1\",\"body\":\"{\\\"orderId\\\":\\\"A-1\\\"}"
@@ -61,16 +69,19 @@ static void test_standard_message_renders_in_aws_shape(void **state)
         "\"awsRegion\":\"eu-west-1\"}";
     assert_string_equal(m[0]->record, want);
     assert_int_equal(m[0]->record_len, strlen(want));
-    assert_string_equal(m[0]->body, "{\"orderId\":\"A-1\"}");
+    assert_body(m[0], "{\"orderId\":\"A-1\"}");
     assert_int_equal(m[0]->receive_count, 2);
     assert_int_equal(m[0]->sent_ms, 1717000000123LL);
     assert_null(m[0]->group_id);
-    /* The body is not copied: it is the response's own string. */
-    const cJSON *jm = cJSON_GetArrayItem(cJSON_GetObjectItem(tree, "Messages"), 0);
-    assert_ptr_equal(m[0]->body, cJSON_GetObjectItem(jm, "Body")->valuestring);
-    assert_int_equal(m[0]->body_len, strlen(m[0]->body));
     esm_sqs_msg_free(m[0]);
-    cJSON_Delete(tree);
+    /* A body without escapes is not copied at all: it is a slice of the response. */
+    const char *plain =
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"hi\"}]}";
+    assert_int_equal(parse_with(&p, plain, m, 10, &skipped), 1);
+    assert_ptr_equal(m[0]->body, strstr(plain, "hi\""));
+    assert_int_equal(m[0]->body_len, 2);
+    esm_sqs_msg_free(m[0]);
+    esm_sqs_parser_free(&p);
 }
 
 static void test_fifo_attributes_and_no_message_attributes(void **state)
@@ -104,16 +115,21 @@ static void test_body_is_delivered_byte_for_byte(void **state)
     cJSON_AddStringToObject(msg, "ReceiptHandle", "r");
     cJSON_AddStringToObject(msg, "Body", body);
     cJSON_AddItemToArray(arr, msg);
+    char *json = cJSON_PrintUnformatted(resp);
     esm_sqs_msg *m[1];
     size_t skipped;
-    char why[64];
-    assert_int_equal(esm_sqs_parse_receive(resp, &ctx, m, 1, &skipped, why, sizeof why), 1);
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    assert_int_equal(parse_with(&p, json, m, 1, &skipped), 1);
+    assert_body(m[0], body);
     cJSON *record = cJSON_Parse(m[0]->record);
     assert_non_null(record);
     assert_string_equal(cJSON_GetObjectItem(record, "body")->valuestring, body);
     cJSON_Delete(record);
     cJSON_Delete(resp);
+    free(json);
     esm_sqs_msg_free(m[0]);
+    esm_sqs_parser_free(&p);
 }
 
 static void test_malformed_messages_are_skipped_and_bad_shapes_refused(void **state)
@@ -125,6 +141,18 @@ static void test_malformed_messages_are_skipped_and_bad_shapes_refused(void **st
     assert_int_equal(parse("{\"Messages\":null}", m, 10, &skipped), 0);
     assert_int_equal(parse("{\"Messages\":{}}", m, 10, &skipped), -1);
     assert_int_equal(parse("[]", m, 10, &skipped), -1);
+    /* Not JSON at all, cut short, or followed by garbage: refused, never half-read. */
+    assert_int_equal(parse("", m, 10, &skipped), -1);
+    assert_int_equal(parse("{\"Messages\":[{\"MessageId\":\"a\"", m, 10, &skipped), -1);
+    assert_int_equal(parse("{\"Messages\":[]} x", m, 10, &skipped), -1);
+    assert_int_equal(parse("<html>", m, 10, &skipped), -1);
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    char why[128] = "";
+    assert_int_equal(esm_sqs_parse_receive(&p, NULL, 0, &ctx, m, 10, &skipped, why, sizeof why),
+                     -1);
+    assert_non_null(strstr(why, "not valid JSON"));
+    esm_sqs_parser_free(&p);
     const char *resp = "{\"Messages\":[{\"MessageId\":\"no-handle\",\"Body\":\"x\"},7,"
                        "{\"MessageId\":\"ok\",\"ReceiptHandle\":\"r\",\"Body\":\"\"}]}";
     assert_int_equal(parse(resp, m, 10, &skipped), 1);
@@ -164,10 +192,13 @@ static void assert_matches_reference(const char *resp, int want_n, size_t want_s
 {
     esm_sqs_msg *m[10];
     size_t skipped;
-    cJSON *tree;
-    int n = parse_tree(resp, &tree, m, 10, &skipped);
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    int n = parse_with(&p, resp, m, 10, &skipped);
     assert_int_equal(n, want_n);
     assert_int_equal(skipped, want_skipped);
+    cJSON *tree = cJSON_Parse(resp);
+    assert_non_null(tree);
     const cJSON *jm;
     int i = 0;
     esm_buf want;
@@ -184,24 +215,19 @@ static void assert_matches_reference(const char *resp, int want_n, size_t want_s
             fail_msg("message %d\ngot  %s\nwant %s", i, m[i]->record, esm_buf_cstr(&want));
         assert_string_equal(m[i]->message_id, ref_str_item(jm, "MessageId"));
         assert_string_equal(m[i]->receipt_handle, ref_str_item(jm, "ReceiptHandle"));
+        assert_body(m[i], ref_str_item(jm, "Body"));
         const char *g = ref_str_item(cJSON_GetObjectItem(jm, "Attributes"), "MessageGroupId");
         if (g)
             assert_string_equal(m[i]->group_id, g);
         else
             assert_null(m[i]->group_id);
-        /* The single-record entry point renders the same bytes. */
-        esm_buf one;
-        esm_buf_init(&one);
-        esm_sqs_render_record(jm, &ctx, &one);
-        assert_int_equal(one.len, want.len);
-        assert_memory_equal(one.data, want.data, want.len);
-        esm_buf_free(&one);
         esm_sqs_msg_free(m[i]);
         i++;
     }
     assert_int_equal(i, n);
     esm_buf_free(&want);
     cJSON_Delete(tree);
+    esm_sqs_parser_free(&p);
 }
 
 static void test_records_match_the_previous_renderer(void **state)
@@ -256,8 +282,7 @@ static void test_first_occurrence_of_a_field_wins(void **state)
                        "{\"MessageId\":\"c\",\"ReceiptHandle\":\"r\",\"Body\":1,\"Body\":\"y\"}]}";
     esm_sqs_msg *m[10];
     size_t skipped;
-    cJSON *tree;
-    assert_int_equal(parse_tree(resp, &tree, m, 10, &skipped), 1);
+    assert_int_equal(parse(resp, m, 10, &skipped), 1);
     assert_int_equal(skipped, 1);
     assert_string_equal(m[0]->message_id, "a");
     assert_string_equal(m[0]->group_id, "g1");
@@ -265,7 +290,6 @@ static void test_first_occurrence_of_a_field_wins(void **state)
     assert_non_null(strstr(m[0]->record, "\"messageId\":\"a\""));
     assert_non_null(strstr(m[0]->record, "\"MessageGroupId\":\"g1\",\"MessageGroupId\":\"g2\""));
     esm_sqs_msg_free(m[0]);
-    cJSON_Delete(tree);
 }
 
 static void test_at_most_cap_messages(void **state)
@@ -287,6 +311,40 @@ static void test_at_most_cap_messages(void **state)
     esm_sqs_msg_free(m[1]);
 }
 
+static void test_parser_is_reused_and_trimmed(void **state)
+{
+    (void)state;
+    /* A large response grows the parser; trimming releases it and parsing still works. */
+    size_t big = 300000;
+    esm_buf json;
+    esm_buf_init(&json);
+    esm_buf_puts(&json, "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"");
+    for (size_t i = 0; i < big; i++)
+        esm_buf_puts(&json, i % 100 ? "x" : "\\n");
+    esm_buf_puts(&json, "\"}]}");
+    esm_sqs_parser p;
+    esm_sqs_parser_init(&p);
+    esm_sqs_msg *m[1];
+    size_t skipped;
+    assert_int_equal(parse_with(&p, esm_buf_cstr(&json), m, 1, &skipped), 1);
+    assert_int_equal(m[0]->body_len, big);
+    esm_sqs_msg_free(m[0]);
+    esm_sqs_parser_trim(&p, 1u << 20); /* below the limit: kept */
+    assert_non_null(p.tape.dec);
+    esm_sqs_parser_trim(&p, 4096);
+    assert_null(p.tape.dec);
+    assert_null(p.scratch.data);
+    assert_int_equal(parse_with(&p,
+                                "{\"Messages\":[{\"MessageId\":\"b\",\"ReceiptHandle\":\"r\","
+                                "\"Body\":\"\\ty\"}]}",
+                                m, 1, &skipped),
+                     1);
+    assert_body(m[0], "\ty");
+    esm_sqs_msg_free(m[0]);
+    esm_sqs_parser_free(&p);
+    esm_buf_free(&json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_records_match_the_previous_renderer),
         cmocka_unit_test(test_first_occurrence_of_a_field_wins),
         cmocka_unit_test(test_at_most_cap_messages),
+        cmocka_unit_test(test_parser_is_reused_and_trimmed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
