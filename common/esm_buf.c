@@ -1,6 +1,7 @@
 #include "common/esm_buf.h"
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,26 +177,41 @@ void esm_buf_json_cstr(esm_buf *b, const char *s)
     esm_buf_json_str(b, s, strlen(s));
 }
 
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Two output characters per 12 input bits: half the lookups of a 6-bit table (base64 is a tenth
+ * of esmd's CPU on the Kafka path, where every key and value is encoded). Built once. */
+static char b64_pairs[4096][2];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_pairs_init(void)
+{
+    for (unsigned i = 0; i < 4096; i++) {
+        b64_pairs[i][0] = b64_alphabet[i >> 6];
+        b64_pairs[i][1] = b64_alphabet[i & 63];
+    }
+}
+
 void esm_buf_base64(esm_buf *b, const void *data, size_t len)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t out_len = 4 * ((len + 2) / 3);
     if (!esm_buf_reserve(b, out_len)) return;
+    pthread_once(&b64_once, b64_pairs_init);
     const unsigned char *in = data;
     char *out = b->data + b->len;
     size_t i = 0;
     for (; i + 2 < len; i += 3) {
         unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        *out++ = tbl[v >> 18];
-        *out++ = tbl[(v >> 12) & 63];
-        *out++ = tbl[(v >> 6) & 63];
-        *out++ = tbl[v & 63];
+        memcpy(out, b64_pairs[v >> 12], 2);
+        memcpy(out + 2, b64_pairs[v & 4095], 2);
+        out += 4;
     }
     if (i < len) {
         unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
-        *out++ = tbl[v >> 18];
-        *out++ = tbl[(v >> 12) & 63];
-        *out++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        *out++ = b64_alphabet[v >> 18];
+        *out++ = b64_alphabet[(v >> 12) & 63];
+        *out++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
         *out++ = '=';
     }
     b->len += out_len;

@@ -288,6 +288,39 @@ static void test_put_integers_match_printf(void **state)
     esm_buf_free(&b);
 }
 
+static void test_base64_rfc4648_vectors_and_round_trip(void **state)
+{
+    (void)state;
+    static const char *const vec[][2] = {{"", ""},
+                                         {"f", "Zg=="},
+                                         {"fo", "Zm8="},
+                                         {"foo", "Zm9v"},
+                                         {"foob", "Zm9vYg=="},
+                                         {"fooba", "Zm9vYmE="},
+                                         {"foobar", "Zm9vYmFy"}};
+    esm_buf b;
+    esm_buf_init(&b);
+    for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+        esm_buf_reset(&b);
+        esm_buf_base64(&b, vec[i][0], strlen(vec[i][0]));
+        assert_int_equal(b.len, strlen(vec[i][1]));
+        assert_memory_equal(b.data, vec[i][1], b.len);
+    }
+    /* every byte value in every position, every tail length: decode(encode(x)) == x */
+    unsigned char in[300], out[300];
+    srand(7);
+    for (size_t len = 0; len <= sizeof in; len++) {
+        for (size_t k = 0; k < len; k++)
+            in[k] = (unsigned char)(len < 256 ? (k + len) & 0xff : (size_t)rand());
+        esm_buf_reset(&b);
+        esm_buf_base64(&b, in, len);
+        assert_int_equal(b.len, 4 * ((len + 2) / 3));
+        assert_int_equal(esm_base64_decode(b.data, b.len, out), (long)len);
+        assert_memory_equal(out, in, len);
+    }
+    esm_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_json_str_random_bytes_match_reference),
         cmocka_unit_test(test_json_str_after_failed_buffer_appends_nothing),
         cmocka_unit_test(test_put_integers_match_printf),
+        cmocka_unit_test(test_base64_rfc4648_vectors_and_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
