@@ -420,6 +420,12 @@ esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     if (has_body) {
+        /* curl sends a body above 64 KB one upload buffer (64 KB) per writable event, each a
+         * turn of the loop: a 400 KB batch took ~7 turns (bench: 8 ms per invoke). One buffer for
+         * the whole body, up to curl's 2 MB maximum. */
+        if (req->body_len > 65536)
+            curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE,
+                             (long)(req->body_len < 2097152 ? req->body_len : 2097152));
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         /* No "Expect: 100-continue": it stalls large POSTs for a second on peers that ignore it. */

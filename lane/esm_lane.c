@@ -18,6 +18,15 @@
 
 typedef enum { LANE_IDLE, LANE_WAITING, LANE_INVOKING, LANE_PERSISTING } lane_phase;
 
+/* Checkpoint writes that may trail behind the batches of a lane (bounds what a crash replays). */
+#define LANE_MAX_TRAILING 4
+
+typedef struct {
+    esm_store_write *job;
+    size_t acked;
+    char position[104]; /* Kinesis sequence numbers have up to 56 digits, Kafka offsets 19 */
+} trailing_write;
+
 /* What the last invocation that ran said: the responseContext of failure records. */
 typedef struct {
     char request_id[64];
@@ -42,6 +51,13 @@ struct esm_lane {
     unsigned store_failures;
     esm_store_write *write; /* the step the writer thread is making durable, or NULL */
     size_t pending_acked, pending_discarded, pending_records; /* what that step resolves */
+    /* Trailing checkpoints (sources with a durable() callback): a batch whose records all
+     * succeeded is finished at once and its checkpoint made durable behind it, in order, while
+     * the next batch runs; the source hears of it through durable(). */
+    trailing_write trailing[LANE_MAX_TRAILING];
+    size_t n_trailing;
+    bool trail_broken; /* a trailing write failed: wait for writes until one succeeds */
+    bool ack_deferred; /* the decision being applied acknowledges through durable() */
     last_response last;
     int64_t blocked_since_ms;
     char last_result[192];
@@ -92,8 +108,27 @@ static int forget_write(esm_lane *lane)
     return rc;
 }
 
+/* Waits for the trailing writes (the loop blocks: only at abandon / destroy); with tell, the
+ * source hears which positions are durable. */
+static void settle_trailing(esm_lane *lane, bool tell)
+{
+    for (size_t i = 0; i < lane->n_trailing; i++) {
+        trailing_write *t = &lane->trailing[i];
+        int rc = esm_store_write_forget(lane->env.writer, t->job, NULL);
+        if (rc == 0) {
+            COUNT(lane, committed, t->acked);
+        } else {
+            COUNT(lane, checkpoint_write_failures, 1);
+            lane->trail_broken = true;
+        }
+        if (tell && rc == 0) lane->env.source->durable(lane->env.arg, t->position);
+    }
+    lane->n_trailing = 0;
+}
+
 void esm_lane_abandon(esm_lane *lane)
 {
+    settle_trailing(lane, true);
     if (lane->phase == LANE_IDLE) return;
     if (lane->call) esm_invoker_cancel(lane->call);
     lane->call = NULL;
@@ -109,6 +144,7 @@ void esm_lane_destroy(esm_lane *lane)
     if (!lane) return;
     if (lane->call) esm_invoker_cancel(lane->call);
     forget_write(lane);
+    settle_trailing(lane, false);
     ev_timer_stop(lane->env.loop, &lane->timer);
     esm_policy_decision_free(&lane->decision);
     esm_buf_free(&lane->event);
@@ -117,12 +153,17 @@ void esm_lane_destroy(esm_lane *lane)
 
 bool esm_lane_busy(const esm_lane *lane)
 {
-    return lane->phase != LANE_IDLE;
+    return lane->phase != LANE_IDLE || lane->n_trailing > 0;
+}
+
+bool esm_lane_can_start(const esm_lane *lane)
+{
+    return lane->phase == LANE_IDLE;
 }
 
 bool esm_lane_invoking(const esm_lane *lane)
 {
-    return lane->phase == LANE_INVOKING || lane->write != NULL;
+    return lane->phase == LANE_INVOKING || lane->write != NULL || lane->n_trailing > 0;
 }
 
 int64_t esm_lane_blocked_since_ms(const esm_lane *lane)
@@ -343,6 +384,48 @@ static void persisted(esm_lane *lane);
 static int persist_failed(esm_lane *lane, const esm_err *e);
 static void on_written(int rc, const esm_err *err, void *arg);
 
+static void on_trailing_written(int rc, const esm_err *err, void *arg)
+{
+    esm_lane *lane = arg;
+    if (lane->n_trailing == 0) return; /* cannot happen: results arrive in order */
+    trailing_write t = lane->trailing[0];
+    memmove(lane->trailing, lane->trailing + 1, --lane->n_trailing * sizeof lane->trailing[0]);
+    if (rc != 0) {
+        /* Nothing acknowledged for it; the next batch waits for its own write (and retries),
+         * whose position covers this one. */
+        COUNT(lane, checkpoint_write_failures, 1);
+        lane->trail_broken = true;
+        ESM_ERROR(lane->env.log_ctx,
+                  "state store write of checkpoint %s failed (%s); the next "
+                  "batch waits for its checkpoint",
+                  t.position, err->message);
+        lane->env.source->durable(lane->env.arg, NULL);
+        return;
+    }
+    COUNT(lane, committed, t.acked);
+    lane->env.source->durable(lane->env.arg, t.position);
+}
+
+/* Queues a success-only checkpoint to trail behind the lane; false = wait for it instead. */
+static bool trail(esm_lane *lane, const char *position, size_t acked)
+{
+    if (!lane->env.source->durable || lane->trail_broken || lane->store_failures ||
+        lane->n_trailing == LANE_MAX_TRAILING ||
+        strlen(position) >= sizeof lane->trailing[0].position)
+        return false;
+    esm_store_step step = {.position = position};
+    trailing_write *t = &lane->trailing[lane->n_trailing];
+    t->job =
+        esm_store_writer_advance(lane->env.writer, lane->env.mapping->uuid, lane->env.source_key,
+                                 lane->env.lane_key, &step, on_trailing_written, lane);
+    if (!t->job) return false;
+    t->acked = acked;
+    snprintf(t->position, sizeof t->position, "%s", position);
+    lane->n_trailing++;
+    lane->ack_deferred = true;
+    return true;
+}
+
 /* Writes the decision's effects in one transaction: the new checkpoint, the retry state and
  * the failure records. Returns 0 (durable), 1 (queued to the writer: on_written goes on), or
  * -1 after scheduling a retry of the write. */
@@ -368,7 +451,10 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
         return 0;
     }
     if (*acked + *discarded == 0) {
-        /* Nothing acknowledged: only the retry state changes (attempts, bisect position). */
+        /* Nothing acknowledged: only the retry state changes (attempts, bisect position).
+         * Written here, so the trailing writes of this lane (which clear the batch state) must
+         * land first. */
+        settle_trailing(lane, true);
         rc = done ? esm_store_batch_clear(lane->env.store, lane->env.mapping->uuid,
                                           lane->env.source_key, lane->env.lane_key, &err)
                   : esm_store_batch_put(lane->env.store, lane->env.mapping->uuid,
@@ -384,6 +470,12 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
                                .items = ob.items,
                                .n_items = ob.n};
         *records_out = ob.n;
+        if (lane->env.writer && done && *discarded == 0 && ob.n == 0 && step.position &&
+            trail(lane, step.position, *acked)) {
+            outbox_batch_free(&ob);
+            persisted(lane);
+            return 0;
+        }
         if (lane->env.writer) {
             /* On the writer thread (group commit); the decision goes on in on_written. */
             lane->write = esm_store_writer_advance(lane->env.writer, lane->env.mapping->uuid,
@@ -414,6 +506,7 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
 static void persisted(esm_lane *lane)
 {
     lane->stored = lane->st;
+    if (!lane->ack_deferred) lane->trail_broken = false; /* a waited-for write worked */
     if (lane->store_failures)
         ESM_INFO(lane->env.log_ctx, "state store writes work again; acknowledging");
     lane->store_failures = 0;
@@ -473,7 +566,9 @@ static void on_written(int rc, const esm_err *err, void *arg)
 /* The decision is durable: count it, tell the source, and go on with the batch. */
 static void decision_durable(esm_lane *lane, size_t acked, size_t discarded, size_t records)
 {
-    if (acked) COUNT(lane, committed, acked);
+    bool deferred = lane->ack_deferred; /* trailing: counted and acknowledged in durable() */
+    lane->ack_deferred = false;
+    if (acked && !deferred) COUNT(lane, committed, acked);
     if (discarded) {
         COUNT(lane, dropped, discarded);
         log_discards(lane);
@@ -482,7 +577,7 @@ static void decision_durable(esm_lane *lane, size_t acked, size_t discarded, siz
         COUNT(lane, on_failure_queued, records);
         if (lane->env.outbox) esm_outbox_drainer_kick(lane->env.outbox);
     }
-    if ((acked || discarded) && lane->env.source->acknowledged)
+    if ((acked || discarded) && !deferred && lane->env.source->acknowledged)
         lane->env.source->acknowledged(lane->env.arg, lane->st.lo);
     const esm_policy_step *last = &lane->decision.steps[lane->decision.n - 1];
     if (last->kind == ESM_STEP_DONE) {

@@ -57,6 +57,13 @@ typedef struct {
     void (*acknowledged)(void *arg, size_t resolved);
     /* The batch is finished (every record resolved) or abandoned; the lane is idle again. */
     void (*done)(void *arg, bool abandoned);
+    /* Optional. When set, a batch whose records all succeeded is finished without waiting for
+     * its checkpoint: the write trails behind (in order, at most a few per lane) while the next
+     * batch runs, and acknowledged() is not called for it; instead durable(position) is, once
+     * the checkpoint position (checkpoint_after's string) is durable, or durable(NULL) when the
+     * write failed (nothing to acknowledge; the source may re-check esm_lane_busy). A crash
+     * replays at most those trailing batches, as AWS's own checkpointing does. */
+    void (*durable)(void *arg, const char *position);
 } esm_lane_source;
 
 typedef struct {
@@ -84,7 +91,10 @@ void esm_lane_destroy(esm_lane *lane); /* abandons a batch in flight (nothing ac
  * the number of records the lane took (<= n: fewer when a persisted retry covers a shorter
  * range), or -1 when the lane is busy. */
 long esm_lane_start(esm_lane *lane, const esm_policy_record *records, size_t n);
+/* A batch is in flight, or a trailing checkpoint is not durable yet. */
 bool esm_lane_busy(const esm_lane *lane);
+/* esm_lane_start would take a batch now (no batch in flight; checkpoints may still trail). */
+bool esm_lane_can_start(const esm_lane *lane);
 /* True while the lane waits for an invocation's answer or for its checkpoint write (worth
  * waiting for at shutdown). */
 bool esm_lane_invoking(const esm_lane *lane);

@@ -30,7 +30,7 @@
 #define REVOKE_GRACE_S 10.0
 #define TICK_S 1.0
 /* Messages handled per wakeup: rendering them must not hold up invocations for long. */
-#define SERVE_BUDGET 2000
+#define SERVE_BUDGET 500
 #define CLOSING_TICK_S 0.05
 
 typedef enum { K_INIT, K_RUNNING, K_STOPPING, K_CLOSING, K_STOPPED } k_state;

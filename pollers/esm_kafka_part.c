@@ -331,6 +331,19 @@ static void cb_acknowledged(void *arg, size_t resolved)
     store_offset(p, p->batch[resolved - 1]->commit_after, true);
 }
 
+/* A trailing checkpoint is durable: store (and commit) the offset it names. */
+static void cb_durable(void *arg, const char *position)
+{
+    esm_kafka_part *p = arg;
+    if (position) {
+        char *end;
+        long long next = strtoll(position, &end, 10);
+        if (end != position && *end == '\0' && next >= 0) store_offset(p, next, true);
+    }
+    /* A stop or revoke may be waiting for the lane to settle. */
+    if (p->quiesced && !esm_lane_busy(p->lane) && p->sh.changed) p->sh.changed(p->sh.changed_arg);
+}
+
 static void batch_free(esm_kafka_part *p)
 {
     for (size_t i = 0; i < p->batch_n; i++)
@@ -387,6 +400,7 @@ static const esm_lane_source lane_source = {
     .record_key = cb_record_key,
     .acknowledged = cb_acknowledged,
     .done = cb_done,
+    .durable = cb_durable,
 };
 
 /* ---- batching --------------------------------------------------------------------------- */
@@ -460,7 +474,7 @@ static void start_batch(esm_kafka_part *p, size_t n)
 
 static void dispatch(esm_kafka_part *p)
 {
-    if (p->quiesced || p->batch_n || esm_lane_busy(p->lane) || p->len == 0) {
+    if (p->quiesced || p->batch_n || !esm_lane_can_start(p->lane) || p->len == 0) {
         flow_control(p);
         return;
     }
