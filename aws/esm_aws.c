@@ -25,6 +25,7 @@ typedef struct {
     esm_aws_cb cb;
     void *arg;
     bool json;
+    bool raw_ok; /* hand a 2xx body over unparsed (esm_aws_json_call_raw) */
 } aws_call;
 
 static char *dup_or_null(const char *s)
@@ -148,7 +149,8 @@ static void on_http_done(const esm_http_response *resp, void *arg)
     esm_aws_result res;
     memset(&res, 0, sizeof res);
     cJSON *json = NULL;
-    if (c->json && resp->body && resp->body_len > 0)
+    bool raw = c->raw_ok && resp->curl_code == 0 && resp->status >= 200 && resp->status < 300;
+    if (c->json && !raw && resp->body && resp->body_len > 0)
         json = cJSON_ParseWithLength(resp->body, resp->body_len);
     res.json = json;
     res.body = resp->body;
@@ -157,7 +159,7 @@ static void on_http_done(const esm_http_response *resp, void *arg)
     if (resp->curl_code != 0 || resp->status == 0)
         snprintf(res.message, sizeof res.message, "%s",
                  resp->timed_out ? "request timed out" : resp->error);
-    if (res.ok && c->json && resp->body_len > 0 && !json) {
+    if (res.ok && c->json && !raw && resp->body_len > 0 && !json) {
         res.ok = false;
         res.retriable = true;
         snprintf(res.error_type, sizeof res.error_type, "InvalidResponse");
@@ -212,9 +214,9 @@ static esm_http_call *send_call(esm_aws *aws, aws_call *c, struct curl_slist *hd
     return call;
 }
 
-esm_http_call *esm_aws_json_call(esm_aws *aws, const char *target, const char *json_version,
-                                 const char *body, size_t body_len, long timeout_ms, esm_aws_cb cb,
-                                 void *arg)
+static esm_http_call *json_call(esm_aws *aws, const char *target, const char *json_version,
+                                const char *body, size_t body_len, long timeout_ms, bool raw_ok,
+                                esm_aws_cb cb, void *arg)
 {
     aws_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -229,12 +231,27 @@ esm_http_call *esm_aws_json_call(esm_aws *aws, const char *target, const char *j
     c->cb = cb;
     c->arg = arg;
     c->json = true;
+    c->raw_ok = raw_ok;
     char ct[64], tgt[160];
     snprintf(ct, sizeof ct, "Content-Type: application/x-amz-json-%s", json_version);
     snprintf(tgt, sizeof tgt, "X-Amz-Target: %s", target);
     struct curl_slist *hdrs = curl_slist_append(NULL, ct);
     hdrs = curl_slist_append(hdrs, tgt);
     return send_call(aws, c, hdrs, timeout_ms);
+}
+
+esm_http_call *esm_aws_json_call(esm_aws *aws, const char *target, const char *json_version,
+                                 const char *body, size_t body_len, long timeout_ms, esm_aws_cb cb,
+                                 void *arg)
+{
+    return json_call(aws, target, json_version, body, body_len, timeout_ms, false, cb, arg);
+}
+
+esm_http_call *esm_aws_json_call_raw(esm_aws *aws, const char *target, const char *json_version,
+                                     const char *body, size_t body_len, long timeout_ms,
+                                     esm_aws_cb cb, void *arg)
+{
+    return json_call(aws, target, json_version, body, body_len, timeout_ms, true, cb, arg);
 }
 
 static void url_encode(esm_buf *b, const char *s)

@@ -44,6 +44,13 @@ const char *esm_aws_endpoint(const esm_aws *aws);
 esm_http_call *esm_aws_json_call(esm_aws *aws, const char *target, const char *json_version,
                                  const char *body, size_t body_len, long timeout_ms, esm_aws_cb cb,
                                  void *arg);
+/* Same, but a successful (2xx) body is handed to cb unparsed: res->json is NULL and res->body
+ * holds the raw JSON, for callers with their own parser (the SQS receive path: building a
+ * cJSON tree of every ReceiveMessage response costs ~10-13 % of esmd's CPU). Error responses
+ * are parsed and classified as usual. */
+esm_http_call *esm_aws_json_call_raw(esm_aws *aws, const char *target, const char *json_version,
+                                     const char *body, size_t body_len, long timeout_ms,
+                                     esm_aws_cb cb, void *arg);
 /* Query protocol call (form-encoded Action=...&Version=...): params are name/value pairs,
  * url-encoded here. The response is XML; res->json is NULL, res->body has the XML. */
 esm_http_call *esm_aws_query_call(esm_aws *aws, const char *const *params, size_t n_params,

@@ -530,8 +530,8 @@ static void poller_kick(sqs_poller *p)
                    "\"MessageAttributeNames\":[\"All\"]}",
                    want, SQS_WAIT_SECONDS);
     if (!body.failed)
-        p->call = esm_aws_json_call(s->aws, "AmazonSQS.ReceiveMessage", "1.0", body.data, body.len,
-                                    (SQS_WAIT_SECONDS + 10) * 1000L, on_received, p);
+        p->call = esm_aws_json_call_raw(s->aws, "AmazonSQS.ReceiveMessage", "1.0", body.data,
+                                        body.len, (SQS_WAIT_SECONDS + 10) * 1000L, on_received, p);
     esm_buf_free(&body);
     if (!p->call) {
         ev_timer_set(&p->backoff, 1.0, 0.);
