@@ -29,7 +29,11 @@ def fmt(d):
     if c == "kinesis":
         d.setdefault("ceiling", d.get("ceiling_limit10000_unthrottled"))
         d.setdefault("same_limits", d.get("ceiling_limit_batchsize_5_per_s"))
-        return (head + f" batch {d['batch']}, 4 shards | {e['per_s']} rec/s, {e['cpu_us_per_record']} µs CPU/rec,"
+        steady = ""
+        if "per_s_from_first_invoke" in e:
+            steady = (f" ({e['per_s_from_first_invoke']} from the first invocation:"
+                      f" {round(e['per_s_from_first_invoke'] / d['ceiling']['per_s'], 3)})")
+        return (head + f" batch {d['batch']}, 4 shards | {e['per_s']} rec/s from launch{steady}, {e['cpu_us_per_record']} µs CPU/rec,"
                 f" peak RSS {e['peak_rss_mb']} MB | ceiling {d['ceiling']['per_s']}; same limits {d['same_limits']['per_s']} |"
                 f" **{d['ratio']}** ({d['ratio_to_same_limits']} vs same limits) |")
     if c in ("sqs-latency", "kafka-latency"):
@@ -44,8 +48,12 @@ def fmt(d):
         return (head + f" {d['name']} | {d['per_s']} checkpoints/s ({d['us_per_commit']} µs/commit) |"
                 f" {d['reference']} {d['ref_per_s']}/s | **{d['ratio']}** |")
     if c == "sigv4":
-        return (head + f" {d['body_bytes']} B body, keep-alive | signed {d['sigv4_cpu_us_per_request']} µs CPU/request"
-                f" (signing {d['signing_cpu_us']} µs) | unsigned {d['plain_cpu_us_per_request']} µs | **{d['ratio']}** |")
+        own = ""
+        if "esmd_sigv4_cpu_us_per_request" in d:
+            own = (f"; esmd's signer {d['esmd_sigv4_cpu_us_per_request']} µs (signing {d['esmd_signing_cpu_us']} µs,"
+                   f" **{d['esmd_ratio']}**)")
+        return (head + f" {d['body_bytes']} B body, keep-alive | curl's signer {d['sigv4_cpu_us_per_request']} µs CPU/request"
+                f" (signing {d['signing_cpu_us']} µs, **{d['ratio']}**){own} | unsigned {d['plain_cpu_us_per_request']} µs | |")
     if c == "kinesis-shards":
         return (head + f" 1 vs {d['shards']} shards | {d['many']['rss_mb']} MB, {d['many']['cpu_pct_of_core']} % CPU,"
                 f" {d['kb_per_shard']} KB/shard | 1 shard: {d['one']['rss_mb']} MB | |")

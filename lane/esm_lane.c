@@ -58,6 +58,10 @@ struct esm_lane {
     size_t n_trailing;
     bool trail_broken; /* a trailing write failed: wait for writes until one succeeds */
     bool ack_deferred; /* the decision being applied acknowledges through durable() */
+    /* Whether the store holds a batch-state row for this lane: -1 unknown, 0 no, 1 yes. Known
+     * from the lane's own writes, so starting a batch reads the store (and waits for its mutex,
+     * which the writer thread holds through an fsync) only when a retry state may exist. */
+    int batch_row;
     last_response last;
     int64_t blocked_since_ms;
     char last_result[192];
@@ -71,6 +75,7 @@ esm_lane *esm_lane_create(const esm_lane_env *env)
     esm_lane *lane = calloc(1, sizeof *lane);
     if (!lane) return NULL;
     lane->env = *env;
+    lane->batch_row = -1;
     const esm_mapping_config *m = env->mapping;
     lane->cfg.max_retry_attempts = m->maximum_retry_attempts;
     lane->cfg.max_record_age_seconds = m->maximum_record_age_seconds;
@@ -120,6 +125,7 @@ static void settle_trailing(esm_lane *lane, bool tell)
         } else {
             COUNT(lane, checkpoint_write_failures, 1);
             lane->trail_broken = true;
+            lane->batch_row = -1;
         }
         if (tell && rc == 0) lane->env.source->durable(lane->env.arg, t->position);
     }
@@ -175,13 +181,15 @@ int64_t esm_lane_blocked_since_ms(const esm_lane *lane)
  * many records the batch takes (up to the persisted last one); otherwise a fresh state. */
 static size_t resume_persisted(esm_lane *lane, const esm_policy_record *recs, size_t n)
 {
+    size_t take = n;
+    esm_policy_state_init(&lane->st, n);
+    if (lane->batch_row == 0) return take;
     esm_store_batch_row row = {0};
     esm_err err;
     esm_err_clear(&err);
     int rc = esm_store_batch_get(lane->env.store, lane->env.mapping->uuid, lane->env.source_key,
                                  lane->env.lane_key, &row, &err);
-    size_t take = n;
-    esm_policy_state_init(&lane->st, n);
+    lane->batch_row = rc == 0 ? 1 : rc == 1 ? 0 : -1;
     if (rc == 0 && recs[0].id && row.first_id && strcmp(row.first_id, recs[0].id) == 0) {
         size_t last = n;
         for (size_t i = 0; i < n; i++)
@@ -395,6 +403,7 @@ static void on_trailing_written(int rc, const esm_err *err, void *arg)
          * whose position covers this one. */
         COUNT(lane, checkpoint_write_failures, 1);
         lane->trail_broken = true;
+        lane->batch_row = -1; /* an older retry state may still be there */
         ESM_ERROR(lane->env.log_ctx,
                   "state store write of checkpoint %s failed (%s); the next "
                   "batch waits for its checkpoint",
@@ -506,6 +515,7 @@ static int persist(esm_lane *lane, size_t *acked, size_t *discarded, size_t *rec
 static void persisted(esm_lane *lane)
 {
     lane->stored = lane->st;
+    lane->batch_row = esm_policy_state_done(&lane->st) ? 0 : 1;
     if (!lane->ack_deferred) lane->trail_broken = false; /* a waited-for write worked */
     if (lane->store_failures)
         ESM_INFO(lane->env.log_ctx, "state store writes work again; acknowledging");
