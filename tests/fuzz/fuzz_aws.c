@@ -5,7 +5,7 @@
  * type and a message; 429 and throttle types are throttles; throttles and 5xx are retriable,
  * other 4xx are not; a JSON error type never keeps a "prefix#" or ":suffix". */
 // FUZZ_SOURCES: aws/*.c http/*.c
-// FUZZ_LIBS: -lcurl -lev
+// FUZZ_LIBS: -lcurl -lev -lcrypto
 #include "aws/esm_aws.h"
 
 #include <stdint.h>
