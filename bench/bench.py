@@ -337,6 +337,12 @@ def case_sqs_shape():
                ratio=round(r["per_s"] / ceil["per_s"], 3))
 
 
+def perf_report(data, path, *args):
+    """`perf report --stdio` of a recording into path."""
+    with open(path, "w") as f:
+        subprocess.run(["perf", "report", "-i", data, "--stdio", *args], stdout=f, stderr=subprocess.DEVNULL)
+
+
 def case_profile_sqs():
     """perf profile of esmd draining SQS at BatchSize 10 and 1000 (figures are not comparable:
     perf itself costs CPU). Writes build-bench/profile-sqs-b<N>.txt (flat, by symbol) and
@@ -348,14 +354,9 @@ def case_profile_sqs():
         data = os.path.join(OUT, f"perf-sqs-b{batch}.data")
         r = esmd_sqs_run(qurl, arn, n, batch, profile=data)
         flat = os.path.join(OUT, f"profile-sqs-b{batch}.txt")
-        with open(flat, "w") as f:
-            subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
-                            "--stdio", "-g", "none", "--percent-limit", "0.5"], stdout=f,
-                           stderr=subprocess.DEVNULL)
-        with open(flat.replace(".txt", "-callers.txt"), "w") as f:
-            subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol",
-                            "--stdio", "-G", "--percent-limit", "2"], stdout=f,
-                           stderr=subprocess.DEVNULL)
+        perf_report(data, flat, "--no-children", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.5")
+        perf_report(data, flat.replace(".txt", "-callers.txt"), "--no-children", "--sort", "symbol", "-G",
+                    "--percent-limit", "2")
         record("profile-sqs", batch=batch, esmd=r, flat=flat)
 
 
@@ -691,14 +692,9 @@ def case_profile_kafka():
             data = os.path.join(OUT, f"perf-kafka-b{batch}.data")
             r = esmd_kafka_run(k, topic, n, batch, profile=data)
             flat = os.path.join(OUT, f"profile-kafka-b{batch}.txt")
-            with open(flat, "w") as f:
-                subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
-                                "--stdio", "-g", "none", "--percent-limit", "0.5"], stdout=f,
-                               stderr=subprocess.DEVNULL)
-            with open(flat.replace(".txt", "-children.txt"), "w") as f:
-                subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "dso,symbol",
-                                "--stdio", "-g", "none", "--percent-limit", "1"], stdout=f,
-                               stderr=subprocess.DEVNULL)
+            perf_report(data, flat, "--no-children", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.5")
+            perf_report(data, flat.replace(".txt", "-children.txt"), "--children", "--sort", "dso,symbol", "-g",
+                        "none", "--percent-limit", "1")
             record("profile-kafka", batch=batch, esmd=r, flat=flat)
     finally:
         kafka_delete_topic(topic)

@@ -11,8 +11,7 @@
  *   kinesis_tool delete ENDPOINT STREAM
  *
  * put/read print one JSON line: {"op":..,"n":..,"seconds":..,"per_s":..,"cpu_s":..,"calls":..}. */
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
+#include "bench_aws_client.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,89 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *u)
-{
-    sbuf *b = u;
-    size_t n = sz * nm;
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort();
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return n;
-}
-
-typedef struct {
-    CURL *h;
-    sbuf out;
-} client;
-
 static const char *g_endpoint;
 static const char *g_stream;
 
-static void client_init(client *c)
+static void client_open(client *c)
 {
-    memset(c, 0, sizeof *c);
-    c->h = curl_easy_init();
-    curl_easy_setopt(c->h, CURLOPT_URL, g_endpoint);
-    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &c->out);
-    curl_easy_setopt(c->h, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:kinesis");
-    curl_easy_setopt(c->h, CURLOPT_USERPWD, "test:test");
-    curl_easy_setopt(c->h, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-}
-
-static void client_free(client *c)
-{
-    curl_easy_cleanup(c->h);
-    free(c->out.p);
-}
-
-static cJSON *call(client *c, const char *action, const char *body)
-{
-    char target[96];
-    snprintf(target, sizeof target, "X-Amz-Target: Kinesis_20131202.%s", action);
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/x-amz-json-1.1");
-    h = curl_slist_append(h, target);
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
-    c->out.n = 0;
-    CURLcode rc = curl_easy_perform(c->h);
-    long status = 0;
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK || status != 200) {
-        fprintf(stderr, "kinesis_tool: %s: curl %d HTTP %ld %.300s\n", action, rc, status,
-                c->out.p ? c->out.p : "");
-        return NULL;
-    }
-    return cJSON_ParseWithLength(c->out.p ? c->out.p : "{}", c->out.p ? c->out.n : 2);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    client_init(c, "kinesis_tool", g_endpoint, "aws:amz:us-east-1:kinesis", "Kinesis_20131202.",
+                "Content-Type: application/x-amz-json-1.1", 120L);
 }
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -123,7 +46,7 @@ static void *read_worker(void *arg)
 {
     shard_arg *a = arg;
     client c;
-    client_init(&c);
+    client_open(&c);
     char req[512];
     snprintf(req, sizeof req,
              "{\"StreamName\":\"%s\",\"ShardId\":\"%s\",\"ShardIteratorType\":\"TRIM_HORIZON\"}",
@@ -247,7 +170,7 @@ int main(int argc, char **argv)
     g_endpoint = argv[2];
     g_stream = argv[3];
     client c;
-    client_init(&c);
+    client_open(&c);
     int rc = 0;
     char req[512];
     if (strcmp(op, "create") == 0 && argc >= 5) {

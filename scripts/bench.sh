@@ -55,13 +55,13 @@ fi
 # shellcheck disable=SC2086
 {
   $CC $CFLAGS_BENCH -o "$OUT/noop_fn" "$ROOT/bench/noop_fn.c"
-  $CC $CFLAGS_BENCH $(pkg-config --cflags libcjson) -o "$OUT/sqs_tool" "$ROOT/bench/sqs_tool.c" \
+  $CC $CFLAGS_BENCH $(pkg-config --cflags libcjson) -o "$OUT/sqs_tool" "$ROOT/bench/sqs_tool.c" "$ROOT/bench/bench_aws_client.c" \
     $(pkg-config --libs libcurl libcjson) -lpthread
   $CC $CFLAGS_BENCH -I"$ROOT" $(pkg-config --cflags libcjson sqlite3) -o "$OUT/bench_checkpoint" \
     "$ROOT/bench/bench_checkpoint.c" "$ROOT"/checkpoint/*.c "$ROOT"/common/*.c \
     $(pkg-config --libs libcjson sqlite3) -lev -lm -lpthread
   $CC $CFLAGS_BENCH -I"$ROOT" $(pkg-config --cflags libcjson) -o "$OUT/bench_sigv4" "$ROOT/bench/bench_sigv4.c" "$ROOT/http/esm_sigv4.c" "$ROOT"/common/*.c $(pkg-config --libs libcurl libcjson) -lcrypto -lm -lpthread
-  $CC $CFLAGS_BENCH $(pkg-config --cflags libcjson) -o "$OUT/kinesis_tool" "$ROOT/bench/kinesis_tool.c" \
+  $CC $CFLAGS_BENCH $(pkg-config --cflags libcjson) -o "$OUT/kinesis_tool" "$ROOT/bench/kinesis_tool.c" "$ROOT/bench/bench_aws_client.c" \
     $(pkg-config --libs libcurl libcjson) -lpthread
 }
 
