@@ -39,7 +39,7 @@ esm_store_write *esm_store_writer_advance(esm_store_writer *w, const char *mappi
  * (it is never undone), drops it without calling cb, and returns its result (err filled). */
 int esm_store_write_forget(esm_store_writer *w, esm_store_write *job, esm_err *err);
 
-/* Group commits so far and steps in them (for the bench and /metrics). */
+/* Group commits so far and steps in them (how well steps are grouped; the unit tests). */
 void esm_store_writer_counts(esm_store_writer *w, unsigned long long *commits,
                              unsigned long long *steps);
 

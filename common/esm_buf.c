@@ -82,14 +82,26 @@ void esm_buf_put_u64(esm_buf *b, uint64_t v)
     esm_buf_append(b, tmp + sizeof tmp - n, n);
 }
 
+size_t esm_fmt_i64(char *out, int64_t v)
+{
+    char tmp[20];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN included */
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
 void esm_buf_put_i64(esm_buf *b, int64_t v)
 {
-    if (v < 0) {
-        esm_buf_putc(b, '-');
-        esm_buf_put_u64(b, (uint64_t)0 - (uint64_t)v); /* INT64_MIN included */
-        return;
-    }
-    esm_buf_put_u64(b, (uint64_t)v);
+    char digits[ESM_FMT_I64_MAX];
+    size_t n = esm_fmt_i64(digits, v);
+    esm_buf_append(b, digits, n);
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */

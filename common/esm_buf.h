@@ -24,6 +24,9 @@ void esm_buf_putc(esm_buf *b, char c);
 void esm_buf_printf(esm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append an integer in decimal, as printf's PRId64 / PRIu64 would, without printf. */
 void esm_buf_put_i64(esm_buf *b, int64_t v);
+/* Writes v in decimal at out (no NUL; at most ESM_FMT_I64_MAX bytes); returns the length. */
+#define ESM_FMT_I64_MAX 20
+size_t esm_fmt_i64(char *out, int64_t v);
 void esm_buf_put_u64(esm_buf *b, uint64_t v);
 /* Appends s[0..len) as a JSON string literal, quotes included. Invalid UTF-8 bytes become
  * U+FFFD so the output is always valid JSON. */

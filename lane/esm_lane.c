@@ -167,7 +167,7 @@ bool esm_lane_can_start(const esm_lane *lane)
     return lane->phase == LANE_IDLE;
 }
 
-bool esm_lane_invoking(const esm_lane *lane)
+bool esm_lane_finishing(const esm_lane *lane)
 {
     return lane->phase == LANE_INVOKING || lane->write != NULL || lane->n_trailing > 0;
 }

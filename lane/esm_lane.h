@@ -97,7 +97,7 @@ bool esm_lane_busy(const esm_lane *lane);
 bool esm_lane_can_start(const esm_lane *lane);
 /* True while the lane waits for an invocation's answer or for its checkpoint write (worth
  * waiting for at shutdown). */
-bool esm_lane_invoking(const esm_lane *lane);
+bool esm_lane_finishing(const esm_lane *lane);
 /* Stop: cancel an invocation in flight and drop the batch unacknowledged (its retry state
  * stays persisted); done(arg, true) is called. */
 void esm_lane_abandon(esm_lane *lane);

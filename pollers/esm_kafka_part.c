@@ -50,28 +50,11 @@ static void rec_free(esm_kafka_rec *r)
     free(r);
 }
 
-/* Appends the decimal digits of v (v >= 0 or not) at out; returns the length. */
-static size_t put_i64(char *out, int64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
-    if (v < 0) out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
-}
-
 static esm_kafka_rec *rec_new(const esm_kafka_part *p, const rd_kafka_message_t *m,
                               const esm_buf *json)
 {
     size_t topic_len = strlen(p->sh.topic);
-    size_t id_cap = topic_len + 1 + 12 + 1 + 21 + 1; /* topic-partition:offset\0 */
+    size_t id_cap = topic_len + 1 + 2 * ESM_FMT_I64_MAX + 2; /* topic-partition:offset\0 */
     size_t key_len = m->key ? m->key_len : 0;
     esm_kafka_rec *r = malloc(sizeof *r + json->len + id_cap + key_len);
     if (!r) return NULL;
@@ -85,9 +68,9 @@ static esm_kafka_rec *rec_new(const esm_kafka_part *p, const rd_kafka_message_t 
     memcpy(at, p->sh.topic, topic_len);
     size_t n = topic_len;
     at[n++] = '-';
-    n += put_i64(at + n, p->id);
+    n += esm_fmt_i64(at + n, p->id);
     at[n++] = ':';
-    n += put_i64(at + n, m->offset);
+    n += esm_fmt_i64(at + n, m->offset);
     at[n++] = '\0';
     at += n;
     if (m->key) {

@@ -791,7 +791,7 @@ void kin_shard_settle(kin_shard *sh)
 {
     for (unsigned i = 0; i < sh->n_lanes; i++) {
         esm_lane *lane = sh->lanes[i].lane;
-        if (lane && esm_lane_busy(lane) && !esm_lane_invoking(lane)) esm_lane_abandon(lane);
+        if (lane && esm_lane_busy(lane) && !esm_lane_finishing(lane)) esm_lane_abandon(lane);
     }
 }
 
