@@ -149,6 +149,9 @@ static const counter_def counters[] = {
     {"esmd_checkpoint_write_failures_total", STAT(checkpoint_write_failures),
      "Checkpoint store writes that failed."},
     {"esmd_source_errors_total", STAT(source_errors), "Failed calls to the source."},
+    {"esmd_kafka_fetch_wakeups_total", STAT(fetch_wakeups),
+     "Kafka: partitions whose stalled fetching esmd woke (librdkafka 2.0 waits ~1 s after its "
+     "queue was full)."},
 };
 
 static size_t mapping_labels(const esm_metrics_mapping *m, esm_prom_label *l)

@@ -32,6 +32,9 @@
 /* Messages handled per wakeup: rendering them must not hold up invocations for long. */
 #define SERVE_BUDGET 500
 #define CLOSING_TICK_S 0.05
+/* Stalled fetching (esm_kafka_part_nudge): how long librdkafka's queue must stay empty before
+ * a lagging partition counts as stalled (a fetch round trip on a LAN is far below this). */
+#define NUDGE_S 0.05
 
 typedef enum { K_INIT, K_RUNNING, K_STOPPING, K_CLOSING, K_STOPPED } k_state;
 
@@ -45,10 +48,14 @@ typedef struct {
     rd_kafka_queue_t *q;
     int pipefd[2];
     ev_io io;
-    ev_timer tick, later, stop_deadline, revoke_deadline, stopped_notify;
+    ev_timer tick, later, nudge, stop_deadline, revoke_deadline, stopped_notify;
     k_state state;
     bool assigned_once, commit_due, in_serve;
-    size_t n_full;          /* partitions above their high watermark (esm_kafka_shared.n_full) */
+    size_t n_full; /* partitions above their high watermark (esm_kafka_shared.n_full) */
+    /* librdkafka's queue bounds (queued.min.messages, queued.max.messages.kbytes), its longest
+     * length seen since the last stall, and the mean size of what it held */
+    size_t q_max_msgs, q_max_bytes, q_peak;
+    uint64_t polled_msgs, polled_bytes;
     esm_kafka_part **parts; /* indexed by partition id */
     size_t n_parts;
     rd_kafka_topic_partition_list_t *revoking; /* a revoke waiting for lanes to finish */
@@ -375,6 +382,15 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
     if (p) esm_kafka_part_message(p, m);
 }
 
+/* Whether librdkafka's queue came near one of its bounds since the last stall: only then may
+ * librdkafka have stopped fetching for a while. */
+static bool queue_was_near_full(const kafka_source *s)
+{
+    if (s->q_peak == 0 || s->polled_msgs == 0) return false;
+    uint64_t mean = s->polled_bytes / s->polled_msgs;
+    return 2 * s->q_peak >= s->q_max_msgs || 2 * s->q_peak * mean >= s->q_max_bytes;
+}
+
 static void serve(kafka_source *s)
 {
     if (!s->rk || s->in_serve) return;
@@ -382,15 +398,25 @@ static void serve(kafka_source *s)
     char drain[64];
     while (read(s->pipefd[0], drain, sizeof drain) > 0) {
     }
-    rd_kafka_message_t *m;
+    size_t qlen = rd_kafka_queue_length(s->q);
+    if (qlen > s->q_peak) s->q_peak = qlen;
+    rd_kafka_message_t *m = NULL;
     size_t budget = SERVE_BUDGET;
     /* While a partition is full, leave the records in librdkafka's queue (it stops fetching
      * when that is full); a partition leaving the full state calls later() to go on. */
     while ((s->n_full == 0 || s->state != K_RUNNING) && budget > 0 &&
            (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
+        s->polled_msgs++;
+        s->polled_bytes += m->len + m->key_len;
         on_message(s, m);
         rd_kafka_message_destroy(m);
         budget--;
+    }
+    /* Drained: watch for a stalled fetcher (on_nudge). */
+    if (!m && budget > 0 && s->state == K_RUNNING && !ev_is_active(&s->nudge) &&
+        queue_was_near_full(s)) {
+        ev_timer_set(&s->nudge, NUDGE_S, 0.);
+        ev_timer_start(s->env.loop, &s->nudge);
     }
     /* More may wait, and the wakeup pipe fires only when the queue was empty: go on in the
      * next loop iteration, after the invocations' I/O. */
@@ -434,6 +460,25 @@ static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
     complete_pending_revoke(s, false);
     maybe_close(s);
     serve(s);
+}
+
+static void on_nudge(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    kafka_source *s = w->data;
+    if (s->state != K_RUNNING || s->n_full > 0 || !queue_was_near_full(s)) return;
+    if (rd_kafka_queue_length(s->q) > 0) {
+        serve(s);
+        return;
+    }
+    bool lagging = false, woken = false;
+    for (size_t i = 0; i < s->n_parts; i++)
+        if (s->parts[i] && esm_kafka_part_nudge(s->parts[i], &woken)) lagging = true;
+    if (woken) s->q_peak = 0;
+    if (lagging && !woken) {
+        ev_timer_set(w, NUDGE_S, 0.);
+        ev_timer_start(loop, w);
+    }
 }
 
 static void on_revoke_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -520,6 +565,17 @@ static void k_stop(void *source, esm_source_stopped_cb done, void *arg)
 
 static void k_destroy(void *source);
 
+/* A numeric property of conf times unit (SIZE_MAX when unreadable: never near). */
+static size_t conf_size(const rd_kafka_conf_t *conf, const char *name, size_t unit)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, name, v, &n) != RD_KAFKA_CONF_OK) return SIZE_MAX;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    return end != v && *end == '\0' && x > 0 ? (size_t)x * unit : SIZE_MAX;
+}
+
 static void *k_create(const esm_source_env *env, esm_err *err)
 {
     kafka_source *s = calloc(1, sizeof *s);
@@ -534,6 +590,8 @@ static void *k_create(const esm_source_env *env, esm_err *err)
     s->tick.data = s;
     ev_timer_init(&s->later, on_later, 0., 0.);
     s->later.data = s;
+    ev_timer_init(&s->nudge, on_nudge, 0., 0.);
+    s->nudge.data = s;
     ev_timer_init(&s->stop_deadline, on_stop_deadline, 0., 0.);
     s->stop_deadline.data = s;
     ev_timer_init(&s->revoke_deadline, on_revoke_deadline, 0., 0.);
@@ -587,6 +645,8 @@ static void *k_create(const esm_source_env *env, esm_err *err)
                   props.items[i].secret ? "(secret)" : props.items[i].value);
     }
     esm_kafka_props_free(&props);
+    s->q_max_msgs = conf_size(conf, "queued.min.messages", 1);
+    s->q_max_bytes = conf_size(conf, "queued.max.messages.kbytes", 1024);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -648,6 +708,7 @@ static void k_destroy(void *source)
     ev_io_stop(loop, &s->io);
     ev_timer_stop(loop, &s->tick);
     ev_timer_stop(loop, &s->later);
+    ev_timer_stop(loop, &s->nudge);
     ev_timer_stop(loop, &s->stop_deadline);
     ev_timer_stop(loop, &s->revoke_deadline);
     ev_timer_stop(loop, &s->stopped_notify);

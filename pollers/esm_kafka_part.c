@@ -33,6 +33,7 @@ struct esm_kafka_part {
     int64_t full_since_ms; /* when it became full */
     int64_t committed;     /* next offset to consume once everything stored is final */
     int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
+    int64_t nudge_mark;    /* next_expected at the last esm_kafka_part_nudge look */
     int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
     size_t overhead;       /* event envelope bytes */
     ev_timer window;
@@ -338,6 +339,19 @@ static void batch_free(esm_kafka_part *p)
     p->batch_n = 0;
 }
 
+/* Fetch from `offset` again (librdkafka drops what it had prefetched for the partition). */
+static void seek_to(esm_kafka_part *p, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->sh.rk, l, 0);
+    if (e) {
+        ESM_ERROR(p->log_ctx, "seek to %" PRId64 " failed: %s", offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void batch_done(esm_kafka_part *p, bool abandoned)
 {
     int64_t first = p->batch_n ? p->batch[0]->offset : -1;
@@ -346,15 +360,7 @@ static void batch_done(esm_kafka_part *p, bool abandoned)
         /* The partition stays ours: read the unfinished records again, never skip them. */
         pend_drop(p);
         p->next_expected = first;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = first;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->sh.rk, l, 0);
-        if (e) {
-            ESM_ERROR(p->log_ctx, "seek back to %" PRId64 " failed: %s", first,
-                      rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
-        rd_kafka_topic_partition_list_destroy(l);
+        seek_to(p, first);
         set_paused(p, false);
     }
     if (p->quiesced) {
@@ -588,13 +594,7 @@ nomem:
     /* Never skip a record: read it again from here. */
     ESM_ERROR(p->log_ctx, "out of memory at offset %" PRId64 "; reading it again", m->offset);
     p->next_expected = m->offset;
-    {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = m->offset;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->sh.rk, l, 0);
-        if (e) rd_kafka_error_destroy(e);
-        rd_kafka_topic_partition_list_destroy(l);
-    }
+    seek_to(p, m->offset);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
@@ -625,6 +625,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
     p->id = partition;
     p->committed = -1;
     p->next_expected = -1;
+    p->nudge_mark = -1;
     snprintf(p->lane_key, sizeof p->lane_key, "%" PRId32, partition);
     snprintf(p->log_ctx, sizeof p->log_ctx, "%s %s-%" PRId32, sh->env->log_ctx, sh->topic,
              partition);
@@ -709,6 +710,28 @@ static int64_t high_watermark(esm_kafka_part *p)
     int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
     if (rd_kafka_get_watermark_offsets(p->sh.rk, p->sh.topic, p->id, &lo, &hi)) return -1;
     return hi;
+}
+
+bool esm_kafka_part_nudge(esm_kafka_part *p, bool *woken)
+{
+    int64_t hi = high_watermark(p);
+    /* A lag of one may be a transaction marker, never delivered: not a stall. */
+    if (p->quiesced || p->paused || p->next_expected < 0 || hi - p->next_expected < 2) {
+        p->nudge_mark = -1;
+        return false;
+    }
+    bool stalled = p->nudge_mark == p->next_expected;
+    p->nudge_mark = stalled ? -1 : p->next_expected;
+    if (stalled) {
+        ESM_DEBUG(p->log_ctx,
+                  "fetching stalled at %" PRId64 " (high watermark %" PRId64
+                  "): waking the fetcher",
+                  p->next_expected, hi);
+        p->sh.env->stats->fetch_wakeups++;
+        seek_to(p, p->next_expected);
+        *woken = true;
+    }
+    return true;
 }
 
 int64_t esm_kafka_part_lag(esm_kafka_part *p)

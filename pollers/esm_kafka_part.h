@@ -68,6 +68,12 @@ bool esm_kafka_part_idle(const esm_kafka_part *p);
 int64_t esm_kafka_part_committed(const esm_kafka_part *p);
 /* High watermark (cached from fetches) - committed offset; -1 when either is unknown. */
 int64_t esm_kafka_part_lag(esm_kafka_part *p);
+/* Called while librdkafka's queue is empty after it was near full: wakes librdkafka's fetcher (a
+ * seek to the next offset; sets *woken) when this partition lags behind the broker but received
+ * nothing since the previous call. librdkafka 2.0 stops fetching while its queue is at its bound
+ * and looks again only ~1 s later (2.1 added fetch.queue.backoff.ms); a fast function drains the
+ * 64 MB queue well before that. Returns whether the partition lags (worth another look). */
+bool esm_kafka_part_nudge(esm_kafka_part *p, bool *woken);
 /* Since when the lane has retried its batch (esm_now_ms), 0 = not blocked. */
 int64_t esm_kafka_part_blocked_since(const esm_kafka_part *p);
 /* Records of the batch on the lane. */

@@ -57,7 +57,8 @@ def partitions_of(bootstrap, topic):
     return sorted(md.partitions)
 
 
-def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, partition=None, timeout=30.0):
+def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, partition=None, timeout=30.0,
+            batch_bytes=None):
     """Produce and flush; returns [(partition, offset)] in input order.
 
     records: list of dicts {value, key?, headers?, partition?} (str or bytes values; headers a
@@ -68,7 +69,10 @@ def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, part
     if records is None:
         records = [{"value": f"rec-{i}", "key": key if key is not None else f"k-{i}",
                     "headers": headers, "partition": partition} for i in range(n or 0)]
-    p = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    if batch_bytes:  # the size of the record batches the broker stores (and returns per fetch)
+        conf["batch.size"] = batch_bytes
+    p = ck.Producer(conf)
     results = [None] * len(records)
 
     def report(i):
