@@ -24,7 +24,8 @@ def fmt(d):
     if c in ("kafka", "kafka-shape"):
         ref = (d["kcat_before"]["per_s"] + d["kcat_after"]["per_s"]) // 2
         part = " (time limit hit: rate of what was committed)" if e.get("stopped_at_time_limit") else ""
-        return (head + f" batch {d['batch']}, {d['payload']} B, {d['partitions']} partitions | {e['per_s']} rec/s{part},"
+        win = {0: ", window 0", None: ", window default (500 ms)"}.get(d.get("window", "?"), "")
+        return (head + f" batch {d['batch']}{win}, {d['payload']} B, {d['partitions']} partitions | {e['per_s']} rec/s{part},"
                 f" {e['cpu_us_per_record']} µs CPU/rec, peak RSS {e['peak_rss_mb']} MB | kcat {ref} rec/s | **{d['ratio']}** |")
     if c == "kinesis":
         d.setdefault("ceiling", d.get("ceiling_limit10000_unthrottled"))
