@@ -1,10 +1,10 @@
 /* The Kafka source (self-managed Kafka, reference §2.4, §3.7, §9): one librdkafka consumer in
  * the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
  * io-event fd wakes the libev loop (no thread of our own, no busy polling; a 1 s tick keeps
- * max.poll.interval.ms satisfied while partitions are paused, flushes filtered offsets and
- * re-evaluates pausing).
+ * max.poll.interval.ms satisfied while partitions are paused and re-evaluates pausing).
  * Each assigned partition is an ordered lane (pollers/esm_kafka_part.c): batches per
- * partition, one in flight, offsets stored and committed only after the final outcome.
+ * partition, one in flight, offsets stored only after the final outcome and committed soon
+ * after (one commit for all partitions, at most every COMMIT_GAP_S).
  *
  * Rebalance: a revoked partition stops dispatching at once; a batch waiting for a retry is
  * abandoned (nothing committed); a batch whose invocation runs may finish within a grace
@@ -32,6 +32,8 @@
 /* Messages handled per wakeup: rendering them must not hold up invocations for long. */
 #define SERVE_BUDGET 500
 #define CLOSING_TICK_S 0.05
+/* Stored offsets are committed at most this often (esm_kafka_part.c store_offset). */
+#define COMMIT_GAP_S 0.1
 /* Stalled fetching (esm_kafka_part_nudge): how long librdkafka's queue must stay empty before
  * a lagging partition counts as stalled (a fetch round trip on a LAN is far below this). */
 #define NUDGE_S 0.05
@@ -48,9 +50,10 @@ typedef struct {
     rd_kafka_queue_t *q;
     int pipefd[2];
     ev_io io;
-    ev_timer tick, later, nudge, stop_deadline, revoke_deadline, stopped_notify;
+    ev_timer tick, later, nudge, commit, stop_deadline, revoke_deadline, stopped_notify;
+    ev_tstamp last_commit;
     k_state state;
-    bool assigned_once, commit_due, in_serve;
+    bool assigned_once, in_serve;
     size_t n_full; /* partitions above their high watermark (esm_kafka_shared.n_full) */
     /* librdkafka's queue bounds (queued.min.messages, queued.max.messages.kbytes), its longest
      * length seen since the last stall, and the mean size of what it held */
@@ -443,10 +446,6 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     kafka_source *s = w->data;
-    if (s->commit_due && s->state == K_RUNNING) {
-        s->commit_due = false;
-        rd_kafka_commit(s->rk, NULL, 1);
-    }
     for (size_t i = 0; i < s->n_parts; i++)
         if (s->parts[i]) esm_kafka_part_flow(s->parts[i]);
     serve(s);
@@ -479,6 +478,25 @@ static void on_nudge(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_set(w, NUDGE_S, 0.);
         ev_timer_start(loop, w);
     }
+}
+
+static void on_commit(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    kafka_source *s = w->data;
+    s->last_commit = ev_now(loop);
+    if (s->state == K_RUNNING || s->state == K_STOPPING) rd_kafka_commit(s->rk, NULL, 1);
+}
+
+/* A partition stored an offset: commit everything stored in the next loop iteration, or
+ * COMMIT_GAP_S after the previous commit. */
+static void on_stored(void *arg)
+{
+    kafka_source *s = arg;
+    if (ev_is_active(&s->commit)) return;
+    ev_tstamp wait = s->last_commit + COMMIT_GAP_S - ev_now(s->env.loop);
+    ev_timer_set(&s->commit, wait > 0 ? wait : 0., 0.);
+    ev_timer_start(s->env.loop, &s->commit);
 }
 
 static void on_revoke_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -592,6 +610,8 @@ static void *k_create(const esm_source_env *env, esm_err *err)
     s->later.data = s;
     ev_timer_init(&s->nudge, on_nudge, 0., 0.);
     s->nudge.data = s;
+    ev_timer_init(&s->commit, on_commit, 0., 0.);
+    s->commit.data = s;
     ev_timer_init(&s->stop_deadline, on_stop_deadline, 0., 0.);
     s->stop_deadline.data = s;
     ev_timer_init(&s->revoke_deadline, on_revoke_deadline, 0., 0.);
@@ -619,9 +639,9 @@ static void *k_create(const esm_source_env *env, esm_err *err)
                                .topic = s->map->topic,
                                .bootstrap = s->bootstrap,
                                .source_key = s->source_key,
-                               .commit_due = &s->commit_due,
                                .n_full = &s->n_full,
                                .changed = on_part_changed,
+                               .stored = on_stored,
                                .changed_arg = s};
 
     esm_kafka_props props;
@@ -709,6 +729,7 @@ static void k_destroy(void *source)
     ev_timer_stop(loop, &s->tick);
     ev_timer_stop(loop, &s->later);
     ev_timer_stop(loop, &s->nudge);
+    ev_timer_stop(loop, &s->commit);
     ev_timer_stop(loop, &s->stop_deadline);
     ev_timer_stop(loop, &s->revoke_deadline);
     ev_timer_stop(loop, &s->stopped_notify);

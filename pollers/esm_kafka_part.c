@@ -99,20 +99,21 @@ bool esm_kafka_part_idle(const esm_kafka_part *p)
 
 /* ---- offsets ---------------------------------------------------------------------------- */
 
-/* Stores the next offset to consume; with commit, commits it now (async), else the periodic
- * commit (auto-commit, or the source's tick) carries it. */
-static void store_offset(esm_kafka_part *p, int64_t next, bool commit)
+/* Stores the next offset to consume; the source commits what is stored soon after (one commit
+ * for every partition, at most every COMMIT_GAP_S: a commit per batch cost the broker more CPU
+ * than esmd spent on the batch). */
+static void store_offset(esm_kafka_part *p, int64_t next)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = next;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->sh.rk, l);
-    if (err)
-        ESM_WARN(p->log_ctx, "storing offset %" PRId64 " failed: %s", next, rd_kafka_err2str(err));
-    else if (commit)
-        err = rd_kafka_commit(p->sh.rk, l, 1);
-    if (!commit && !err) *p->sh.commit_due = true;
     rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        ESM_WARN(p->log_ctx, "storing offset %" PRId64 " failed: %s", next, rd_kafka_err2str(err));
+        return;
+    }
     if (next > p->committed) p->committed = next;
+    if (p->sh.stored) p->sh.stored(p->sh.changed_arg);
 }
 
 static void set_paused(esm_kafka_part *p, bool pause)
@@ -312,7 +313,7 @@ static void cb_acknowledged(void *arg, size_t resolved)
 {
     esm_kafka_part *p = arg;
     if (resolved == 0 || resolved > p->batch_n) return;
-    store_offset(p, p->batch[resolved - 1]->commit_after, true);
+    store_offset(p, p->batch[resolved - 1]->commit_after);
 }
 
 /* A trailing checkpoint is durable: store (and commit) the offset it names. */
@@ -322,7 +323,7 @@ static void cb_durable(void *arg, const char *position)
     if (position) {
         char *end;
         long long next = strtoll(position, &end, 10);
-        if (end != position && *end == '\0' && next >= 0) store_offset(p, next, true);
+        if (end != position && *end == '\0' && next >= 0) store_offset(p, next);
     }
     /* A stop or revoke may be waiting for the lane to settle. */
     if (p->quiesced && !esm_lane_busy(p->lane) && p->sh.changed) p->sh.changed(p->sh.changed_arg);
@@ -517,7 +518,7 @@ static void filtered(esm_kafka_part *p, int64_t offset)
     else if (p->batch_n > 0)
         p->batch[p->batch_n - 1]->commit_after = offset + 1;
     else
-        store_offset(p, offset + 1, false);
+        store_offset(p, offset + 1);
 }
 
 void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m)

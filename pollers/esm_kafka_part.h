@@ -36,12 +36,12 @@ typedef struct {
     const char *topic;
     const char *bootstrap;      /* "h:p,h:p" */
     const char *source_key;     /* store key: "<bootstrap>/<topic>" */
-    bool *commit_due;           /* set when offsets were stored without an explicit commit */
     size_t *n_full;             /* partitions above their high watermark: while > 0 the source stops
                                    polling (backpressure through librdkafka's own bounded queue) */
     void (*changed)(void *arg); /* a partition went idle (stop / revoke progress), or left the
                                    full state (poll again) */
-    void *changed_arg;
+    void (*stored)(void *arg);  /* an offset was stored: the source commits it soon */
+    void *changed_arg;          /* of changed and stored */
 } esm_kafka_shared;
 
 typedef struct esm_kafka_part esm_kafka_part;
