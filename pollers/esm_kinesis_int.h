@@ -20,6 +20,7 @@
 #define KIN_SEQ_MAX 136                   /* sequence numbers are up to 128 digits */
 #define KIN_MIN_POLL_MS 200               /* never more than 5 GetRecords a second per shard */
 #define KIN_READ_LIMIT 10000              /* GetRecords Limit: AWS's maximum */
+#define KIN_FIRST_READ 1000               /* the first GetRecords Limit (at least BatchSize) */
 #define KIN_BUFFER_RECORDS 10000          /* records held per shard (at least 2 batches per lane) */
 #define KIN_BUFFER_BYTES (12u << 20)      /* their JSON bytes (at least 2 x 6 MB per lane) */
 #define KIN_IDLE_POLL_MS 1000             /* caught up: about one GetRecords a second */
@@ -82,7 +83,7 @@ struct kin_shard {
     unsigned errors;
     int64_t last_poll_ms;
     int read_limit;        /* Limit of the GetRecords in flight (or the last one) */
-    int read_size;         /* Limit wanted for the next GetRecords (0 = BatchSize), see get_limit */
+    int read_size;         /* Limit wanted for the next GetRecords (0: the first), see get_limit */
     int64_t millis_behind; /* MillisBehindLatest of the last GetRecords; -1 unknown */
     int64_t last_arrival_ms;
     kin_deque order; /* fetched records not yet passed by the watermark */

@@ -526,7 +526,7 @@ def proxied(peers, proxy, url, arn, **mapping):
 
 def test_expired_iterator_is_renewed_without_skip_or_replay(peers, kinesis, funchost, esmd):
     st = aws.create_stream(kinesis, shards=1)
-    put = aws.put_records(kinesis, st, n=30, partition_key="k")
+    put = aws.put_records(kinesis, st, n=10, partition_key="k")
 
     def fault(target, n):  # the 3rd and 4th GetRecords: the iterator expired
         return (400, "ExpiredIteratorException") if target == "GetRecords" and n in (3, 4) else None
@@ -534,10 +534,15 @@ def test_expired_iterator_is_renewed_without_skip_or_replay(peers, kinesis, func
     proxy = FaultProxy(peers.kinesis_endpoint, fault)
     try:
         esmd(proxied(peers, proxy, funchost.url_lambda("echo"), st.arn, BatchSize=5))
+        # the first read takes these 10; the iterator expires after it, before or after the rest
+        wait_until(lambda: len(funchost.payloads()) >= 10, 30, "10 records delivered")
+        put += aws.put_records(kinesis, st, n=20, partition_key="k")
         wait_until(lambda: len(funchost.payloads()) >= 30, 30, "30 records delivered")
+        # the first iterator, then one per expiry; then a read with the renewed iterator
+        wait_until(lambda: proxy.count("GetShardIterator") >= 3 and proxy.count("GetRecords") >= 5, 15,
+                   "two expiries and a read after them")
         ids = [i for inv in funchost.invocations() for i in inv["ids"]]
         assert ids == [s for _, s, _ in put]  # in order, each once
-        assert proxy.count("GetShardIterator") >= 3  # the first one, then one per expiry
     finally:
         proxy.close()
 
@@ -546,8 +551,8 @@ def test_throttled_reads_back_off_and_lose_nothing(peers, kinesis, funchost, esm
     st = aws.create_stream(kinesis, shards=1)
     put = aws.put_records(kinesis, st, n=40, partition_key="k")
 
-    def fault(target, n):  # every other GetRecords of the first ten is throttled
-        if target == "GetRecords" and n <= 10 and n % 2 == 0:
+    def fault(target, n):  # every other GetRecords of the first ten is throttled, from the first
+        if target == "GetRecords" and n <= 10 and n % 2 == 1:
             return (400, "ProvisionedThroughputExceededException")
         if target == "ListShards" and n == 1:
             return (500, "InternalFailure")
