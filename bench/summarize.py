@@ -35,7 +35,7 @@ def fmt(d):
             steady = (f" ({e['per_s_from_first_invoke']} from the first invocation:"
                       f" {round(e['per_s_from_first_invoke'] / d['ceiling']['per_s'], 3)})")
         return (head + f" batch {d['batch']}, 4 shards | {e['per_s']} rec/s from launch{steady}, {e['cpu_us_per_record']} µs CPU/rec,"
-                f" peak RSS {e['peak_rss_mb']} MB | ceiling {d['ceiling']['per_s']}; same limits {d['same_limits']['per_s']} |"
+                f" peak RSS {e['peak_rss_mb']} MB | ceiling {d['ceiling']['per_s']}; same limits {(d['same_limits'] or {}).get('per_s', '-')} |"
                 f" **{d['ratio']}** ({d['ratio_to_same_limits']} vs same limits) |")
     if c in ("sqs-latency", "kafka-latency"):
         ref = d.get("reference_consumer")
