@@ -297,22 +297,6 @@ static void cb_done(void *arg, bool abandoned)
     kin_source_maybe_stopped(sh->src);
 }
 
-/* A batch whose records all succeeded finished without waiting for its checkpoint; that
- * checkpoint (a shard watermark) is durable now, or failed (NULL: the lane's next step writes a
- * later one). */
-static void cb_durable(void *arg, const char *position)
-{
-    kin_lane *kl = arg;
-    kin_shard *sh = kl->shard;
-    if (position && (!sh->checkpoint[0] || esm_kinesis_seq_cmp(position, sh->checkpoint) > 0))
-        snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", position);
-    /* The lane may be idle now: store a watermark that filtered-out records moved, finish a
-     * drained shard, complete a stop. */
-    persist_watermark(sh, false);
-    check_drained(sh);
-    kin_source_maybe_stopped(sh->src);
-}
-
 static const esm_lane_source lane_source = {
     .render_event = cb_render_event,
     .describe_failure = cb_describe_failure,
@@ -320,7 +304,6 @@ static const esm_lane_source lane_source = {
     .record_key = NULL,
     .acknowledged = cb_acknowledged,
     .done = cb_done,
-    .durable = cb_durable,
 };
 
 /* ---- lanes: batching ------------------------------------------------------------------------ */
@@ -348,7 +331,7 @@ static void lane_kick(kin_lane *kl)
     kin_shard *sh = kl->shard;
     kin_source *s = sh->src;
     const esm_mapping_config *m = s->map;
-    if (!running(sh) || kl->in_batch || !esm_lane_can_start(kl->lane) || kl->queue.len == 0) return;
+    if (!running(sh) || kl->in_batch || esm_lane_busy(kl->lane) || kl->queue.len == 0) return;
     size_t bs = (size_t)m->batch_size;
     bool full = kl->queue.len >= bs ||
                 esm_kinesis_event_size(kl->queue.len, kl->queue_bytes) >= ESM_INVOKE_MAX_PAYLOAD;
