@@ -71,30 +71,32 @@ void esm_buf_printf(esm_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void esm_buf_put_u64(esm_buf *b, uint64_t v)
+/* Writes v in decimal at out (no NUL, at most 20 bytes); returns the length. */
+static size_t fmt_u64(char *out, uint64_t v)
 {
     char tmp[20];
-    size_t n = 0;
+    size_t n = 0, len = 0;
     do {
-        tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
+        tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    esm_buf_append(b, tmp + sizeof tmp - n, n);
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+void esm_buf_put_u64(esm_buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = fmt_u64(digits, v);
+    esm_buf_append(b, digits, n);
 }
 
 size_t esm_fmt_i64(char *out, int64_t v)
 {
-    char tmp[20];
-    size_t n = 0, len = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN included */
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
+    if (v >= 0) return fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v); /* INT64_MIN included */
 }
 
 void esm_buf_put_i64(esm_buf *b, int64_t v)
