@@ -368,7 +368,7 @@ def case_sqs_latency():
     rate, secs = 20, (10 if QUICK else 30)
     qurl, arn = queue(f"bench-lat-{int(time.time())}")
     # reference: the same trickle read by the minimal client is not instrumented; the
-    # fauxqs long-poll wake-up (~17 ms per test-peers.md) is part of both paths.
+    # fauxqs long-poll wake-up (~17 ms, measured) is part of both paths.
     noop = Noop("--count", "receiptHandle", "--lat-key", '"body":"')
     m = {"FunctionName": "fn", "EventSourceArn": arn, "BatchSize": 10}
     e = Esmd(sqs_config(noop.url(), [m]), "esmd-lat")

@@ -1,12 +1,12 @@
 /* The durable state of esmd: one SQLite database, `<state_dir>/esmd.db`.
  *
- * What lives here (DESIGN.md principle 4, "Attempt counts, bisect position and tumbling-window
- * state survive a restart"):
+ * What lives here (docs/design.md "Architecture", principle 4, and
+ * "Attempts survive a restart"):
  * - lane checkpoints: the position reached per (mapping uuid, source key, lane key), e.g.
  *   (uuid, stream ARN, "shardId-000000000003") or (uuid, "host:9092/orders", "7"). Always keyed by
- *   the whole triple, never by a reusable id alone (peers.md B3). Positions are TEXT (Kinesis
- *   sequence numbers are 56-digit decimals); what a position means (last processed or next to
- *   read) is the source's business, the store only keeps it.
+ *   the whole triple, never by a reusable id alone (docs/design.md "Checkpoint store").
+ *   Positions are TEXT (Kinesis sequence numbers are 56-digit decimals); what a position means
+ *   (last processed or next to read) is the source's business, the store only keeps it.
  * - batch state of the batch in retry per lane: first / last record id and the policy state text
  *   (esm_policy_state_format), so attempts and the bisect position survive a restart.
  * - tumbling-window state per lane: window start and the state JSON.
@@ -17,8 +17,8 @@
  * appends failure records to the outbox. Either all of it is committed or none of it.
  * Acknowledge to the source (delete, Kafka commit) only after it returned 0. A failure is
  * reported (esm_err carries SQLite's message, e.g. "database or disk is full") and logged here
- * (peers.md B3: every checkpoint-write failure is logged); the caller must then stop
- * acknowledging, never fake progress.
+ * (docs/design.md "Checkpoint store": every checkpoint-write failure is logged); the caller must
+ * then stop acknowledging, never fake progress.
  *
  * One process per state_dir: esm_store_open takes an exclusive lock on `<state_dir>/esmd.lock`
  * and refuses a second opener (also within the same process). Calls on one store are serialised

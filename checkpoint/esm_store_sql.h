@@ -20,8 +20,8 @@
 #define SQL_COUNT_TABLES "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 
 /* Migration 1: everything. Lanes are keyed by (mapping, source, lane), never by a reusable id
- * alone (peers.md B3). Outbox ids use AUTOINCREMENT so an id is never reused: a drainer holding
- * the id of a delivered row can never delete a newer one. */
+ * alone (docs/design.md "Checkpoint store"). Outbox ids use AUTOINCREMENT so an id is never reused:
+ * a drainer holding the id of a delivered row can never delete a newer one. */
 #define SQL_MIGRATION_1                                                                            \
     "PRAGMA application_id = 1702063460;" /* ESM_STORE_APPLICATION_ID */                           \
     "CREATE TABLE esmd_meta ("                                                                     \

@@ -1,6 +1,6 @@
 /* The outbox drainer: delivers failure records written to the store's outbox
  * (checkpoint/esm_store.h) to their destinations (destinations/esm_dest.h), at least once and
- * never dropping one (DESIGN.md principle 4).
+ * never dropping one (docs/design.md "Architecture", principle 4).
  *
  * - A libev timer scans due rows (esm_store_outbox_due) and starts deliveries: at most
  *   max_in_flight in total and max_in_flight_per_destination per destination (default 1, so

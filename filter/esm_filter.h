@@ -1,7 +1,7 @@
 /* AWS Lambda event filter patterns (FilterCriteria.Filters[].Pattern): validated and compiled
  * once per mapping, then matched against each record without allocating.
  *
- * Semantics follow /work/shared/reference/aws-esm-semantics.md §5:
+ * Semantics follow docs/design.md "Filters":
  *  - filters OR, keys inside a pattern AND, matchers in a leaf array OR, `$or` at any level;
  *  - an event array matches when any element matches (arrays of objects are traversed);
  *  - literal numbers compare by their written form (300, 300.0 and 3e2 differ), `numeric`

@@ -191,7 +191,7 @@ static void payload_classify(mctx *x)
     x->ps = esm_fj_parse(&f->pay, x->pay, x->pay_len) ? PAY_JSON : PAY_PLAIN;
 }
 
-/* A root clause on the data key (§5.4 format tables). */
+/* A root clause on the data key (docs/design.md "Filter format tables"). */
 static bool eval_data(mctx *x, const esm_fclause *cl)
 {
     if (x->ps == PAY_UNKNOWN) payload_classify(x);

@@ -1,4 +1,5 @@
-/* ReportBatchItemFailures parsing with DESIGN.md's validity rules (see esm_rbif.h). */
+/* ReportBatchItemFailures parsing with the validity rules of docs/design.md "RBIF validity" (see
+ * esm_rbif.h). */
 #include "invoker/esm_rbif.h"
 
 #include <cjson/cJSON.h>

@@ -335,7 +335,8 @@ static int outbox_add(esm_lane *lane, outbox_batch *ob, size_t lo, size_t hi,
     return 0;
 }
 
-/* One failure record per discarded range; kafka:// destinations get one per record (§4.4). */
+/* One failure record per discarded range; kafka:// destinations get one per record (docs/design.md
+ * "kafka:// destination"). */
 static int build_outbox(esm_lane *lane, outbox_batch *ob)
 {
     const esm_mapping_config *m = lane->env.mapping;

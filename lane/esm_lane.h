@@ -45,7 +45,7 @@ typedef struct {
     /* Fills the source-specific part of a failure record for records [lo, hi): fr->source,
      * fr->stream.* or fr->kafka.*, fr->batch_size. Strings it points to must stay valid until
      * the next call. dest is the destination string the record goes to (kafka:// destinations
-     * want the §4.4 shape). */
+     * want the kafka:// destination shape of docs/design.md). */
     void (*describe_failure)(void *arg, size_t lo, size_t hi, const char *dest,
                              esm_failure_record *fr);
     /* The checkpoint position once records [0, resolved) are done (acknowledged or

@@ -21,7 +21,8 @@ static void put_time(esm_buf *b, int64_t ms)
 
 static const char *condition_text(const esm_failure_record *fr)
 {
-    /* The kafka://topic destination's documented example says "RetriesExhausted" (§4.4). */
+    /* The kafka://topic destination's documented example says "RetriesExhausted" (docs/design.md
+     * "kafka:// destination"). */
     if (fr->source == ESM_FR_KAFKA && fr->kafka.topic_destination &&
         fr->condition == ESM_COND_RETRY_ATTEMPTS_EXHAUSTED)
         return "RetriesExhausted";

@@ -1,5 +1,5 @@
-/* On-failure destination records in AWS's shape (aws-esm-semantics.md §4), rendered straight
- * into an esm_buf. Key order follows AWS's examples:
+/* On-failure destination records in AWS's shape (docs/design.md "Failure records"), rendered
+ * straight into an esm_buf. Key order follows AWS's examples:
  *   {"requestContext":{requestId,functionArn,condition,approximateInvokeCount},
  *    "responseContext":{statusCode,executedVersion,functionError},
  *    "version":"1.0","timestamp":"...Z", "<Source>BatchInfo":{...}, "payload":{...}}
@@ -59,9 +59,9 @@ typedef struct {
         size_t payload_size;          /* bytes of the discarded records */
         const esm_fr_kafka_partition *partitions;
         size_t n_partitions;
-        /* kafka://topic destination (§4.4): condition RetryAttemptsExhausted renders
-         * "RetriesExhausted" and recordInfo {offset,timestamp} (of the one record) replaces
-         * recordsInfo. */
+        /* kafka://topic destination (docs/design.md "kafka:// destination"): condition
+         * RetryAttemptsExhausted renders "RetriesExhausted" and recordInfo {offset,timestamp} (of
+         * the one record) replaces recordsInfo. */
         bool topic_destination;
         int64_t record_offset;
         int64_t record_timestamp_ms;

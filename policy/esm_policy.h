@@ -5,7 +5,7 @@
  * the mapping's settings and the time, esm_policy_decide says what happens next: acknowledge
  * and discard ranges (in record order), then exactly one INVOKE [lo,hi) after a delay, or DONE.
  *
- * Model (DESIGN.md "Decisions where AWS is silent" is the source of truth):
+ * Model (docs/design.md "Decisions where AWS is silent" is the source of truth):
  * - The "unit" is the sub-batch being worked on: [st->lo, st->ends[st->depth-1]). ends[] is a
  *   stack of sub-batch ends; ends[0] == n. Records [0, lo) are resolved (acked or discarded).
  *   Every INVOKE is exactly the current unit, so an outcome always refers to the unit.

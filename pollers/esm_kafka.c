@@ -1,5 +1,5 @@
-/* The Kafka source (self-managed Kafka, reference §2.4, §3.7, §9): one librdkafka consumer in
- * the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
+/* The Kafka source (self-managed Kafka, docs/design.md "Kafka semantics"): one librdkafka consumer
+ * in the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
  * io-event fd wakes the libev loop (no thread of our own, no busy polling; a 1 s tick keeps
  * max.poll.interval.ms satisfied while partitions are paused and re-evaluates pausing).
  * Each assigned partition is an ordered lane (pollers/esm_kafka_part.c): batches per
@@ -8,7 +8,7 @@
  *
  * Rebalance: a revoked partition stops dispatching at once; a batch waiting for a retry is
  * abandoned (nothing committed); a batch whose invocation runs may finish within a grace
- * period, then what is final is committed and the partition is released (peers.md B2: drain
+ * period, then what is final is committed and the partition is released (drain
  * first, fence second, never commit unfinished work). Lost partitions are abandoned at once. */
 #include <ev.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
-/* The Kafka event in AWS's shape (reference §2.4), rendered without librdkafka so it can be
- * tested byte for byte:
+/* The Kafka event in AWS's shape (docs/design.md "Kafka event"), rendered without librdkafka so it
+ * can be tested byte for byte:
  *   {"eventSource":"SelfManagedKafka","bootstrapServers":"h:p,...",
  *    "records":{"<topic>-<partition>":[{topic,partition,offset,timestamp,timestampType,
  *                                       key?,value?,headers:[{"name":[signed bytes]}]}]}}

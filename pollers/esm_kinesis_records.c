@@ -39,7 +39,7 @@ void esm_kinesis_render_record(const esm_kinesis_render_ctx *ctx, const char *se
                                const char *partition_key, int64_t arrival_ms, const char *data_b64,
                                esm_buf *b)
 {
-    /* Key order of AWS's example event (reference §2.2). */
+    /* Key order of AWS's example event (docs/design.md "Kinesis event"). */
     esm_buf_puts(b, "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":");
     esm_buf_json_cstr(b, partition_key);
     esm_buf_puts(b, ",\"sequenceNumber\":");

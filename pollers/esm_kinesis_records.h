@@ -2,9 +2,9 @@
  * exchanges (ListShards, GetShardIterator, GetRecords). Pure: no I/O, no clock.
  *
  * A record is rendered once, at fetch time, into the exact element of AWS's Kinesis event
- * (reference §2.2); a batch is then {"Records":[...]} around the pre-rendered elements. The data
- * is passed through as the base64 text the stream returned (KPL aggregates are not
- * de-aggregated). invokeIdentityArn: esmd has no execution role, so it renders
+ * (docs/design.md "Kinesis event"); a batch is then {"Records":[...]} around the pre-rendered
+ * elements. The data is passed through as the base64 text the stream returned (KPL aggregates are
+ * not de-aggregated). invokeIdentityArn: esmd has no execution role, so it renders
  * "arn:aws:iam::<account>:role/esmd" (esm_kinesis_identity_arn). */
 #ifndef ESM_KINESIS_RECORDS_H
 #define ESM_KINESIS_RECORDS_H

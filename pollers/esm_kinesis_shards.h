@@ -1,9 +1,9 @@
 /* Kinesis shard lineage and where a shard starts reading. Pure: no I/O, no clock.
  *
- * Resharding (reference §8.1): a child shard (ParentShardId / AdjacentParentShardId) must not
- * be read until every parent has been drained to SHARD_END, so per-key order holds across a
- * split or a merge. A parent that ListShards no longer returns has expired (past retention) and
- * counts as drained. */
+ * Resharding (docs/design.md "Kinesis resharding"): a child shard (ParentShardId /
+ * AdjacentParentShardId) must not be read until every parent has been drained to SHARD_END, so
+ * per-key order holds across a split or a merge. A parent that ListShards no longer returns has
+ * expired (past retention) and counts as drained. */
 #ifndef ESM_KINESIS_SHARDS_H
 #define ESM_KINESIS_SHARDS_H
 

@@ -20,7 +20,7 @@ struct esm_store;
 struct esm_store_writer;
 struct esm_outbox_drainer;
 
-/* Counters named after AWS's ESM metrics (reference §10.2) plus esmd's own. */
+/* Counters named after AWS's ESM metrics (docs/design.md "Metrics") plus esmd's own. */
 typedef struct {
     uint64_t polled;            /* PolledEventCount */
     uint64_t filtered_out;      /* FilteredOutEventCount */

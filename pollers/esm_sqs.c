@@ -1,9 +1,9 @@
 /* The SQS source: long-polls a queue with several concurrent receive loops, gathers batches
  * (BatchSize, 6 MB, batching window), invokes the function and deletes what succeeded.
  * Failed messages are left to the queue: they reappear after the visibility timeout and the
- * queue's redrive policy moves poison messages to its DLQ (AWS semantics, reference §3.5-3.6,
- * §7). Beyond AWS, MaximumRetryAttempts + OnFailure turn a message that has used up its
- * receives into a failure record (with the message) before deleting it. */
+ * queue's redrive policy moves poison messages to its DLQ (AWS semantics,
+ * docs/design.md "SQS semantics"). Beyond AWS, MaximumRetryAttempts + OnFailure turn a message that
+ * has used up its receives into a failure record (with the message) before deleting it. */
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -570,7 +570,7 @@ static void start_running(sqs_source *s)
     const esm_mapping_config *m = s->map;
     int fn_timeout = m->function->timeout_seconds;
     if (fn_timeout > s->visibility_timeout_s) {
-        /* AWS refuses this mapping with the same words (reference §7.2). */
+        /* AWS refuses this mapping with the same words (docs/design.md "SQS semantics"). */
         snprintf(s->last_error, sizeof s->last_error,
                  "Queue visibility timeout: %d seconds is less than Function timeout: %d seconds",
                  s->visibility_timeout_s, fn_timeout);

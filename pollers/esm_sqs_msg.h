@@ -1,5 +1,6 @@
 /* SQS messages as esmd holds them: parsed from a ReceiveMessage (JSON protocol) response and
- * rendered once into the record JSON of AWS's SQS event (reference §2.1). Pure: no I/O. */
+ * rendered once into the record JSON of AWS's SQS event (docs/design.md "SQS event"). Pure: no I/O.
+ */
 #ifndef ESM_SQS_MSG_H
 #define ESM_SQS_MSG_H
 

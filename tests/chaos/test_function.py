@@ -1,6 +1,6 @@
 """Scenario 3: the function misbehaves. A Kinesis shard (ordered, so retries are visible) with
 5 records, MaximumRetryAttempts 1 and a file destination; the function misbehaves on its next
-2 calls, then works. DESIGN.md decides per kind:
+2 calls, then works. docs/design.md decides per kind:
   - counted (a function error: the function ran and failed): 2 failures exhaust 1 retry, so the
     batch goes to the destination as one failure record (5 records, invoke count 2) and the
     shard moves on;

@@ -1,7 +1,7 @@
 """Scenario 2: poison pills under bisect + retries + an on-failure destination, on the ordered
 sources (Kinesis, Kafka). Positions: one in the middle, several adjacent, first, last, first and
 last. Asserted:
-  - the exact sequence of invocations DESIGN.md implies (model below: halves of ceil(n/2) first,
+  - the exact sequence of invocations docs/design.md implies (model below: halves of ceil(n/2) first,
     splitting uses no attempts, a batch of one poison record runs 1 + MaximumRetryAttempts times);
   - each poison record is in exactly one failure record (RetryAttemptsExhausted, invoke count
     1 + MaximumRetryAttempts), no good record is in any;
@@ -24,7 +24,7 @@ CASES = {"one": [5], "adjacent": [4, 5, 6], "first": [0], "last": [N - 1], "firs
 
 
 def model(n, poison, retries):
-    """The invocations DESIGN.md's bisect rules imply, as (lo, hi) ranges, in order."""
+    """The invocations the bisect rules of docs/design.md imply, as (lo, hi) ranges, in order."""
     calls = []
 
     def run(lo, hi):

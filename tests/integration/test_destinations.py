@@ -179,7 +179,7 @@ def sink():
 
 
 def record(i, **extra):
-    """A failure record shaped like AWS's (aws-esm-semantics.md §4.2), numbered."""
+    """A failure record shaped like AWS's (docs/design.md "Failure records"), numbered."""
     return {"requestContext": {"requestId": f"req-{i}", "condition": "RetryAttemptsExhausted",
                                "approximateInvokeCount": 3,
                                "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:f"},

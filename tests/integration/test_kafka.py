@@ -418,9 +418,9 @@ def test_blocked_partition_is_paused_and_others_flow(kafka, funchost, esmd):
 
 
 def test_rebalance_and_graceful_leave_without_duplicates(kafka, funchost, esmd):
-    """peers.md B2: a member joining or leaving while batches are in flight. The revoked
-    partitions' running invocations finish and are committed before release, so the new owner
-    starts exactly after them: no record is delivered twice and none is lost."""
+    """Rebalance (docs/design.md "Kafka semantics"): a member joining or leaving while batches are
+    in flight. The revoked partitions' running invocations finish and are committed before
+    release, so the new owner starts exactly after them: no record is delivered twice and none is lost."""
     topic = kafka.create_topic(partitions=2)
     group = kafka_mod.unique("g")
     funchost.control("slow", "slow", ms=400)

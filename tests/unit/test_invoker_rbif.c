@@ -1,4 +1,4 @@
-/* ReportBatchItemFailures parsing: every response shape DESIGN.md and the AWS reference name. */
+/* ReportBatchItemFailures parsing: every response shape docs/design.md "RBIF validity" names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* esm_failure_record_render: golden files in tests/unit/data/policy/. The Kinesis and the
- * kafka://topic goldens are AWS's documented examples (aws-esm-semantics.md §4.2, §4.4),
- * written independently of this code. ESMD_UPDATE_GOLDEN=1 rewrites the goldens (review the
- * diff before committing). */
+ * kafka://topic goldens are AWS's documented examples (docs/design.md "Failure records", "kafka://
+ * destination"), written independently of this code. ESMD_UPDATE_GOLDEN=1 rewrites the goldens
+ * (review the diff before committing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

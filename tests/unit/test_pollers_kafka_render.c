@@ -33,7 +33,7 @@ static void expect_record(const esm_kafka_record_view *r, const char *want)
 static void test_record_with_key_value_headers(void **state)
 {
     (void)state;
-    /* AWS's example (reference §2.4): "trace" t-1 and "note" c-é in UTF-8. */
+    /* AWS's example (docs/design.md "Kafka event"): "trace" t-1 and "note" c-é in UTF-8. */
     const esm_kafka_header h[] = {{"trace", 5, "t-1", 3}, {"note", 4, "c\xc3\xa9", 3}};
     esm_kafka_record_view r = {.topic = "payments",
                                .partition = 2,

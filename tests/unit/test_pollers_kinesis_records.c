@@ -1,5 +1,5 @@
 /* Kinesis records: GetRecords / ListShards parsing, the event rendered byte for byte against
- * AWS's documented example (aws-esm-semantics.md §2.2), request bodies, sequence number
+ * AWS's documented example (docs/design.md "Kinesis event"), request bodies, sequence number
  * ordering and ParallelizationFactor lane hashing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +25,7 @@ static const esm_kinesis_render_ctx ctx = {
     .shard_id = "shardId-000000000003",
 };
 
-/* AWS's example record (reference §2.2), with esmd's invokeIdentityArn. */
+/* AWS's example record (docs/design.md "Kinesis event"), with esmd's invokeIdentityArn. */
 static const char *const aws_record =
     "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"sensor-17\","
     "\"sequenceNumber\":\"" SEQ1 "\",\"data\":\"eyJ0ZW1wIjogMjEuNX0=\","
