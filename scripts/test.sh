@@ -64,6 +64,7 @@ files=$(git ls-files '*.c' '*.h')
 stage "clang-format" clang-format --dry-run --Werror $files
 stage "cppcheck" cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
   --inline-suppr --suppress=missingIncludeSystem -I . $files
+stage "design references resolve in the repo" python3 scripts/check-doc-refs.py
 # Fuzz targets are tests/fuzz/fuzz_<module>[_topic].c; each module's targets run for a bounded time.
 for target in $(ls tests/fuzz/fuzz_*.c 2>/dev/null | sed 's|.*/fuzz_\([a-z]*\).*|\1|' | sort -u); do
   stage "fuzz $target (${FUZZ_SECONDS:-30} s)" tests/fuzz/run.sh "$target" "${FUZZ_SECONDS:-30}"
