@@ -49,7 +49,8 @@ def create_topic(bootstrap, name=None, partitions=4, config=None, timeout=30.0):
 
 
 def delete_topic(bootstrap, name, timeout=30.0):
-    admin(bootstrap).delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+    a = admin(bootstrap)  # held until the result: a client destroyed first fails the future
+    a.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
 
 
 def partitions_of(bootstrap, topic):
