@@ -183,6 +183,23 @@ static void render_counters(esm_buf *out, const esm_metrics_mapping *maps, size_
         esm_prom_sample_u64(out, "esmd_bisect_splits_total", l, n,
                             maps[i].stats->invokes.bisect_splits);
     }
+    esm_prom_header(out, "esmd_invoke_misconfigured_total", "counter",
+                    "Invocation attempts the function endpoint refused because esmd is "
+                    "misconfigured (401/403/404/405/407); never counted as attempts.");
+    for (size_t i = 0; i < n_maps; i++) {
+        if (!maps[i].stats) continue;
+        size_t n = mapping_labels(&maps[i], l);
+        esm_prom_sample_u64(out, "esmd_invoke_misconfigured_total", l, n,
+                            maps[i].stats->invokes.misconfigured);
+    }
+    esm_prom_header(out, "esmd_mapping_misconfigured", "gauge",
+                    "1 while the function endpoint's last answer said esmd is misconfigured.");
+    for (size_t i = 0; i < n_maps; i++) {
+        if (!maps[i].stats) continue;
+        size_t n = mapping_labels(&maps[i], l);
+        esm_prom_sample(out, "esmd_mapping_misconfigured", l, n,
+                        maps[i].stats->invokes.misconfigured_since_ms ? 1 : 0);
+    }
 }
 
 static void render_histograms(esm_buf *out, const esm_metrics_mapping *maps, size_t n_maps)

@@ -121,6 +121,9 @@ static void dispatch_done(esm_http *h, esm_http_call *c, CURLcode code)
     r.status = status;
     r.curl_code = (int)code;
     r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+    long request_bytes = 0; /* 0 until the request head went out on a connection */
+    curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &request_bytes);
+    r.request_sent = request_bytes > 0;
     r.body_truncated = c->truncated;
     if (code != CURLE_OK) {
         const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);

@@ -633,6 +633,26 @@ static void remember_response(esm_lane *lane, const esm_invoke_result *r, bool p
     lane->last.partial = partial;
 }
 
+/* A misconfigured endpoint (docs/design.md "Invocation outcomes") is retried like an
+ * invocation error; it is logged once a minute per mapping, not once per retry. */
+static void note_endpoint(esm_lane *lane, const esm_invoke_result *r)
+{
+    const char *reason = r->misconfigured ? r->reason : NULL;
+    esm_endpoint_log what = ESM_ENDPOINT_LOG_MISCONFIGURED;
+    if (lane->env.counters.invokes)
+        what = esm_invoke_stats_endpoint(lane->env.counters.invokes, reason, esm_now_ms());
+    else if (!reason)
+        return;
+    if (what == ESM_ENDPOINT_LOG_MISCONFIGURED)
+        ESM_WARN(lane->env.log_ctx,
+                 "%s; records are kept and retried with backoff (not counted as attempts) until "
+                 "the function settings are fixed (reload)",
+                 r->reason);
+    else if (what == ESM_ENDPOINT_LOG_RECOVERED)
+        ESM_INFO(lane->env.log_ctx,
+                 "the function endpoint answers again (no longer misconfigured)");
+}
+
 static void on_invoked(const esm_invoke_result *r, void *arg)
 {
     esm_lane *lane = arg;
@@ -699,9 +719,11 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                      "PROBLEM: invalid batchItemFailures response: %.140s", why);
         else
             snprintf(lane->last_result, sizeof lane->last_result, "PROBLEM: %.170s", r->reason);
-        ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
-                 lane->last_result + 9);
+        if (!r->misconfigured) /* that one is logged per mapping, rate-limited, below */
+            ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
+                     lane->last_result + 9);
     }
+    note_endpoint(lane, r);
     if (lane->env.counters.invokes)
         esm_invoke_stats_record(lane->env.counters.invokes, hi - lo, r->latency_ms,
                                 out.kind == ESM_OUTCOME_SUCCESS, esm_now_ms());

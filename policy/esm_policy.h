@@ -76,9 +76,11 @@ typedef enum {
     ESM_OUTCOME_NONE,           /* nothing invoked yet, or the result is unknown */
     ESM_OUTCOME_SUCCESS,        /* ran, no error (a null / empty RBIF list included) */
     ESM_OUTCOME_PARTIAL,        /* ran, valid RBIF response with failed items */
-    ESM_OUTCOME_FUNCTION_ERROR, /* ran and failed (incl. timeout, malformed RBIF response) */
+    ESM_OUTCOME_FUNCTION_ERROR, /* ran and failed (incl. a timeout after the request was sent,
+                                   a malformed RBIF response) */
     ESM_OUTCOME_THROTTLE,       /* did not run: 429 */
-    ESM_OUTCOME_INVOKE_ERROR,   /* did not run: 5xx, 4xx config error, transport error */
+    ESM_OUTCOME_INVOKE_ERROR,   /* did not run: 5xx, esmd misconfigured (401/403/404/405/407),
+                                   connect/transport error */
 } esm_outcome_kind;
 
 typedef struct {

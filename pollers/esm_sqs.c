@@ -281,6 +281,21 @@ static void note_outcome(sqs_source *s, const sqs_batch *b, const bool *failed,
         n_failed += !failed || failed[i];
     const char *why = r->reason[0] ? r->reason : "function reported failed items";
     esm_invoke_stats_record(&s->env.stats->invokes, b->n, r->latency_ms, n_failed < b->n, now);
+    /* A misconfigured endpoint is logged once a minute, not once per retry. */
+    switch (esm_invoke_stats_endpoint(&s->env.stats->invokes, r->misconfigured ? r->reason : NULL,
+                                      now)) {
+    case ESM_ENDPOINT_LOG_MISCONFIGURED:
+        ESM_WARN(s->env.log_ctx,
+                 "%s; messages are not deleted or counted as failed, they return after the "
+                 "visibility timeout until the function settings are fixed (reload)",
+                 r->reason);
+        break;
+    case ESM_ENDPOINT_LOG_RECOVERED:
+        ESM_INFO(s->env.log_ctx, "the function endpoint answers again (no longer misconfigured)");
+        break;
+    case ESM_ENDPOINT_LOG_NOTHING:
+        break;
+    }
     esm_sqs_stuck_invocation(&s->stuck, n_failed < b->n, why, now);
     for (size_t i = 0; s->map->fifo && i < b->n; i++)
         esm_sqs_stuck_group(&s->stuck, b->msgs[i]->group_id, !failed || failed[i], why, now);
@@ -305,15 +320,17 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                            (int64_t)m->function->timeout_seconds * 1000;
         if (s->state == SQS_RUNNING && esm_now_ms() + delay < deadline) {
             b->retries++;
-            ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms", b->n,
-                     r->reason, (long long)delay);
+            if (!r->misconfigured)
+                ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms",
+                         b->n, r->reason, (long long)delay);
             ev_timer_set(&b->retry_timer, (double)delay / 1000.0, 0.);
             ev_timer_start(s->env.loop, &b->retry_timer);
             return;
         }
-        ESM_WARN(s->env.log_ctx,
-                 "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
-                 b->n, r->reason);
+        if (!r->misconfigured)
+            ESM_WARN(s->env.log_ctx,
+                     "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
+                     b->n, r->reason);
         set_error(s, "", r->reason);
         batch_finish(b);
         return;

@@ -104,6 +104,7 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
     st = mapping_status(e)
     assert st["LastProcessingResult"] == "OK"
     assert st["LastInvokeOk"] is not None
+    assert st["Misconfigured"] is None and st["Counters"]["misconfigured"] == 0
     uuid = st["UUID"]
 
     code, headers, body = http.get(e.admin_url + "/metrics")
@@ -116,7 +117,8 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
                  "esmd_dropped_events_total", "esmd_on_failure_queued_events_total",
                  "esmd_deleted_events_total", "esmd_committed_events_total",
                  "esmd_checkpoint_write_failures_total", "esmd_bisect_splits_total",
-                 "esmd_invocations_total", "esmd_throttles_total"):
+                 "esmd_invocations_total", "esmd_throttles_total",
+                 "esmd_invoke_misconfigured_total"):
         assert types[name] == "counter", name
         value(samples, name, **lab)
     assert value(samples, "esmd_polled_events_total", **lab) >= 12
@@ -140,6 +142,7 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
     assert buckets == sorted(buckets), "buckets are cumulative"
     assert value(samples, "esmd_mapping_ready", **lab) == 1
     assert value(samples, "esmd_mapping_stuck", **lab) == 0
+    assert value(samples, "esmd_mapping_misconfigured", **lab) == 0
     assert value(samples, "esmd_mapping_info", state="Enabled", **lab) == 1
     assert types["esmd_outbox_depth"] == "gauge"
     assert value(samples, "esmd_outbox_depth") == 0
