@@ -586,3 +586,22 @@ def test_message_back_after_kill9_before_its_delete_gets_one_failure_record(peer
     assert outbox_of(e)["delivered"] == 0
     assert aws.queue_counts(sqs, failures) == (0, 0, 0)
     assert "already has a failure record" in e.log()
+
+
+@pytest.mark.peers("kafka")
+def test_kafka_topic_refusing_an_oversize_record_parks_it_and_the_rest_flow(outbox_peers, kafka,
+                                                                           peers):
+    # the broker takes at most 2000 bytes per message on this topic (max.message.bytes)
+    topic = kafka.create_topic(partitions=1, config={"max.message.bytes": "2000"})
+    dest = f"kafka://{peers.kafka_bootstrap}/{topic}"
+    outbox_peers.add([(dest, record(0), "k"), (dest, record(1, big="B" * 5000), "k"),
+                      (dest, record(2), "k"), (dest, record(3), "k")])
+    outbox_peers.start()
+    wait_until(lambda: (outbox_peers.dest_status(dest) or {}).get("delivered") == 3 and
+               outbox_peers.dest_status(dest).get("parked") == 1, 60,
+               f"three delivered, one parked; driver log:\n{outbox_peers.proc.log_tail()}")
+    reason = outbox_peers.dest_status(dest)["last_park_reason"]
+    assert "too large" in reason.lower(), reason
+    got = kafka_mod.consume(peers.kafka_bootstrap, topic, expect=3)
+    assert [json.loads(m["value"])["n"] for m in got] == [0, 2, 3]
+    assert outbox_peers.status()["depth"] == 0
