@@ -28,6 +28,29 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     return ret;
 }
 
+static const char *query_arg(void *req, const char *name)
+{
+    return MHD_lookup_connection_value(req, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Every state-changing request: one place for the checks they share. */
+static enum MHD_Result handle_post(esm_admin *a, struct MHD_Connection *c, const char *url,
+                                   esm_buf *body)
+{
+    if (strcmp(url, "/reload") == 0 && a->hooks.reload) {
+        int rc = a->hooks.reload(a->hooks.arg, body);
+        esm_buf_putc(body, '\n');
+        return reply(c, rc == 0 ? 200 : 400, "application/json", body);
+    }
+    if (strcmp(url, "/outbox/parked/redrive") == 0 && a->hooks.outbox_parked) {
+        unsigned status = a->hooks.outbox_parked(a->hooks.arg, true, query_arg, c, body);
+        esm_buf_putc(body, '\n');
+        return reply(c, status, "application/json", body);
+    }
+    esm_buf_puts(body, "{\"error\":\"method not allowed\"}\n");
+    return reply(c, 405, "application/json", body);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -52,10 +75,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     esm_buf_init(&body);
     enum MHD_Result ret;
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (post && strcmp(url, "/reload") == 0 && a->hooks.reload) {
-        int rc = a->hooks.reload(a->hooks.arg, &body);
-        esm_buf_putc(&body, '\n');
-        ret = reply(c, rc == 0 ? 200 : 400, "application/json", &body);
+    if (post) {
+        ret = handle_post(a, c, url, &body);
     } else if (!get) {
         esm_buf_puts(&body, "{\"error\":\"method not allowed\"}\n");
         ret = reply(c, 405, "application/json", &body);
@@ -76,6 +97,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         a->hooks.status(a->hooks.arg, &body);
         esm_buf_putc(&body, '\n');
         ret = reply(c, 200, "application/json", &body);
+    } else if (strcmp(url, "/outbox/parked") == 0 && a->hooks.outbox_parked) {
+        unsigned status = a->hooks.outbox_parked(a->hooks.arg, false, query_arg, c, &body);
+        esm_buf_putc(&body, '\n');
+        ret = reply(c, status, "application/json", &body);
     } else if (strcmp(url, "/metrics") == 0 && a->hooks.metrics) {
         a->hooks.metrics(a->hooks.arg, &body);
         ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);

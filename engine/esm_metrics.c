@@ -310,6 +310,16 @@ static void render_global(esm_buf *out, const esm_metrics_global *g)
         esm_prom_header(out, "esmd_outbox_deferred_total", "counter",
                         "Failure records pushed back behind a failing destination.");
         esm_prom_sample_u64(out, "esmd_outbox_deferred_total", NULL, 0, g->outbox_deferred);
+        if (g->outbox_parked >= 0) {
+            esm_prom_header(out, "esmd_outbox_parked", "gauge",
+                            "Failure records parked: refused for good by their destination, kept "
+                            "until an operator re-drives them (GET /outbox/parked).");
+            esm_prom_sample(out, "esmd_outbox_parked", NULL, 0, g->outbox_parked);
+        }
+        esm_prom_header(out, "esmd_outbox_parked_total", "counter",
+                        "Failure records parked since start (refused for good by their "
+                        "destination; the rows behind them are delivered).");
+        esm_prom_sample_u64(out, "esmd_outbox_parked_total", NULL, 0, g->outbox_parked_total);
     }
     esm_prom_header(out, "esmd_config_generation", "gauge",
                     "Configuration generation in use (1 at start, +1 per applied reload).");

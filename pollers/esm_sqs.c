@@ -212,10 +212,12 @@ static bool discard_exhausted(sqs_source *s, sqs_batch *b, const bool *failed,
             s->env.stats->dropped++;
             continue;
         }
-        if (esm_sqs_ops_failure_record(s->ops, b->msgs[i], r) != 0) {
+        int rec = esm_sqs_ops_failure_record(s->ops, b->msgs[i], r);
+        if (rec < 0) {
             discard[i] = false; /* not recorded: leave it in the queue, never lose it */
             continue;
         }
+        if (rec == 1) continue; /* recorded and counted when it first failed */
         s->env.stats->dropped++;
         s->env.stats->on_failure_queued++;
     }
