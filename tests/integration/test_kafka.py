@@ -14,7 +14,8 @@ import time
 import pytest
 
 from helpers import kafka as kafka_mod
-from helpers.procs import REPO, Proc, free_port, wait_until
+from helpers.kafka import PrivateKafka
+from helpers.procs import wait_until
 
 PEERS = ("kafka",)
 
@@ -280,56 +281,6 @@ def test_poison_record_bisect_and_kafka_destination(kafka, funchost, esmd):
     assert st["Partitions"][0]["CommittedOffset"] == 10
     # Exactly one failure record.
     assert kafka.end_offsets(failures) == {0: 1}
-
-
-class PrivateKafka:
-    """A one-node KRaft Apache Kafka of this test's own (same jars as scripts/peers.sh), on free
-    ports, so it can be stopped and started without disturbing the shared peer."""
-
-    def __init__(self, workdir):
-        kdir = os.path.join(REPO, ".peers", "kafka", "libs")
-        if not os.path.isdir(kdir):
-            pytest.skip("Kafka jars not installed (scripts/peers.sh install kafka)")
-        self.cp = kdir + "/*"
-        self.log4j = os.path.join(REPO, "tests", "peers", "kafka", "log4j.properties")
-        self.dir = os.path.join(str(workdir), "private-kafka")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port, cport = free_port(), free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        with open(os.path.join(REPO, "tests", "peers", "kafka", "server.properties")) as f:
-            props = f.read()
-        props = (props.replace("@LOG_DIR@", os.path.join(self.dir, "data"))
-                 .replace("127.0.0.1:9093", f"127.0.0.1:{cport}")
-                 .replace("127.0.0.1:9092", self.bootstrap))
-        self.props = os.path.join(self.dir, "server.properties")
-        with open(self.props, "w") as f:
-            f.write(props)
-        java = ["java", f"-Dlog4j.configuration=file:{self.log4j}", "-cp", self.cp]
-        fmt = Proc(java + ["kafka.tools.StorageTool", "format", "-t", "esmdtestAAAAAAAAAAAAAAA",
-                           "-c", self.props], os.path.join(self.dir, "format.log"))
-        wait_until(lambda: not fmt.alive(), 60, "kafka storage format")
-        assert fmt.returncode() == 0, fmt.log_tail()
-        self.java = java
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = Proc(self.java + ["-Xmx384m", f"-Dkafka.logs.dir={self.dir}", "kafka.Kafka", self.props],
-                         os.path.join(self.dir, "kafka.log"))
-
-        def ready():
-            if not self.proc.alive():
-                raise AssertionError(f"private kafka exited:\n{self.proc.log_tail()}")
-            try:
-                md = kafka_mod.admin(self.bootstrap).list_topics(timeout=2)
-                return len(md.brokers) > 0
-            except Exception:  # noqa: BLE001 - not up yet
-                return False
-
-        wait_until(ready, 90, f"private kafka on {self.bootstrap}")
-
-    def stop(self):
-        self.proc.stop(timeout=30)
 
 
 @pytest.fixture
