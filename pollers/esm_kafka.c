@@ -174,10 +174,10 @@ static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t 
     rd_kafka_topic_partition_list_destroy(t);
 }
 
-/* A stored position the partition's log cannot hold means a new log (docs/operations.md
- * "Kafka log re-created"): such a partition is assigned at its log start, never past records
- * it has not read. Without the watermarks the check waits for the first record
- * (esm_kafka_part.c behind_new_log). */
+/* A stored position the partition's log cannot hold, or one the group does not confirm, may
+ * belong to an old log (docs/operations.md "Kafka log re-created"): such a partition is
+ * assigned at its log start, never past records it has not read. Without the watermarks the
+ * log end is checked on the first record (esm_kafka_part.c behind_new_log). */
 static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
                        const rd_kafka_topic_partition_list_t *c)
 {
@@ -189,15 +189,17 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
             c ? rd_kafka_topic_partition_list_find(c, e->topic, e->partition) : NULL;
         int64_t committed = ce && ce->offset >= 0 ? ce->offset : -1;
         if (committed < 0 && esm_kafka_part_floor(p) < 0) continue; /* nothing stored */
-        int64_t lo, hi;
+        int64_t lo = -1, hi = -1;
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(s->rk, e->topic, e->partition, &lo, &hi, 5000);
         if (err) {
             ESM_DEBUG(s->env.log_ctx, "partition %" PRId32 ": watermarks unknown (%s)",
                       e->partition, rd_kafka_err2str(err));
-            continue;
+            lo = hi = -1;
         }
-        if (esm_kafka_part_check_log(p, committed, lo, hi)) e->offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (esm_kafka_part_check_log(p, committed, c != NULL, lo, hi) ==
+            ESM_KAFKA_LOG_RESET_AT_START)
+            e->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
 }
 

@@ -557,26 +557,29 @@ static void finish_reset(esm_kafka_part *p)
     set_paused(p, false);
 }
 
-static void log_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t hi, const char *why)
+#define FROM_START "reading the partition from its log start; none of it is skipped"
+
+static void log_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t hi, const char *why,
+                      const char *then)
 {
     p->log_resets++;
     p->sh.env->stats->kafka_log_resets++;
     p->last_reset_ms = esm_now_ms();
-    snprintf(p->last_reset, sizeof p->last_reset,
-             "stored position %" PRId64 " outside the log [%" PRId64 ", %" PRId64 "): %s", position,
-             lo, hi, why);
+    char log[64] = "unknown";
+    if (hi >= 0) snprintf(log, sizeof log, "[%" PRId64 ", %" PRId64 ")", lo, hi);
+    snprintf(p->last_reset, sizeof p->last_reset, "stored position %" PRId64 ", log %s: %s",
+             position, log, why);
     ESM_ERROR(p->log_ctx,
-              "log reset: the partition's log [%" PRId64 ", %" PRId64
-              ") cannot hold the stored position %" PRId64
-              " (%s): the topic was re-created or the broker's log wiped. Reading the new log "
-              "from its start; none of it is skipped",
-              lo, hi, position, why);
+              "log reset: the stored position %" PRId64 " is not used (%s; the partition's log is "
+              "%s): the topic was re-created, the broker's log wiped or the group's offsets "
+              "deleted: %s",
+              position, why, log, then);
 }
 
 static void begin_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t hi,
                         const char *why)
 {
-    log_reset(p, position, lo, hi, why);
+    log_reset(p, position, lo, hi, why, FROM_START);
     p->resetting = true;
     size_t dropped = p->len;
     pend_drop(p);
@@ -590,27 +593,35 @@ static void begin_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t
     finish_reset(p);
 }
 
-/* Whether a stored position (the group's committed offset, or the store's checkpoint when
- * the group has none) fits the partition's log [lo, hi); see docs/operations.md "Kafka log
- * re-created". */
-static const char *misfit(int64_t position, bool group_has_offset, int64_t lo, int64_t hi)
+esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
+                                             bool group_known, int64_t lo, int64_t hi)
 {
-    if (position < 0 || hi < 0) return NULL;
-    if (position > hi) return "above the log end";
-    if (!group_has_offset && lo >= 0 && position < lo)
-        return "below the log start, and the group has no committed offset";
-    return NULL;
-}
-
-bool esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed, int64_t lo, int64_t hi)
-{
-    if (p->next_expected >= 0 || !esm_kafka_part_idle(p)) return false; /* not a new one */
-    int64_t position = group_committed > p->floor ? group_committed : p->floor;
-    const char *why = misfit(position, group_committed >= 0, lo, hi);
-    if (!why) return false;
-    log_reset(p, position, lo, hi, why);
-    forget_old_log(p); /* not assigned yet: the caller assigns it at the log start */
-    return true;
+    if (p->next_expected >= 0 || !esm_kafka_part_idle(p)) return ESM_KAFKA_LOG_FITS;
+    int64_t c = group_committed, f = p->floor;
+    bool known_end = hi >= 0;
+    esm_kafka_log_check verdict = ESM_KAFKA_LOG_FITS;
+    const char *why = NULL;
+    if (known_end && f > hi && c >= 0 && c <= hi) {
+        /* committed to the group after the re-creation (e.g. an operator's reset): it wins */
+        why = "the store's checkpoint is above the log end";
+        verdict = ESM_KAFKA_LOG_RESET_AT_GROUP;
+    } else if (known_end && (f > hi || c > hi)) {
+        why = "above the log end";
+        verdict = ESM_KAFKA_LOG_RESET_AT_START;
+    } else if (group_known && c < 0 && f >= 0) {
+        /* Kafka deletes a topic's group offsets with the topic: a checkpoint the group does
+         * not confirm may belong to an old log the new one has outgrown. Reading again costs
+         * duplicates (offsets expired, a stop before the first commit); trusting it may skip. */
+        why = "the group has no committed offset to confirm it";
+        verdict = ESM_KAFKA_LOG_RESET_AT_START;
+    }
+    if (!why) return ESM_KAFKA_LOG_FITS;
+    char then[96];
+    snprintf(then, sizeof then, "resuming at the group's committed offset %" PRId64, c);
+    log_reset(p, c > f ? c : f, lo, hi, why,
+              verdict == ESM_KAFKA_LOG_RESET_AT_GROUP ? then : FROM_START);
+    forget_old_log(p); /* not assigned yet: the caller picks the start */
+    return verdict;
 }
 
 /* A record below what this partition has already read or checkpointed: legitimate re-reads

@@ -316,8 +316,8 @@ static void kmock_stop(kmock *k)
     k->src = NULL;
 }
 
-/* The group's committed offset of partition 0 on the mock cluster (-1 none, -2 unreadable). */
-static long long kmock_group_committed(kmock *k)
+/* A client of the test's group (not subscribed: it only commits and reads offsets). */
+static rd_kafka_t *kmock_group_client(kmock *k)
 {
     char es[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -326,6 +326,24 @@ static long long kmock_group_committed(kmock *k)
         abort();
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
     if (!c) abort();
+    return c;
+}
+
+/* Commits offset for partition 0 to the group, as another consumer or an operator would. */
+static void kmock_group_commit(kmock *k, long long offset)
+{
+    rd_kafka_t *c = kmock_group_client(k);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, KMOCK_TOPIC, 0)->offset = offset;
+    if (rd_kafka_commit(c, l, 0)) abort();
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+}
+
+/* The group's committed offset of partition 0 on the mock cluster (-1 none, -2 unreadable). */
+static long long kmock_group_committed(kmock *k)
+{
+    rd_kafka_t *c = kmock_group_client(k);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, KMOCK_TOPIC, 0);
     long long off = rd_kafka_committed(c, l, 10000) ? -2 : l->elems[0].offset;

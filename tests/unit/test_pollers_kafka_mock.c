@@ -58,6 +58,12 @@ static void test_filtered_record_never_moves_the_stored_offset_back(void **state
     kmock_free(&k);
 }
 
+static bool committed_5(kmock *k, void *arg)
+{
+    (void)arg;
+    return stat_at_least(k, &k->stats.committed, 5);
+}
+
 static bool first_batch_in_flight(kmock *k, void *arg)
 {
     (void)arg;
@@ -138,6 +144,30 @@ static void test_commit_errors_are_retried_and_lose_nothing(void **state)
     kmock_free(&k);
 }
 
+/* Sets the store's checkpoint of partition 0 as an earlier run of esmd left it. */
+static void store_checkpoint(kmock *k, const char *position)
+{
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    assert_int_equal(esm_store_checkpoint_set(k->store, k->cfg->mappings[0].uuid, source_key, "0",
+                                              position, &err),
+                     0);
+}
+
+static void expect_store_checkpoint(kmock *k, const char *position)
+{
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    esm_store_lane row;
+    assert_int_equal(
+        esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key, "0", &row, &err),
+        0);
+    assert_string_equal(row.position, position);
+    esm_store_lane_clear(&row);
+}
+
 /* The store remembers offset 200 of an earlier log (the topic re-created, the broker's volume
  * wiped); this log ends at 10 and the group has no offset: a log reset, and all 10 records
  * reach the function, none is committed unread. */
@@ -146,23 +176,54 @@ static void test_stored_position_above_the_log_end_is_a_log_reset(void **state)
     (void)state;
     kmock k;
     kmock_init(&k, "'BatchSize': 10");
-    char source_key[300];
-    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k.bootstrap);
-    esm_err err = {0};
-    assert_int_equal(
-        esm_store_checkpoint_set(k.store, k.cfg->mappings[0].uuid, source_key, "0", "200", &err),
-        0);
+    store_checkpoint(&k, "200");
     kmock_produce(&k, "new", 10);
     kmock_start(&k);
     assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
     assert_int_equal(k.stats.kafka_log_resets, 1);
     kmock_stop(&k);
     assert_int_equal(kmock_group_committed(&k), 10);
-    esm_store_lane row;
-    assert_int_equal(
-        esm_store_checkpoint_get(k.store, k.cfg->mappings[0].uuid, source_key, "0", &row, &err), 0);
-    assert_string_equal(row.position, "10"); /* the old log's checkpoint is forgotten */
-    esm_store_lane_clear(&row);
+    expect_store_checkpoint(&k, "10"); /* the old log's checkpoint is forgotten */
+    kmock_free(&k);
+}
+
+/* A checkpoint inside the log that the group does not confirm (Kafka deleted the group's
+ * offsets with the old topic, and the new log has outgrown the old position): records below
+ * it are read, not taken for done. */
+static void test_checkpoint_the_group_does_not_confirm_is_a_log_reset(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "5");
+    kmock_produce(&k, "new", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    assert_int_equal(k.stats.kafka_log_resets, 1);
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    expect_each_delivered_once(&k);
+    kmock_free(&k);
+}
+
+/* The store's checkpoint (200) is above the log end, but the group has an offset inside the
+ * log (committed after the re-creation, e.g. an operator's kafka-consumer-groups
+ * --reset-offsets): the group's offset wins, nothing below it is read. */
+static void test_group_offset_inside_the_log_wins_over_an_old_checkpoint(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "200");
+    kmock_produce(&k, "new", 10);
+    kmock_group_commit(&k, 5);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, committed_5, NULL, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(k.stats.kafka_log_resets, 1);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
     kmock_free(&k);
 }
 
@@ -173,6 +234,8 @@ int main(void)
         cmocka_unit_test(test_broker_down_and_up_mid_batch_loses_nothing),
         cmocka_unit_test(test_commit_errors_are_retried_and_lose_nothing),
         cmocka_unit_test(test_stored_position_above_the_log_end_is_a_log_reset),
+        cmocka_unit_test(test_checkpoint_the_group_does_not_confirm_is_a_log_reset),
+        cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
