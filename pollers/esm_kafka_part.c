@@ -40,8 +40,8 @@ struct esm_kafka_part {
     /* A filtered-out record that arrived while the checkpoint of earlier records still trails
      * (not durable): its offset is stored once the checkpoint >= deferred_gate is durable. */
     int64_t deferred, deferred_gate;
-    /* A new log under the stored position (esm_kafka_part_check_log): waiting for the lane
-     * to settle, then read again from the log start. */
+    /* A shorter log under a running partition (behind_new_log): waiting for the lane to
+     * settle, then read again from the log start. */
     bool resetting;
     uint64_t log_resets;
     int64_t last_reset_ms;
@@ -530,8 +530,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- a new log under the stored position ------------------------------------------------ */
 
-/* Forgets everything that belongs to the old log and reads the new one from its start, once
- * the lane has settled (the batch of old records in flight finished, its checkpoint written):
+/* Forgets everything that belongs to the old log (the store's checkpoint and retry state too):
  * a record of the new log is never taken for one already done. */
 static void forget_old_log(esm_kafka_part *p)
 {
@@ -548,6 +547,8 @@ static void forget_old_log(esm_kafka_part *p)
     p->floor = p->committed = p->stored = p->next_expected = p->deferred = -1;
 }
 
+/* Reads the new log from its start once the lane has settled (the batch of old records in
+ * flight finished, its checkpoint written). */
 static void finish_reset(esm_kafka_part *p)
 {
     if (!p->resetting || !esm_kafka_part_idle(p)) return;
