@@ -152,6 +152,9 @@ static const counter_def counters[] = {
     {"esmd_kafka_fetch_wakeups_total", STAT(fetch_wakeups),
      "Kafka: partitions whose stalled fetching esmd woke (librdkafka 2.0 waits ~1 s after its "
      "queue was full)."},
+    {"esmd_kafka_log_resets_total", STAT(kafka_log_resets),
+     "Kafka: partitions whose log could not hold the stored position (topic re-created, broker "
+     "log wiped); read again from the log start."},
 };
 
 static size_t mapping_labels(const esm_metrics_mapping *m, esm_prom_label *l)
