@@ -332,7 +332,7 @@ esm_invocation *esm_invoker_invoke(esm_invoker *inv, const char *payload, size_t
                                    esm_invoke_cb cb, void *arg)
 {
     if (!inv || inv->destroy_pending || !payload) return NULL;
-    if (len > ESM_INVOKE_MAX_PAYLOAD) {
+    if (!esm_invoke_payload_fits(len)) {
         ESM_WARN(inv->name, "payload of %zu bytes exceeds the %zu byte limit", len,
                  ESM_INVOKE_MAX_PAYLOAD);
         return NULL;

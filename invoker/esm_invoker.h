@@ -36,6 +36,12 @@
 struct ev_loop;
 
 #define ESM_INVOKE_MAX_PAYLOAD ((size_t)6291456) /* 6 MB: request and response */
+/* The invoker's one limit check, shared with the batch builders and the lane: an event of len
+ * bytes (exactly the body sent; neither protocol adds to it) may be invoked. */
+static inline bool esm_invoke_payload_fits(size_t len)
+{
+    return len <= ESM_INVOKE_MAX_PAYLOAD;
+}
 #define ESM_INVOKE_LAMBDA_MARGIN_MS                                                                \
     2000L /* lambda protocol: wait this much past the                                              \
              function timeout for the host's answer */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint/esm_store.h"
+#include "common/esm_event_size.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "pollers/esm_kafka_render.h"
@@ -46,7 +47,7 @@ struct esm_kafka_part {
     uint64_t log_resets;
     int64_t last_reset_ms;
     char last_reset[200];
-    size_t overhead; /* event envelope bytes */
+    size_t overhead; /* event envelope bytes (esm_event_size) */
     ev_timer window;
     ev_timer kick;
     esm_fr_kafka_partition frp;
@@ -246,7 +247,7 @@ static bool pend_push(esm_kafka_part *p, esm_kafka_rec *r)
         }
     }
     p->pend[p->head + p->len++] = r;
-    p->pend_bytes += r->json_len + 1;
+    p->pend_bytes += r->json_len;
     return true;
 }
 
@@ -263,7 +264,7 @@ static void pend_unshift(esm_kafka_part *p, esm_kafka_rec **recs, size_t n)
         }
         p->pend[--p->head] = recs[i];
         p->len++;
-        p->pend_bytes += recs[i]->json_len + 1;
+        p->pend_bytes += recs[i]->json_len;
     }
 }
 
@@ -294,9 +295,10 @@ static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *des
 {
     esm_kafka_part *p = arg;
     const esm_kafka_rec *first = p->batch[lo], *last = p->batch[hi - 1];
-    size_t bytes = p->overhead;
+    size_t bytes = 0;
     for (size_t i = lo; i < hi; i++)
-        bytes += p->batch[i]->json_len + (i > lo ? 1 : 0);
+        bytes += p->batch[i]->json_len;
+    bytes = esm_event_size(p->overhead, hi - lo, bytes);
     p->frp = (esm_fr_kafka_partition){.topic = p->sh.topic,
                                       .partition = p->id,
                                       .first_offset = first->offset,
@@ -429,20 +431,23 @@ static const esm_lane_source lane_source = {
 
 /* ---- batching --------------------------------------------------------------------------- */
 
-/* How many waiting records the next batch takes: BatchSize, and the 6 MB event limit (a
- * single larger record still goes alone: the policy discards it as oversized). */
+/* How many waiting records the next batch takes: BatchSize, and the 6 MB event limit measured
+ * as the policy and the invoker measure it (a single larger record still goes alone: the
+ * policy discards it as MaximumPayloadSizeExceeded). */
 static size_t batch_take(const esm_kafka_part *p, bool *full)
 {
-    size_t max = (size_t)p->sh.map->batch_size, bytes = p->overhead, n = 0;
-    /* pend_bytes counts one separator per record, one more than the batch has: when all
-     * waiting records fit, there is nothing to walk (this runs for every arriving record) */
-    if (p->len < max && p->overhead + p->pend_bytes <= ESM_INVOKE_MAX_PAYLOAD) {
+    size_t max = (size_t)p->sh.map->batch_size, bytes = 0, n = 0;
+    /* When all waiting records fit there is nothing to walk (this runs for every arriving
+     * record). */
+    if (p->len < max &&
+        esm_invoke_payload_fits(esm_event_size(p->overhead, p->len, p->pend_bytes))) {
         *full = false;
         return p->len;
     }
     while (n < p->len && n < max) {
-        size_t add = p->pend[p->head + n]->json_len + (n ? 1 : 0);
-        if (n > 0 && bytes + add > ESM_INVOKE_MAX_PAYLOAD) break;
+        size_t add = p->pend[p->head + n]->json_len;
+        if (n > 0 && !esm_invoke_payload_fits(esm_event_size(p->overhead, n + 1, bytes + add)))
+            break;
         bytes += add;
         n++;
     }
@@ -468,8 +473,8 @@ static void start_batch(esm_kafka_part *p, size_t n)
         precs[i] = (esm_policy_record){.id = r->id,
                                        .arrival_ms =
                                            r->timestamp_ms > 0 ? r->timestamp_ms : r->received_ms,
-                                       .size = r->json_len + 1};
-        p->pend_bytes -= r->json_len + 1;
+                                       .size = r->json_len};
+        p->pend_bytes -= r->json_len;
     }
     /* head is not reset even when empty, so records the lane does not take fit back */
     p->head += n;
@@ -800,6 +805,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
                        .lane_key = p->lane_key,
                        .log_ctx = p->log_ctx,
                        .id_kind = ESM_RBIF_ID_KAFKA,
+                       .event_envelope = p->overhead,
                        .counters = {.invoked = &st->invoked,
                                     .invocations = &st->invocations,
                                     .failed_invoke = &st->failed_invoke,

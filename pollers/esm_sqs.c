@@ -444,9 +444,8 @@ static void on_window(struct ev_loop *loop, ev_timer *w, int revents)
 /* Adds a matching message to the open batch, flushing first when it would not fit. */
 static void add_to_batch(sqs_source *s, esm_sqs_msg *msg)
 {
-    size_t limit = ESM_INVOKE_MAX_PAYLOAD;
-    if (s->open &&
-        esm_sqs_event_size(s->open->n + 1, s->open->record_bytes + msg->record_len) > limit)
+    if (s->open && !esm_invoke_payload_fits(
+                       esm_sqs_event_size(s->open->n + 1, s->open->record_bytes + msg->record_len)))
         flush_open(s);
     if (!s->open) s->open = batch_new(s);
     if (!s->open || !batch_add(s->open, msg)) {

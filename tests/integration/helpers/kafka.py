@@ -65,12 +65,12 @@ def partitions_of(bootstrap, topic):
 
 
 def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, partition=None, timeout=30.0,
-            batch_bytes=None):
+            batch_bytes=None, extra_conf=None):
     """Produce and flush; returns [(partition, offset)] in input order.
 
     records: list of dicts {value, key?, headers?, partition?} (str or bytes values; headers a
     dict or list of pairs); or n generated records value 'rec-<i>', key `key` or 'k-<i>',
-    optional common headers / partition.
+    optional common headers / partition. extra_conf: more producer properties.
     """
     ck = _ck()
     if records is None:
@@ -79,6 +79,7 @@ def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, part
     conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
     if batch_bytes:  # the size of the record batches the broker stores (and returns per fetch)
         conf["batch.size"] = batch_bytes
+    conf.update(extra_conf or {})
     p = ck.Producer(conf)
     results = [None] * len(records)
 
