@@ -152,6 +152,9 @@ static const counter_def counters[] = {
     {"esmd_kafka_fetch_wakeups_total", STAT(fetch_wakeups),
      "Kafka: partitions whose stalled fetching esmd woke (librdkafka 2.0 waits ~1 s after its "
      "queue was full)."},
+    {"esmd_kinesis_data_trimmed_total", STAT(data_trimmed),
+     "Kinesis: shard positions esmd resumed that were older than the trim horizon (records "
+     "after them may have expired unread)."},
 };
 
 static size_t mapping_labels(const esm_metrics_mapping *m, esm_prom_label *l)
