@@ -459,6 +459,17 @@ static inline bool af_serve(af_server *s, int fd, const char *head, const char *
     af_fault *fp = af_next_fault(s, action);
     if (fp) f = *fp;
     if (fp && f.kind == AF_PASS) fp = NULL;
+    /* ReceiveMessage long-polls: an empty queue answers after a while, not at once. */
+    for (int waited = 0; !fp && sqs && strcmp(action, "ReceiveMessage") == 0 && waited < 25;
+         waited++) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_msgs && !any; i++)
+            any = !s->msgs[i].deleted && s->msgs[i].invisible_until <= af_now();
+        if (any) break;
+        pthread_mutex_unlock(&s->mu);
+        usleep(10000);
+        pthread_mutex_lock(&s->mu);
+    }
     char *answer = NULL;
     if (!fp || f.kind == AF_TRUNCATED || f.kind == AF_SHORT)
         answer = sqs ? af_sqs(s, action, req) : af_kinesis(s, action, req);
