@@ -277,7 +277,9 @@ static inline char *af_sqs(af_server *s, const char *action, const cJSON *req)
             if (m->deleted || m->invisible_until > now) continue;
             m->receives++;
             m->invisible_until = now + s->visibility_s;
-            snprintf(m->handle, sizeof m->handle, "rh-%s-%d", m->id, m->receives);
+            char handle[sizeof m->handle];
+            snprintf(handle, sizeof handle, "rh-%s-%d", m->id, m->receives);
+            memcpy(m->handle, handle, sizeof handle);
             cJSON *jm = cJSON_CreateObject();
             cJSON_AddStringToObject(jm, "MessageId", m->id);
             cJSON_AddStringToObject(jm, "ReceiptHandle", m->handle);
