@@ -124,6 +124,29 @@ static void test_function_failure_is_not_acknowledged(void **state)
     sf_close(&f);
 }
 
+/* The visibility changes of RetryBackoff, answered with an error or cut short, are sent again;
+ * the failed message comes back and is processed. */
+static void test_failing_visibility_changes_are_sent_again(void **state)
+{
+    (void)state;
+    sf_fixture f;
+    sf_open(&f, &esm_sqs_source,
+            "{\"FunctionName\":\"fn\",\"EventSourceArn\":\"arn:aws:sqs:us-east-1:000000000000:"
+            "faults\",\"BatchSize\":10,\"EsmdOptions\":{\"RetryBackoff\":{\"BaseSeconds\":1,"
+            "\"MaxSeconds\":1}}}");
+    f.srv->visibility_s = 3;
+    af_sqs_add(f.srv, 1);
+    f.srv->fn_fail = 1;
+    af_fault_push(f.srv, "ChangeMessageVisibilityBatch", AF_STATUS, 500, "InternalError");
+    af_fault_push(f.srv, "ChangeMessageVisibilityBatch", AF_TRUNCATED, 0, NULL);
+    sf_start(&f);
+    assert_all_processed(&f, 1, 30.);
+    assert_int_equal(af_faults_left(f.srv), 0);
+    assert_true(af_calls(f.srv, "ChangeMessageVisibilityBatch") >= 3);
+    assert_true(f.srv->msgs[0].delivered >= 2);
+    sf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_malformed_receive_backs_off_and_is_counted),
         cmocka_unit_test(test_errors_cut_bodies_and_resets_lose_nothing),
         cmocka_unit_test(test_function_failure_is_not_acknowledged),
+        cmocka_unit_test(test_failing_visibility_changes_are_sent_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
