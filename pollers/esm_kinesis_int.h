@@ -98,6 +98,7 @@ struct kin_shard {
     esm_http_call *call;
     ev_timer timer; /* next GetRecords / GetShardIterator */
     unsigned errors;
+    unsigned expired_in_row; /* ExpiredIteratorException answers since a GetRecords worked */
     int64_t last_poll_ms;
     int read_limit;        /* Limit of the GetRecords in flight (or the last one) */
     int read_size;         /* Limit wanted for the next GetRecords (0: the first), see get_limit */

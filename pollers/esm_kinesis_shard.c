@@ -526,9 +526,14 @@ static void on_records(const esm_aws_result *res, void *arg)
     if (!res->ok) {
         s->env.stats->source_errors++;
         if (strcmp(res->error_type, "ExpiredIteratorException") == 0) {
-            ESM_INFO(sh->log_ctx, "shard iterator expired; renewing it after %s",
-                     sh->fetch_pos[0] ? sh->fetch_pos : "the start position");
-            renew_iterator(sh, 0);
+            /* The first expiry renews at once; expiring again before a read worked backs off
+             * (0.5 s doubling to 30 s). */
+            unsigned e = sh->expired_in_row++;
+            int64_t d = e == 0 ? 0 : e < 7 ? (int64_t)250 << e : 30000;
+            ESM_INFO(sh->log_ctx, "shard iterator expired; renewing it after %s in %lld ms",
+                     sh->fetch_pos[0] ? sh->fetch_pos : "the start position", (long long)d);
+            set_error(sh, "GetRecords failed: ExpiredIteratorException %.120s", res->message);
+            renew_iterator(sh, d);
             return;
         }
         int64_t d = backoff_ms(sh, res->throttled);
@@ -558,6 +563,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     }
     if (sh->errors) ESM_INFO(sh->log_ctx, "GetRecords works again");
     sh->errors = 0;
+    sh->expired_in_row = 0;
     sh->last_error[0] = '\0';
     if (page.skipped)
         ESM_WARN(sh->log_ctx, "GetRecords returned %zu malformed records (left out)", page.skipped);

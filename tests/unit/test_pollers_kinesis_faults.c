@@ -108,6 +108,28 @@ static void test_errors_cut_bodies_and_resets_lose_nothing(void **state)
     sf_close(&f);
 }
 
+/* An iterator expires after 5 minutes; one that is expired again before any read worked is no
+ * reason to renew it at once, again and again (5 GetRecords and 10 GetShardIterator calls a
+ * second against an endpoint that keeps saying so). */
+static void test_iterators_expiring_again_back_off(void **state)
+{
+    (void)state;
+    sf_fixture f;
+    open_stream(&f, 10);
+    for (int i = 0; i < 100; i++)
+        af_fault_push(f.srv, "GetRecords", AF_STATUS, 400, "ExpiredIteratorException");
+    sf_start(&f);
+    sf_run_for(&f, 3.0);
+    int calls = af_calls(f.srv, "GetRecords");
+    assert_true(calls >= 2);
+    assert_true(calls <= 6);
+    assert_true(f.stats.source_errors >= (uint64_t)calls);
+    af_faults_clear(f.srv);
+    assert_true(SF_WAIT(&f, af_kinesis_delivered(f.srv, 0) == 10, 20.));
+    assert_true(SF_WAIT(&f, checkpoint_is(&f, seq_of(&f, 9)), 5.));
+    sf_close(&f);
+}
+
 static void test_slow_answer_times_out_and_is_retried(void **state)
 {
     (void)state;
@@ -250,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_throttles_back_off_and_lose_nothing),
         cmocka_unit_test(test_errors_cut_bodies_and_resets_lose_nothing),
+        cmocka_unit_test(test_iterators_expiring_again_back_off),
         cmocka_unit_test(test_slow_answer_times_out_and_is_retried),
         cmocka_unit_test(test_function_failure_holds_the_checkpoint),
         cmocka_unit_test(test_open_shard_without_iterator_is_not_finished),
