@@ -169,6 +169,14 @@ static inline size_t af_faults_left(af_server *s)
     return n;
 }
 
+static inline int af_fn_calls(af_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->fn_calls;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 static inline int af_calls(af_server *s, const char *action)
 {
     int n = 0;
