@@ -23,6 +23,8 @@
 #define SQS_MAX_POLLERS 5
 #define SQS_PARSER_KEEP (1u << 20) /* parse buffers kept between responses, per source */
 
+long esm_sqs_receive_timeout_ms = (SQS_WAIT_SECONDS + 10) * 1000L;
+
 typedef struct sqs_source sqs_source;
 
 typedef struct sqs_batch {
@@ -561,7 +563,7 @@ static void poller_kick(sqs_poller *p)
                    want, SQS_WAIT_SECONDS);
     if (!body.failed)
         p->call = esm_aws_json_call_raw(s->aws, "AmazonSQS.ReceiveMessage", "1.0", body.data,
-                                        body.len, (SQS_WAIT_SECONDS + 10) * 1000L, on_received, p);
+                                        body.len, esm_sqs_receive_timeout_ms, on_received, p);
     esm_buf_free(&body);
     if (!p->call) {
         ev_timer_set(&p->backoff, 1.0, 0.);

@@ -3,6 +3,7 @@
  * connection resets, a failing function. Every message reaches the function and is deleted,
  * none is deleted before the function answered for it, failed receives back off, and each
  * fault shows in the status and counters. */
+#include "pollers/esm_sqs_ops.h"
 #include "tests/unit/source_fault_fixture.h"
 
 #define MAPPING                                                                                    \
@@ -111,6 +112,28 @@ static void test_errors_cut_bodies_and_resets_lose_nothing(void **state)
     sf_close(&f);
 }
 
+/* Answers that never come: the calls time out, are counted and retried; nothing is lost. */
+static void test_slow_answers_time_out_and_are_retried(void **state)
+{
+    (void)state;
+    sf_fixture f;
+    open_queue(&f, 10);
+    long saved_receive = esm_sqs_receive_timeout_ms, saved_ack = esm_sqs_ack_timeout_ms;
+    esm_sqs_receive_timeout_ms = 500;
+    esm_sqs_ack_timeout_ms = 500;
+    af_fault_push(f.srv, "ReceiveMessage", AF_SLOW, 0, NULL);
+    af_fault_push(f.srv, "ReceiveMessage", AF_SLOW, 0, NULL);
+    af_fault_push(f.srv, "DeleteMessageBatch", AF_SLOW, 0, NULL);
+    sf_start(&f);
+    assert_true(SF_WAIT(&f, af_faults_left(f.srv) == 0, 20.));
+    assert_all_processed(&f, 10, 20.);
+    assert_true(f.stats.source_errors >= 2);
+    assert_int_equal(f.stats.deleted, 10);
+    esm_sqs_receive_timeout_ms = saved_receive;
+    esm_sqs_ack_timeout_ms = saved_ack;
+    sf_close(&f);
+}
+
 /* A failed invocation deletes nothing: the message comes back and is processed then. */
 static void test_function_failure_is_not_acknowledged(void **state)
 {
@@ -161,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_receive_throttles_back_off),
         cmocka_unit_test(test_malformed_receive_backs_off_and_is_counted),
         cmocka_unit_test(test_errors_cut_bodies_and_resets_lose_nothing),
+        cmocka_unit_test(test_slow_answers_time_out_and_are_retried),
         cmocka_unit_test(test_function_failure_is_not_acknowledged),
         cmocka_unit_test(test_failing_visibility_changes_are_sent_again),
     };
