@@ -155,6 +155,9 @@ static const counter_def counters[] = {
     {"esmd_kafka_log_resets_total", STAT(kafka_log_resets),
      "Kafka: partitions whose log could not hold the stored position (topic re-created, broker "
      "log wiped); read again from the log start."},
+    {"esmd_kinesis_data_trimmed_total", STAT(data_trimmed),
+     "Kinesis: shard positions esmd resumed that were older than the trim horizon (records "
+     "after them may have expired unread)."},
 };
 
 static size_t mapping_labels(const esm_metrics_mapping *m, esm_prom_label *l)

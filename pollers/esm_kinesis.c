@@ -12,6 +12,8 @@
 #include "common/esm_time.h"
 #include "pollers/esm_kinesis_int.h"
 
+long kin_call_timeout_ms = 15000L;
+
 static void list_shards(kin_source *s, const char *next_token);
 static void discovery_failed(kin_source *s, const char *what, const esm_aws_result *res,
                              const char *why);

@@ -25,8 +25,12 @@
 #define KIN_BUFFER_BYTES (12u << 20)      /* their JSON bytes (at least 2 x 6 MB per lane) */
 #define KIN_IDLE_POLL_MS 1000             /* caught up: about one GetRecords a second */
 #define KIN_LIST_INTERVAL_S 30.0          /* shard discovery */
-#define KIN_CALL_TIMEOUT_MS 15000L        /* one Kinesis API call */
 #define KIN_LATEST_MARKER "@latest-since" /* store lane: when a LATEST mapping first started */
+
+/* One Kinesis API call: 15 s (KIN_CALL_TIMEOUT_MS); the fault tests lower it to see a slow
+ * answer time out. */
+extern long kin_call_timeout_ms;
+#define KIN_CALL_TIMEOUT_MS kin_call_timeout_ms
 
 typedef struct kin_source kin_source;
 typedef struct kin_shard kin_shard;
@@ -58,6 +62,19 @@ typedef struct {
     bool ack_pending; /* the last checkpoint_after returned a position */
 } kin_lane;
 
+/* Trimmed-data detection (esm_kinesis_trim.c): a shard about to resume after a position first
+ * compares it with the oldest record still in the shard. */
+typedef struct {
+    bool checked; /* the position about to be resumed has been compared */
+    int pages;    /* empty pages followed at the trim horizon */
+    char after[KIN_SEQ_MAX];
+    /* the last detection, for /status */
+    unsigned count;
+    char lost_after[KIN_SEQ_MAX]; /* the position resumed */
+    char oldest[KIN_SEQ_MAX];     /* the oldest record the shard still had */
+    int64_t at_ms;
+} kin_trim;
+
 typedef enum {
     KS_WAITING,  /* a parent shard is still being read */
     KS_STARTING, /* getting an iterator */
@@ -81,6 +98,7 @@ struct kin_shard {
     esm_http_call *call;
     ev_timer timer; /* next GetRecords / GetShardIterator */
     unsigned errors;
+    unsigned expired_in_row; /* ExpiredIteratorException answers since a GetRecords worked */
     int64_t last_poll_ms;
     int read_limit;        /* Limit of the GetRecords in flight (or the last one) */
     int read_size;         /* Limit wanted for the next GetRecords (0: the first), see get_limit */
@@ -91,6 +109,7 @@ struct kin_shard {
     char watermark[KIN_SEQ_MAX]; /* every record up to here is resolved ("" = none yet) */
     kin_lane *lanes;
     unsigned n_lanes;
+    kin_trim trim;
     char last_error[384];
 };
 
@@ -149,6 +168,21 @@ void kin_shard_status(kin_shard *sh, esm_buf *out);
  * caught-up shard's is 0). */
 int64_t kin_shard_iterator_age_ms(const kin_shard *sh, int64_t now);
 const char *kin_shard_state_name(kin_shard_state st);
+
+/* A failed call of the shard (or a 2xx answer it cannot use): counted, shown in the status,
+ * logged (the first and every 10th in a row); the shard's timer fires after the returned
+ * backoff. */
+int64_t kin_shard_call_failed(kin_shard *sh, const char *what, const char *type,
+                              const char *message, bool throttled);
+/* Requests the shard's iterator (state KS_STARTING), after the trim check. */
+void kin_shard_request_iterator(kin_shard *sh);
+
+/* esm_kinesis_trim.c */
+/* Reads the oldest record of the shard, compares it with `after`, then requests the iterator
+ * (kin_shard_request_iterator) with sh->trim.checked set. */
+void kin_trim_check(kin_shard *sh, const char *after);
+/* Appends the last detection ({"Count":..,"After":..,"OldestAvailable":..,"At":..} or null). */
+void kin_trim_status(const kin_shard *sh, esm_buf *out);
 
 /* esm_kinesis.c */
 void kin_source_shard_finished(kin_source *s, kin_shard *sh);

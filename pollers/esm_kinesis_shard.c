@@ -127,6 +127,19 @@ static int64_t backoff_ms(kin_shard *sh, bool throttled)
     return d > 30000 ? 30000 : d;
 }
 
+int64_t kin_shard_call_failed(kin_shard *sh, const char *what, const char *type,
+                              const char *message, bool throttled)
+{
+    sh->src->env.stats->source_errors++;
+    int64_t d = backoff_ms(sh, throttled);
+    set_error(sh, "%s failed: %.100s %.160s", what, type, message);
+    if (sh->errors == 1 || sh->errors % 10 == 0)
+        ESM_WARN(sh->log_ctx, "%s failed (%s: %s); retry in %lld ms", what, type, message,
+                 (long long)d);
+    schedule(sh, d);
+    return d;
+}
+
 static void get_records(kin_shard *sh);
 static void request_iterator(kin_shard *sh);
 static void lane_kick(kin_lane *kl);
@@ -457,6 +470,7 @@ static void renew_iterator(kin_shard *sh, int64_t delay_ms)
 {
     free(sh->iterator);
     sh->iterator = NULL;
+    sh->trim.checked = false; /* the position may have been trimmed meanwhile */
     sh->state = KS_STARTING;
     schedule(sh, delay_ms);
 }
@@ -513,9 +527,14 @@ static void on_records(const esm_aws_result *res, void *arg)
     if (!res->ok) {
         s->env.stats->source_errors++;
         if (strcmp(res->error_type, "ExpiredIteratorException") == 0) {
-            ESM_INFO(sh->log_ctx, "shard iterator expired; renewing it after %s",
-                     sh->fetch_pos[0] ? sh->fetch_pos : "the start position");
-            renew_iterator(sh, 0);
+            /* The first expiry renews at once; expiring again before a read worked backs off
+             * (0.5 s doubling to 30 s). */
+            unsigned e = sh->expired_in_row++;
+            int64_t d = e == 0 ? 0 : e < 7 ? (int64_t)250 << e : 30000;
+            ESM_INFO(sh->log_ctx, "shard iterator expired; renewing it after %s in %lld ms",
+                     sh->fetch_pos[0] ? sh->fetch_pos : "the start position", (long long)d);
+            set_error(sh, "GetRecords failed: ExpiredIteratorException %.120s", res->message);
+            renew_iterator(sh, d);
             return;
         }
         int64_t d = backoff_ms(sh, res->throttled);
@@ -545,6 +564,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     }
     if (sh->errors) ESM_INFO(sh->log_ctx, "GetRecords works again");
     sh->errors = 0;
+    sh->expired_in_row = 0;
     sh->last_error[0] = '\0';
     if (page.skipped)
         ESM_WARN(sh->log_ctx, "GetRecords returned %zu malformed records (left out)", page.skipped);
@@ -572,6 +592,15 @@ static void on_records(const esm_aws_result *res, void *arg)
         ESM_ERROR(sh->log_ctx, "out of memory taking records; reading again after %s in 1 s",
                   sh->fetch_pos[0] ? sh->fetch_pos : "the start position");
         renew_iterator(sh, 1000);
+        return;
+    }
+    if (!sh->iterator && !sh->info.ending_seq) {
+        /* As in on_iterator: a shard listed as open is not ended on this answer; the listing is
+         * refreshed (a shard that did close gets its ending sequence number there). */
+        kin_source_refresh_shards(s);
+        renew_iterator(sh, kin_shard_call_failed(sh, "GetRecords", "InvalidResponse",
+                                                 "no NextShardIterator for a shard listed as open",
+                                                 false));
         return;
     }
     if (!sh->iterator) {
@@ -658,6 +687,14 @@ static void on_iterator(const esm_aws_result *res, void *arg)
     sh->last_error[0] = '\0';
     free(sh->iterator);
     sh->iterator = cJSON_IsString(it) && it->valuestring[0] ? strdup(it->valuestring) : NULL;
+    if (!sh->iterator && !sh->info.ending_seq) {
+        /* Only a closed shard has no iterator: an answer that ends a shard ListShards lists as
+         * open would have it recorded as finished and never read again. */
+        kin_shard_call_failed(sh, "GetShardIterator", "InvalidResponse",
+                              "no ShardIterator for a shard listed as open", false);
+        kin_source_refresh_shards(s);
+        return;
+    }
     if (!sh->iterator) { /* a closed shard with nothing after the position */
         ESM_INFO(sh->log_ctx, "no iterator: the closed shard has nothing left to read");
         sh->state = KS_DRAINING;
@@ -682,6 +719,10 @@ static void request_iterator(kin_shard *sh)
                                    m->starting_position_timestamp_ms, sh->first_discovery,
                                    sh->info.ending_seq == NULL, s->latest_since_ms);
     }
+    if (st.type == ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER && !sh->trim.checked) {
+        kin_trim_check(sh, st.seq);
+        return;
+    }
     esm_buf body;
     esm_buf_init(&body);
     esm_kinesis_body_shard_iterator(&body, m->source_name, sh->info.id, st.type, st.seq,
@@ -696,6 +737,11 @@ static void request_iterator(kin_shard *sh)
     }
     ESM_DEBUG(sh->log_ctx, "GetShardIterator %s%s%s", esm_kinesis_iterator_type_name(st.type),
               st.seq ? " " : "", st.seq ? st.seq : "");
+}
+
+void kin_shard_request_iterator(kin_shard *sh)
+{
+    request_iterator(sh);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -915,7 +961,9 @@ void kin_shard_status(kin_shard *sh, esm_buf *out)
         esm_lane_status(kl->lane, out);
         esm_buf_putc(out, '}');
     }
-    esm_buf_puts(out, "],\"LastError\":");
+    esm_buf_puts(out, "],\"TrimmedData\":");
+    kin_trim_status(sh, out);
+    esm_buf_puts(out, ",\"LastError\":");
     esm_buf_json_cstr(out, sh->last_error[0] ? sh->last_error : NULL);
     esm_buf_putc(out, '}');
 }

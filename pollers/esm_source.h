@@ -38,6 +38,7 @@ typedef struct {
     uint64_t fetch_wakeups;    /* Kafka: stalled fetchers woken (esm_kafka_part_nudge) */
     uint64_t kafka_log_resets; /* Kafka: partitions whose log could not hold the stored position
                                   (re-created topic, wiped broker): read again from the start */
+    uint64_t data_trimmed;     /* Kinesis: resumed positions older than the trim horizon */
     /* Histograms, last result, bisect splits: one esm_invoke_stats_record() per invocation
      * attempt (engine/esm_metrics_hist.h). Lanes get &stats->invokes as counters.invokes. */
     esm_invoke_stats invokes;

@@ -23,6 +23,8 @@
 #define SQS_MAX_POLLERS 5
 #define SQS_PARSER_KEEP (1u << 20) /* parse buffers kept between responses, per source */
 
+long esm_sqs_receive_timeout_ms = (SQS_WAIT_SECONDS + 10) * 1000L;
+
 typedef struct sqs_source sqs_source;
 
 typedef struct sqs_batch {
@@ -469,35 +471,46 @@ static bool can_receive(const sqs_source *s)
     return s->state == SQS_RUNNING && s->n_inflight < s->max_batches;
 }
 
+/* A failed receive backs off, 0.5 s doubling to 30 s; the messages it may have taken return
+ * after the visibility timeout. */
+static void receive_failed(sqs_poller *p, const char *type, const char *message)
+{
+    sqs_source *s = p->src;
+    p->errors++;
+    s->env.stats->source_errors++;
+    set_error(s, "ReceiveMessage failed: ", message);
+    double delay = p->errors < 6 ? (double)(1u << p->errors) / 2.0 : 30.0;
+    if (p->errors == 1 || p->errors % 10 == 0)
+        ESM_WARN(s->env.log_ctx, "ReceiveMessage failed (%s: %s); retry in %.1f s", type, message,
+                 delay);
+    ev_timer_set(&p->backoff, delay, 0.);
+    ev_timer_start(s->env.loop, &p->backoff);
+    maybe_stopped(s);
+}
+
 static void on_received(const esm_aws_result *res, void *arg)
 {
     sqs_poller *p = arg;
     sqs_source *s = p->src;
     p->call = NULL;
     if (!res->ok) {
-        p->errors++;
-        s->env.stats->source_errors++;
-        set_error(s, "ReceiveMessage failed: ", res->message);
-        double delay = p->errors < 6 ? (double)(1u << p->errors) / 2.0 : 30.0;
-        if (p->errors == 1 || p->errors % 10 == 0)
-            ESM_WARN(s->env.log_ctx, "ReceiveMessage failed (%s: %s); retry in %.1f s",
-                     res->error_type, res->message, delay);
-        ev_timer_set(&p->backoff, delay, 0.);
-        ev_timer_start(s->env.loop, &p->backoff);
-        maybe_stopped(s);
+        receive_failed(p, res->error_type, res->message);
         return;
     }
-    if (p->errors) ESM_INFO(s->env.log_ctx, "ReceiveMessage works again");
-    p->errors = 0;
     esm_sqs_msg *msgs[SQS_MAX_RECEIVE];
     size_t skipped = 0;
     char why[128];
     int n = esm_sqs_parse_receive(&s->parser, res->body, res->body_len, &s->render, msgs,
                                   SQS_MAX_RECEIVE, &skipped, why, sizeof why);
     if (n < 0) {
-        ESM_WARN(s->env.log_ctx, "unexpected ReceiveMessage response: %s", why);
-        n = 0;
+        /* A 2xx answer that is no ReceiveMessage response (cut short, a proxy's page) is a
+         * failed call: receiving again at once would hammer the endpoint in a loop. */
+        esm_sqs_parser_trim(&s->parser, SQS_PARSER_KEEP);
+        receive_failed(p, "InvalidResponse", why);
+        return;
     }
+    if (p->errors) ESM_INFO(s->env.log_ctx, "ReceiveMessage works again");
+    p->errors = 0;
     if (skipped) ESM_WARN(s->env.log_ctx, "skipped %zu malformed messages", skipped);
     esm_sqs_msg *filtered[SQS_MAX_RECEIVE];
     size_t n_filtered = 0;
@@ -549,7 +562,7 @@ static void poller_kick(sqs_poller *p)
                    want, SQS_WAIT_SECONDS);
     if (!body.failed)
         p->call = esm_aws_json_call_raw(s->aws, "AmazonSQS.ReceiveMessage", "1.0", body.data,
-                                        body.len, (SQS_WAIT_SECONDS + 10) * 1000L, on_received, p);
+                                        body.len, esm_sqs_receive_timeout_ms, on_received, p);
     esm_buf_free(&body);
     if (!p->call) {
         ev_timer_set(&p->backoff, 1.0, 0.);

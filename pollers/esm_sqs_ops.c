@@ -14,6 +14,8 @@
 #define SQS_BATCH_ENTRIES 10
 #define SQS_ACK_ATTEMPTS 4
 
+long esm_sqs_ack_timeout_ms = 15000L;
+
 typedef struct sqs_call {
     esm_sqs_ops *ops;
     bool is_delete;
@@ -166,8 +168,8 @@ static void call_send(sqs_call *c)
     const char *target =
         c->is_delete ? "AmazonSQS.DeleteMessageBatch" : "AmazonSQS.ChangeMessageVisibilityBatch";
     if (!body.failed)
-        c->http =
-            esm_aws_json_call(ops->aws, target, "1.0", body.data, body.len, 15000, on_call_done, c);
+        c->http = esm_aws_json_call(ops->aws, target, "1.0", body.data, body.len,
+                                    esm_sqs_ack_timeout_ms, on_call_done, c);
     esm_buf_free(&body);
     if (!c->http) {
         ESM_ERROR(ops->env.log_ctx, "could not send %s", target);

@@ -11,6 +11,11 @@
 #include "pollers/esm_source.h"
 #include "pollers/esm_sqs_msg.h"
 
+/* Call timeouts: ReceiveMessage (its 20 s long poll + 10 s) and the acknowledging calls (15 s).
+ * The fault tests lower them to see a slow answer time out. */
+extern long esm_sqs_receive_timeout_ms;
+extern long esm_sqs_ack_timeout_ms;
+
 typedef struct esm_sqs_ops esm_sqs_ops;
 typedef void (*esm_sqs_ops_idle_cb)(void *arg);
 
