@@ -62,6 +62,13 @@ typedef struct {
     bool misconfigured; /* ERROR because esmd's function settings are wrong (401/403/404/...) */
 } esm_invoke_result;
 
+/* Whether r says anything about esmd's function settings: a transport error (no status, the
+ * function did not run) does not, so it neither sets nor clears "misconfigured". */
+static inline bool esm_invoke_result_judges_settings(const esm_invoke_result *r)
+{
+    return r->misconfigured || r->status != 0 || r->cls != ESM_INVOKE_ERROR;
+}
+
 typedef void (*esm_invoke_cb)(const esm_invoke_result *r, void *arg);
 
 typedef struct {
