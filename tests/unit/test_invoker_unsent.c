@@ -188,11 +188,22 @@ static void test_proxy_connect_timeout_is_invocation_error(void **state)
 static void test_body_not_sent_timeout_is_invocation_error(void **state)
 {
     (void)state;
+    /* The event must not fit into the kernel's largest send buffer plus the tiny window. */
+    const size_t len = 6000000;
+    long wmem_max = 0;
+    FILE *fp = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    if (fp) {
+        if (fscanf(fp, "%*d %*d %ld", &wmem_max) != 1) wmem_max = 0;
+        fclose(fp);
+    }
+    if (wmem_max <= 0 || (size_t)wmem_max > len - 1000000) {
+        print_message("tcp_wmem's maximum (%ld) would take the whole event: skipped\n", wmem_max);
+        skip();
+    }
     fault_server *s = fault_start(FAULT_HOLD);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/f", s->port);
-    /* more than the kernel's largest send buffer plus the tiny receive window */
-    tally t = invoke_once(url, ESM_PROTO_HTTP, (size_t)5 * 1024 * 1024);
+    tally t = invoke_once(url, ESM_PROTO_HTTP, len);
     fault_stop(s);
     assert_int_equal(t.last.cls, ESM_INVOKE_ERROR);
     assert_false(t.last.misconfigured);
