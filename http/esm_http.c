@@ -33,6 +33,7 @@ struct esm_http_call {
     struct curl_slist *req_headers;
     esm_buf body;
     size_t max_response;
+    curl_off_t upload_len; /* the request body's length: all of it out = the request was sent */
     bool truncated;
     esm_http_header *headers;
     size_t n_headers, cap_headers;
@@ -130,9 +131,16 @@ static void dispatch_done(esm_http *h, esm_http_call *c, CURLcode code)
     r.status = status;
     r.curl_code = (int)code;
     r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
-    long request_bytes = 0; /* 0 until the request head went out on a connection */
+    /* The request size also counts a proxy's CONNECT and a head whose body never went out;
+     * the body goes out only through the tunnel and after TLS, so all of it means sent. */
+    long request_bytes = 0;
+    curl_off_t uploaded = 0, pretransfer_us = 0;
     curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &request_bytes);
-    r.request_sent = request_bytes > 0;
+    curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+    r.request_sent =
+        request_bytes > 0 && uploaded >= c->upload_len && (c->upload_len > 0 || pretransfer_us > 0);
+    curl_easy_getinfo(c->easy, CURLINFO_HTTP_CONNECTCODE, &r.proxy_status);
     r.body_truncated = c->truncated;
     if (code != CURLE_OK) {
         const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
@@ -444,7 +452,8 @@ esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
         if (req->body_len > 65536)
             curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE,
                              (long)(req->body_len < 2097152 ? req->body_len : 2097152));
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        c->upload_len = (curl_off_t)req->body_len;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, c->upload_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         /* No "Expect: 100-continue": it stalls large POSTs for a second on peers that ignore it. */
         struct curl_slist *l = curl_slist_append(c->req_headers, "Expect:");

@@ -17,7 +17,8 @@ typedef struct {
     long status;       /* HTTP status, 0 when no response arrived */
     int curl_code;     /* CURLcode; 0 = the exchange completed */
     bool timed_out;    /* the call's timeout expired */
-    bool request_sent; /* connected (TLS included) and sent the request head */
+    bool request_sent; /* connected (proxy tunnel, TLS) and sent the whole request */
+    long proxy_status; /* the proxy's answer to CONNECT (407: it wants credentials), else 0 */
     char error[256];   /* curl's error text when curl_code != 0 */
     const char *body;  /* NUL-terminated; valid only during the callback */
     size_t body_len;

@@ -57,6 +57,16 @@ void esm_invoke_classify(const esm_invoke_wire *w, esm_invoke_result *out)
                  w->timeout_ms);
         return;
     }
+    const char *proxy_what = w->curl_code != 0 ? misconfiguration(w->proxy_status) : NULL;
+    if (proxy_what) {
+        /* An HTTPS URL through a proxy: curl reports the refused CONNECT as an error. */
+        out->cls = ESM_INVOKE_ERROR;
+        out->misconfigured = true;
+        snprintf(out->reason, sizeof out->reason,
+                 "proxy answered %ld to CONNECT: esmd is misconfigured (%s)", w->proxy_status,
+                 proxy_what);
+        return;
+    }
     if (w->curl_code != 0) {
         out->cls = ESM_INVOKE_ERROR;
         const char *e = w->transport_error && w->transport_error[0]

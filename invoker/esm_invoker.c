@@ -220,6 +220,7 @@ static void on_http_done(const esm_http_response *resp, void *arg)
         .curl_code = resp->curl_code,
         .timed_out = resp->timed_out,
         .request_sent = resp->request_sent,
+        .proxy_status = resp->proxy_status,
         .body_truncated = resp->body_truncated,
         .timeout_ms = inv->protocol == ESM_PROTO_LAMBDA
                           ? inv->timeout_ms + ESM_INVOKE_LAMBDA_MARGIN_MS

@@ -13,11 +13,12 @@
  *   429                             THROTTLE (Retry-After)      THROTTLE (Retry-After)
  *   503                             ERROR                       THROTTLE
  *   401, 403, 404, 405, 407         ERROR, misconfigured        ERROR, misconfigured
+ *     (also a proxy's answer to the CONNECT of an https URL)
  *   any other status (3xx-5xx)      ERROR                       FUNCTION_ERROR "Unhandled"
  *   no answer within the timeout    FUNCTION_ERROR "Unhandled"  FUNCTION_ERROR "Unhandled"
  *     after the request was sent    (a function timeout, as AWS counts it)
  *   connect / DNS / TLS / reset,    ERROR                       ERROR
- *     a timeout before sending
+ *     a timeout before the whole request went out (a proxy's CONNECT, TLS, the body)
  *   response over 6 MB              FUNCTION_ERROR "Unhandled"  FUNCTION_ERROR "Unhandled"
  * The lambda protocol waits timeout_seconds + ESM_INVOKE_LAMBDA_MARGIN_MS so that a host which
  * reports the timeout itself (200 + Unhandled) is heard; the http protocol waits
@@ -67,6 +68,13 @@ typedef struct {
     bool misconfigured; /* ERROR because esmd's function settings are wrong (401/403/404/...) */
 } esm_invoke_result;
 
+/* Whether r says anything about esmd's function settings: a transport error (no status, the
+ * function did not run) does not, so it neither sets nor clears "misconfigured". */
+static inline bool esm_invoke_result_judges_settings(const esm_invoke_result *r)
+{
+    return r->misconfigured || r->status != 0 || r->cls != ESM_INVOKE_ERROR;
+}
+
 typedef void (*esm_invoke_cb)(const esm_invoke_result *r, void *arg);
 
 typedef struct {
@@ -102,6 +110,7 @@ typedef struct {
     int curl_code;              /* 0 = exchange completed */
     bool timed_out;
     bool request_sent;           /* the request went out: a timeout is the function's */
+    long proxy_status;           /* the proxy's answer to CONNECT when it refused, else 0 */
     bool body_truncated;         /* the response exceeded ESM_INVOKE_MAX_PAYLOAD */
     long timeout_ms;             /* the timeout that applied, for the reason text */
     const char *transport_error; /* curl's error text, may be NULL */

@@ -638,6 +638,7 @@ static void remember_response(esm_lane *lane, const esm_invoke_result *r, bool p
  * invocation error; it is logged once a minute per mapping, not once per retry. */
 static void note_endpoint(esm_lane *lane, const esm_invoke_result *r)
 {
+    if (!esm_invoke_result_judges_settings(r)) return;
     const char *reason = r->misconfigured ? r->reason : NULL;
     esm_endpoint_log what = ESM_ENDPOINT_LOG_MISCONFIGURED;
     if (lane->env.counters.invokes)

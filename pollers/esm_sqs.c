@@ -285,9 +285,13 @@ static void note_outcome(sqs_source *s, const sqs_batch *b, const bool *failed,
         n_failed += !failed || failed[i];
     const char *why = r->reason[0] ? r->reason : "function reported failed items";
     esm_invoke_stats_record(&s->env.stats->invokes, b->n, r->latency_ms, n_failed < b->n, now);
-    /* A misconfigured endpoint is logged once a minute, not once per retry. */
-    switch (esm_invoke_stats_endpoint(&s->env.stats->invokes, r->misconfigured ? r->reason : NULL,
-                                      now)) {
+    /* A misconfigured endpoint is logged once a minute, not once per retry; a transport error
+     * neither sets nor clears it. */
+    esm_endpoint_log what = ESM_ENDPOINT_LOG_NOTHING;
+    if (esm_invoke_result_judges_settings(r))
+        what = esm_invoke_stats_endpoint(&s->env.stats->invokes,
+                                         r->misconfigured ? r->reason : NULL, now);
+    switch (what) {
     case ESM_ENDPOINT_LOG_MISCONFIGURED:
         ESM_WARN(s->env.log_ctx,
                  "%s; messages are not deleted or counted as failed, they return after the "

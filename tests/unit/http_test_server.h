@@ -9,6 +9,8 @@
  *   /slow, /hang  never answers: waits until the client closes the connection
  *   /status/N   N with an empty JSON body (e.g. /status/403 for a misconfigured endpoint)
  *   /limit      200 "{}", or 413 when the body is longer than test_server_max_body
+ *   /403-or-drop  403 and close, then close without answering, in turn (a refusing endpoint
+ *               behind a flaky network)
  *   else        404
  * Header-only (static functions) so every test file can include it. */
 #ifndef HTTP_TEST_SERVER_H
@@ -113,6 +115,11 @@ static void *conn_thread(void *p)
                 respond(fd, "413 Content Too Large", hdrs, "too large", 9);
             else
                 respond(fd, "200 OK", hdrs, "{}", 2);
+        } else if (strcmp(path, "/403-or-drop") == 0) {
+            static atomic_int calls;
+            if (atomic_fetch_add(&calls, 1) % 2 == 0)
+                respond(fd, "403 Forbidden", "Connection: close\r\n", "{}", 2);
+            goto out; /* a fresh connection each time: curl does not retry a new one */
         } else if (strcmp(path, "/slow") == 0 || strcmp(path, "/hang") == 0) {
             /* never answers: waits until the client gives up and closes */
             char tmp[64];

@@ -155,6 +155,31 @@ static void test_transport_errors(void **state)
     assert_string_equal(r.reason, "transport error: Failed to connect to 127.0.0.1 port 1");
 }
 
+/* A proxy refusing the CONNECT of an HTTPS URL reports no HTTP status, only a curl error: a
+ * 407 (or 403) there is esmd's proxy setting, any other refusal a transport error. */
+static void test_proxy_refusing_connect(void **state)
+{
+    (void)state;
+    esm_protocol ps[] = {L, H};
+    for (size_t i = 0; i < 2; i++) {
+        esm_invoke_wire w = {.protocol = ps[i],
+                             .curl_code = CURLE_RECV_ERROR,
+                             .proxy_status = 407,
+                             .transport_error = "CONNECT tunnel failed, response 407"};
+        esm_invoke_result r;
+        esm_invoke_classify(&w, &r);
+        assert_int_equal(r.cls, ESM_INVOKE_ERROR);
+        assert_true(r.misconfigured);
+        assert_string_equal(r.reason, "proxy answered 407 to CONNECT: esmd is misconfigured "
+                                      "(proxy credentials)");
+        w.proxy_status = 502; /* the proxy cannot reach the function: not esmd's settings */
+        esm_invoke_classify(&w, &r);
+        assert_int_equal(r.cls, ESM_INVOKE_ERROR);
+        assert_false(r.misconfigured);
+        assert_non_null(strstr(r.reason, "transport error"));
+    }
+}
+
 static void test_oversized_response_is_function_error(void **state)
 {
     (void)state;
@@ -229,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_lambda_timeout_is_function_error),
         cmocka_unit_test(test_timeout_before_sending_is_invocation_error),
         cmocka_unit_test(test_transport_errors),
+        cmocka_unit_test(test_proxy_refusing_connect),
         cmocka_unit_test(test_oversized_response_is_function_error),
         cmocka_unit_test(test_http_protocol),
         cmocka_unit_test(test_http_timeout_is_function_error),

@@ -279,6 +279,23 @@ static void test_403_is_retried_never_discarded(void **state)
     }
 }
 
+/* A transport error between two 403s says nothing about esmd's settings: the mapping stays
+ * misconfigured since the first 403 (no "answers again" line, no gap in the gauge). */
+static void test_transport_error_keeps_misconfigured(void **state)
+{
+    fixture *f = *state;
+    make_lane(f, "/403-or-drop", ESM_PROTO_LAMBDA, 0, true);
+    assert_int_equal(esm_lane_start(f->lane, f->recs, N_RECS), N_RECS);
+    run_until(f, &f->stats.misconfigured, true, 1);
+    int64_t since = f->stats.misconfigured_since_ms;
+    assert_true(since > 0);
+    run_until(f, &f->stats.misconfigured, true, 2); /* 403, no answer, 403 */
+    assert_int_equal(f->stats.misconfigured_since_ms, since);
+    assert_int_equal(f->invocations, 0);
+    assert_int_equal(f->dropped, 0);
+    esm_lane_abandon(f->lane);
+}
+
 /* The log line is rate-limited per mapping and the state clears once the endpoint answers. */
 static void test_misconfigured_log_rate_limit(void **state)
 {
@@ -310,6 +327,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_bisects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_403_is_retried_never_discarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_error_keeps_misconfigured, setup, teardown),
         cmocka_unit_test(test_misconfigured_log_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
