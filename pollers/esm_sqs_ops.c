@@ -246,11 +246,12 @@ int esm_sqs_ops_failure_record(esm_sqs_ops *ops, const esm_sqs_msg *m, const esm
                                 .payload = rec.data,
                                 .payload_len = rec.len};
         rc = esm_store_outbox_add(ops->env.store, map->uuid, &item, 1, &err);
-        if (rc != 0)
+        if (rc != 0) {
+            if (ops->env.stats) ops->env.stats->checkpoint_write_failures++;
             ESM_ERROR(ops->env.log_ctx,
                       "cannot store the failure record of message %s (%s): it stays in the queue",
                       m->message_id, err.message);
-        else if (ops->env.outbox)
+        } else if (ops->env.outbox)
             esm_outbox_drainer_kick(ops->env.outbox);
     } else {
         rc = -1;
