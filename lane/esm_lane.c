@@ -529,6 +529,9 @@ static int persist_failed(esm_lane *lane, const esm_err *err)
 {
     lane->store_failures++;
     COUNT(lane, checkpoint_write_failures, 1);
+    /* Nothing moves until the write lands: a full disk that lasts makes the lane stuck
+     * (/readyz, esmd_mapping_stuck), as a failing batch does. */
+    if (!lane->blocked_since_ms) lane->blocked_since_ms = esm_now_ms();
     double delay = lane->store_failures < 6 ? (double)(1u << lane->store_failures) / 4.0 : 10.0;
     ESM_ERROR(lane->env.log_ctx,
               "state store write failed (%s); nothing is acknowledged, retrying in %.1f s",

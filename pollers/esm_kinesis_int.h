@@ -58,8 +58,8 @@ typedef struct {
     size_t n_batch;
     size_t resolved; /* records [0, resolved) of the batch are done */
     bool in_batch;
-    unsigned gen;     /* batches started: tells a batch apart from the one after it */
-    bool ack_pending; /* the last checkpoint_after returned a position */
+    unsigned gen;                  /* batches started: tells a batch apart from the one after it */
+    char pending_pos[KIN_SEQ_MAX]; /* the position the lane's write in flight stores ("" none) */
 } kin_lane;
 
 /* Trimmed-data detection (esm_kinesis_trim.c): a shard about to resume after a position first
@@ -157,6 +157,13 @@ void kin_shard_stop(kin_shard *sh);
  * batch waiting to retry would not run again; its retry state stays persisted). Lanes invoking
  * keep going, so the outcome of a call that ran is recorded. */
 void kin_shard_settle(kin_shard *sh);
+/* Takes records read from the shard (in order; each taken one is set to NULL in recs): into the
+ * order list and, when they match the filters, their lane's queue. Returns how many it took
+ * (fewer when out of memory). */
+size_t kin_shard_take(kin_shard *sh, esm_kinesis_record **recs, size_t n);
+/* After kin_shard_take (and the iterator update): stores a watermark that filtered-out records
+ * moved and gives the lanes their batches. */
+void kin_shard_offer(kin_shard *sh);
 /* Marks the shard's checkpoint as not fitting the stream: not read, logged, in the status. */
 void kin_shard_mismatch(kin_shard *sh, const char *why);
 /* Abandons every lane batch (the shutdown deadline). */

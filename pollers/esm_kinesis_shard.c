@@ -237,7 +237,34 @@ static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *des
     fr->stream.stream_arn = kl->shard->src->map->event_source_arn;
 }
 
+/* The position the shard may store once records [0, resolved) of this lane's batch are durable:
+ * the watermark as it would be with them done. Only records whose outcome is durable are done
+ * (cb_acknowledged marks them), so a lane whose write fails never lets another lane's
+ * checkpoint pass its records (docs/operations.md "Disk full / store write errors"). */
 static const char *cb_checkpoint_after(void *arg, size_t resolved)
+{
+    kin_lane *kl = arg;
+    kin_shard *sh = kl->shard;
+    if (resolved > kl->n_batch) resolved = kl->n_batch;
+    advance_watermark(sh);
+    const char *pos = sh->watermark[0] ? sh->watermark : NULL;
+    size_t next = kl->resolved; /* this lane's next record in shard order */
+    for (size_t i = 0; i < sh->order.len; i++) {
+        const esm_kinesis_record *r = kin_deque_at(&sh->order, i);
+        if (next < resolved && r == kl->batch[next])
+            next++;
+        else if (!r->done)
+            break;
+        pos = r->seq;
+    }
+    /* Every lane row of the shard stores a shard position, so the shard resumes at the highest
+     * of them. NULL (nothing resolved yet) keeps the stored position. */
+    snprintf(kl->pending_pos, sizeof kl->pending_pos, "%s", pos ? pos : "");
+    return pos ? kl->pending_pos : NULL;
+}
+
+/* Records [0, resolved) of the batch are durable: they are done, the watermark may pass them. */
+static void cb_acknowledged(void *arg, size_t resolved)
 {
     kin_lane *kl = arg;
     kin_shard *sh = kl->shard;
@@ -246,20 +273,10 @@ static const char *cb_checkpoint_after(void *arg, size_t resolved)
         kl->batch[i]->done = true;
     if (resolved > kl->resolved) kl->resolved = resolved;
     advance_watermark(sh);
-    /* Every lane row of the shard stores the shard's watermark, so the shard resumes at the
-     * highest of them. NULL (nothing resolved yet) keeps the stored position. */
-    kl->ack_pending = sh->watermark[0] != '\0';
-    return kl->ack_pending ? sh->watermark : NULL;
-}
-
-static void cb_acknowledged(void *arg, size_t resolved)
-{
-    (void)resolved;
-    kin_lane *kl = arg;
-    kin_shard *sh = kl->shard;
-    if (kl->ack_pending && watermark_ahead(sh))
-        snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", sh->watermark);
-    kl->ack_pending = false;
+    if (kl->pending_pos[0] &&
+        (!sh->checkpoint[0] || esm_kinesis_seq_cmp(kl->pending_pos, sh->checkpoint) > 0))
+        snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", kl->pending_pos);
+    kl->pending_pos[0] = '\0';
 }
 
 static void cb_done(void *arg, bool abandoned)
@@ -515,6 +532,26 @@ static bool take_record(kin_shard *sh, esm_kinesis_record *r)
     return true;
 }
 
+size_t kin_shard_take(kin_shard *sh, esm_kinesis_record **recs, size_t n)
+{
+    size_t taken = 0;
+    for (; taken < n; taken++) {
+        esm_kinesis_record *r = recs[taken];
+        if (!take_record(sh, r)) break;
+        recs[taken] = NULL;
+        sh->last_arrival_ms = r->arrival_ms;
+        snprintf(sh->fetch_pos, sizeof sh->fetch_pos, "%s", r->seq);
+    }
+    return taken;
+}
+
+void kin_shard_offer(kin_shard *sh)
+{
+    if (advance_watermark(sh)) persist_watermark(sh, false);
+    for (unsigned i = 0; i < sh->n_lanes; i++)
+        lane_kick(&sh->lanes[i]);
+}
+
 static void on_records(const esm_aws_result *res, void *arg)
 {
     kin_shard *sh = arg;
@@ -569,14 +606,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     if (page.skipped)
         ESM_WARN(sh->log_ctx, "GetRecords returned %zu malformed records (left out)", page.skipped);
     sh->millis_behind = page.millis_behind_latest;
-    size_t taken = 0;
-    for (; taken < page.n; taken++) {
-        esm_kinesis_record *r = page.records[taken];
-        if (!take_record(sh, r)) break;
-        page.records[taken] = NULL;
-        sh->last_arrival_ms = r->arrival_ms;
-        snprintf(sh->fetch_pos, sizeof sh->fetch_pos, "%s", r->seq);
-    }
+    size_t taken = kin_shard_take(sh, page.records, page.n);
     bool oom = taken < page.n;
     if (!oom) {
         free(sh->iterator);
@@ -585,9 +615,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     }
     esm_kinesis_page_clear(&page);
     if (taken) ESM_TRACE(sh->log_ctx, "read %zu records up to %s", taken, sh->fetch_pos);
-    if (advance_watermark(sh)) persist_watermark(sh, false);
-    for (unsigned i = 0; i < sh->n_lanes; i++)
-        lane_kick(&sh->lanes[i]);
+    kin_shard_offer(sh);
     if (oom) {
         ESM_ERROR(sh->log_ctx, "out of memory taking records; reading again after %s in 1 s",
                   sh->fetch_pos[0] ? sh->fetch_pos : "the start position");

@@ -255,11 +255,12 @@ int esm_sqs_ops_failure_record(esm_sqs_ops *ops, const esm_sqs_msg *m, const esm
                                 .payload_len = rec.len,
                                 .dedupe_key = esm_buf_cstr(&key)};
         rc = esm_store_outbox_add(ops->env.store, map->uuid, &item, 1, &err);
-        if (rc < 0)
+        if (rc < 0) {
+            if (ops->env.stats) ops->env.stats->checkpoint_write_failures++;
             ESM_ERROR(ops->env.log_ctx,
                       "cannot store the failure record of message %s (%s): it stays in the queue",
                       m->message_id, err.message);
-        else if (rc == 1)
+        } else if (rc == 1)
             ESM_INFO(ops->env.log_ctx,
                      "message %s already has a failure record (it came back after an earlier "
                      "delete failed or esmd stopped): not written again, the message is deleted",

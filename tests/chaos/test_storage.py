@@ -8,6 +8,7 @@ its checkpoint is the acknowledgement esmd writes. Asserted:
     checkpoint at the shard's last record.
 And a corrupt database is refused at start with a clear error (the file, "corrupt")."""
 
+import json
 import os
 import subprocess
 
@@ -134,3 +135,52 @@ def test_corrupt_database_is_refused_at_start(peers, kinesis, funchost, esmd, wo
     log = e2.log()
     assert db in log and "corrupt" in log.lower(), log
     assert "Segmentation" not in log and e2.proc.returncode() > 0
+
+
+def failure_records(path):
+    if not os.path.exists(path):
+        return []
+    return [json.loads(x) for x in open(path).read().splitlines() if x.strip()]
+
+
+def test_state_dir_full_during_a_pf2_discard(peers, kinesis, funchost, esmd, tmpfs, workdir):
+    """ParallelizationFactor 2: a poison record is discarded (failure record + checkpoint) while
+    the disk is full and the other lane's records keep arriving; esmd is stopped before space
+    returns. The shard position never passes the poison record without its failure record, and
+    after the restart the failure record is delivered exactly once and every record is done.
+    A real full disk refuses every lane's write alike, so this does not force the interleaving
+    where the other lane commits while the discard's write fails: the unit test
+    tests/unit/test_pollers_kinesis_pf.c does, with a store that fails on command."""
+    st = aws.create_stream(kinesis, shards=1)
+    out = os.path.join(str(workdir), "failures.jsonl")  # outside the full tmpfs
+    e = esmd({"state_dir": tmpfs, "aws": aws_block(peers),
+              "functions": {"fn": {"url": funchost.url_lambda("poison"), "protocol": "lambda",
+                                   "timeout_seconds": 3}},
+              "event_source_mappings": [{
+                  "FunctionName": "fn", "EventSourceArn": st.arn, "StartingPosition": "TRIM_HORIZON",
+                  "BatchSize": 1, "ParallelizationFactor": 2, "MaximumRetryAttempts": 0,
+                  "DestinationConfig": {"OnFailure": {"Destination": "file://" + out}}}]})
+    first = flow(kinesis, st, e, funchost, "before", 10)
+    wait_until(lambda: checkpoint(e) == first[-1], 20, "checkpoint after the first records")
+    filler = fill(tmpfs)
+    put = aws.put_records(kinesis, st, records=[("poison-key", "POISON-1")] +
+                          [(f"k{i}", f"full-{i}") for i in range(10)])
+    poison_seq, last = put[0][1], put[-1][1]
+    want = {f"full-{i}" for i in range(10)} | {"POISON-1"}
+    # Each lane's first record after the fill is invoked; then its write fails and it waits.
+    wait_until(lambda: "POISON-1" in funchost.payloads(), 30, "the poison record invoked")
+    wait_until(lambda: write_failures(e) > 0, 30, "a failed checkpoint write")
+    lanes = e.status()["EventSourceMappings"][0]["SourceState"]["Shards"][0]["Lanes"]
+    assert any(l["Batch"]["Phase"] == "WaitingForStateStore" for l in lanes), lanes
+    assert not failure_records(out)
+    cp = checkpoint(e)
+    assert cp is None or int(cp) < int(poison_seq), f"checkpoint {cp} passed the poison {poison_seq}"
+    assert e.stop() == 0  # still full: the discard is abandoned, never skipped
+    os.unlink(filler)
+    e.start()
+    wait_until(lambda: checkpoint(e) == last, 60, "checkpoint at the end once space is back")
+    frs = wait_until(lambda: failure_records(out) or None, 30, "the failure record")
+    assert len(frs) == 1, frs
+    assert frs[0]["KinesisBatchInfo"]["startSequenceNumber"] == poison_seq
+    assert want <= set(funchost.payloads())
+    assert len(failure_records(out)) == 1
