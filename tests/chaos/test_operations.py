@@ -4,12 +4,10 @@
   - a destination that refuses one failure record for good: that record is parked (listed by
     GET /outbox/parked, counted), the failure records behind it are delivered, a redrive
     delivers it once the destination accepts it, and no failure record arrives twice;
-  - the state_dir fills up while a lane of a ParallelizationFactor 2 shard discards a poison
-    record and the other lane keeps committing: once space is back the failure record is
-    delivered exactly once and the checkpoint passes everything, also across a restart."""
+The third operation, a disk that fills during a ParallelizationFactor 2 discard, is
+test_storage.py's test_state_dir_full_during_a_pf2_discard."""
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +18,6 @@ from helpers import http
 from helpers import kafka as kafka_mod
 from helpers.esmd import aws_block
 from helpers.procs import wait_until
-from test_storage import fill, tmpfs  # noqa: F401 - tmpfs is a fixture
 
 NO_BACKOFF = {"RetryBackoff": {"BaseSeconds": 0, "MaxSeconds": 0}}
 
@@ -138,50 +135,3 @@ def test_destination_refusing_one_failure_record_blocks_nothing(peers, kinesis, 
         assert sorted(dest.start_seqs()) == sorted(poison), "a failure record delivered twice"
     finally:
         dest.close()
-
-
-def failure_records(path):
-    if not os.path.exists(path):
-        return []
-    return [json.loads(x) for x in open(path).read().splitlines() if x.strip()]
-
-
-@pytest.mark.peers("kinesis")
-def test_disk_full_during_a_discard_with_parallelization_2(peers, kinesis, funchost, esmd, tmpfs, workdir):  # noqa: F811
-    st = aws.create_stream(kinesis, shards=1)
-    out = os.path.join(str(workdir), "failures.jsonl")  # outside the tmpfs: only the state fills
-    e = esmd({"state_dir": tmpfs, "aws": aws_block(peers),
-              "functions": {"fn": {"url": funchost.url_lambda("poison"), "protocol": "lambda",
-                                   "timeout_seconds": 5}},
-              "event_source_mappings": [{
-                  "FunctionName": "fn", "EventSourceArn": st.arn, "StartingPosition": "TRIM_HORIZON",
-                  "BatchSize": 1, "ParallelizationFactor": 2, "MaximumRetryAttempts": 0,
-                  "DestinationConfig": {"OnFailure": {"Destination": "file://" + out}},
-                  "EsmdOptions": NO_BACKOFF}]})
-
-    def counters():
-        return e.status()["EventSourceMappings"][0]["Counters"]
-
-    def checkpoint():
-        return e.status()["EventSourceMappings"][0]["SourceState"]["Shards"][0].get("Checkpoint")
-
-    first = [s for _, s, _ in aws.put_records(kinesis, st, records=[("warm", "warm-0")])]
-    wait_until(lambda: checkpoint() == first[-1], 30, "the first checkpoint written")
-    filler = fill(tmpfs)  # the poison record's discard and the good records' steps find it full
-    (_, pill, _), = aws.put_records(kinesis, st, records=[("pill", "POISON-0")])
-    good = [f"good-{i}" for i in range(40)]
-    seqs = [s for _, s, _ in aws.put_records(kinesis, st, records=[(f"key-{i}", g) for i, g in enumerate(good)])]
-    wait_until(lambda: "POISON-0" in funchost.payloads(), 30, "the poison record invoked")
-    wait_until(lambda: counters()["checkpoint_write_failures"] > 0, 30, "a failed write while the disk is full")
-    assert checkpoint() == first[-1], "the checkpoint moved while the disk is full"
-    os.unlink(filler)
-    last = max(seqs + [pill], key=int)
-    wait_until(lambda: set(good) <= set(funchost.payloads()), 60, "every good record delivered")
-    wait_until(lambda: checkpoint() == last, 60, "the checkpoint past every record once space is back")
-    wait_until(lambda: failure_records(out) or None, 30, "the poison record's failure record")
-    assert e.stop() == 0
-    e.start()
-    aws.put_records(kinesis, st, records=[("later", "later")])
-    wait_until(lambda: "later" in funchost.payloads(), 30, "a later record delivered after the restart")
-    frs = failure_records(out)
-    assert [fr["KinesisBatchInfo"]["startSequenceNumber"] for fr in frs] == [pill], frs
