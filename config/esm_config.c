@@ -8,16 +8,9 @@
 #include "common/esm_time.h"
 #include "config/esm_config_internal.h"
 
-static const char *const top_keys[] = {"state_dir",
-                                        "admin_listen",
-                                        "admin_token",
-                                        "admin_token_file",
-                                        "log_level",
-                                        "aws",
-                                        "shutdown_grace_seconds",
-                                        "functions",
-                                        "event_source_mappings",
-                                        NULL};
+static const char *const top_keys[] = {
+    "state_dir", "admin_listen",           "admin_token", "admin_token_file",      "log_level",
+    "aws",       "shutdown_grace_seconds", "functions",   "event_source_mappings", NULL};
 static const char *const aws_keys[] = {"region", "endpoints", NULL};
 static const char *const endpoint_keys[] = {"sqs", "kinesis", "sns", NULL};
 

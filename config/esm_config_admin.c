@@ -45,8 +45,7 @@ static char *read_token_file(esm_cfg_ctx *c, const char *path, const char *shown
         t = esm_cfg_xstrndup(buf, n);
     else
         esm_cfg_problem(c, "admin_token_file",
-                        "the token in '%s' is not allowed: must be one line of " TOKEN_RULE,
-                        shown);
+                        "the token in '%s' is not allowed: must be one line of " TOKEN_RULE, shown);
     explicit_bzero(buf, sizeof buf);
     return t;
 }

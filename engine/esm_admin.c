@@ -43,12 +43,10 @@ typedef struct {
     esm_buf body;
 } admin_request;
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+_Static_assert(ESM_ADMIN_MAX_BODY == 65536, "too_large_json names the limit");
 static const char too_large_json[] =
-    "{\"error\":\"refused: the request body is larger than " STR(
-        ESM_ADMIN_MAX_BODY) " bytes\",\"reason\":\"body_too_large\",\"fix\":\"admin requests "
-                            "take no body or a small JSON document\"}";
+    "{\"error\":\"refused: the request body is larger than 65536 bytes\",\"reason\":"
+    "\"body_too_large\",\"fix\":\"admin requests take no body or a small JSON document\"}";
 
 /* ---- routes --------------------------------------------------------------------------------- */
 
@@ -89,8 +87,7 @@ static bool serve_status(esm_admin *a, const esm_buf *in, admin_reply *out)
 static void render_refusals(const esm_admin *a, esm_buf *out)
 {
     esm_prom_header(out, "esmd_admin_refused_total", "counter",
-                    "State-changing admin requests refused, by reason (docs/operations.md "
-                    "\"Securing the admin API\").");
+                    "State-changing admin requests refused, by reason.");
     for (int v = ESM_ADMIN_ALLOW + 1; v < ESM_ADMIN_VERDICTS; v++) {
         esm_prom_label l = {"reason", esm_admin_verdict_reason((esm_admin_verdict)v)};
         esm_prom_sample_u64(out, "esmd_admin_refused_total", &l, 1, a->refused[v]);
@@ -203,8 +200,8 @@ static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const ch
     const admin_route *route = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !route; i++)
         if (strcmp(url, routes[i].path) == 0) route = &routes[i];
-    bool allowed = route && (route->mutating ? strcmp(method, "POST") == 0
-                                             : esm_admin_is_read_method(method));
+    bool allowed =
+        route && (route->mutating ? strcmp(method, "POST") == 0 : esm_admin_is_read_method(method));
     if (route && !allowed) return send_json(c, 405, "{\"error\":\"method not allowed\"}");
     esm_buf body;
     esm_buf_init(&body);

@@ -112,8 +112,8 @@ esm_admin_verdict esm_admin_guard(const esm_admin_request *r, const char *token)
     size_t mn = r->content_type ? media_type(r->content_type, &mt) : 0;
     if (r->content_type && form_type(mt, mn)) return ESM_ADMIN_FORM_CONTENT_TYPE;
     if (has_body(r) && !media_is(mt, mn, "application/json")) return ESM_ADMIN_BODY_NOT_JSON;
-    if (token && token[0]) return bearer_matches(r->authorization, token) ? ESM_ADMIN_ALLOW
-                                                                          : ESM_ADMIN_BAD_TOKEN;
+    if (token && token[0])
+        return bearer_matches(r->authorization, token) ? ESM_ADMIN_ALLOW : ESM_ADMIN_BAD_TOKEN;
     return r->loopback ? ESM_ADMIN_ALLOW : ESM_ADMIN_REMOTE_WITHOUT_TOKEN;
 }
 

@@ -12,11 +12,11 @@ struct sockaddr;
 
 typedef enum {
     ESM_ADMIN_ALLOW = 0,
-    ESM_ADMIN_CROSS_SITE,          /* Origin / Sec-Fetch-Site say a web page sent it */
-    ESM_ADMIN_FORM_CONTENT_TYPE,   /* a type a browser sends cross-site without preflight */
-    ESM_ADMIN_BODY_NOT_JSON,       /* a body that is not application/json */
+    ESM_ADMIN_CROSS_SITE,           /* Origin / Sec-Fetch-Site say a web page sent it */
+    ESM_ADMIN_FORM_CONTENT_TYPE,    /* a type a browser sends cross-site without preflight */
+    ESM_ADMIN_BODY_NOT_JSON,        /* a body that is not application/json */
     ESM_ADMIN_REMOTE_WITHOUT_TOKEN, /* not loopback, and no admin token is configured */
-    ESM_ADMIN_BAD_TOKEN,           /* a token is configured; Authorization does not carry it */
+    ESM_ADMIN_BAD_TOKEN,            /* a token is configured; Authorization does not carry it */
     ESM_ADMIN_VERDICTS
 } esm_admin_verdict;
 

@@ -24,8 +24,10 @@ static esm_admin_request curl_post(void)
 static void test_reads_are_never_guarded(void **state)
 {
     (void)state;
-    esm_admin_request r = {.method = "GET", .origin = "http://evil.example",
-                           .sec_fetch_site = "cross-site", .content_type = "text/plain"};
+    esm_admin_request r = {.method = "GET",
+                           .origin = "http://evil.example",
+                           .sec_fetch_site = "cross-site",
+                           .content_type = "text/plain"};
     assert_int_equal(esm_admin_guard(&r, TOKEN), ESM_ADMIN_ALLOW);
     r.method = "HEAD";
     assert_int_equal(esm_admin_guard(&r, NULL), ESM_ADMIN_ALLOW);
