@@ -362,6 +362,11 @@ esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const char
     ev_io_start(loop, &a->io);
     ev_timer_init(&a->timer, on_timer, 0., 0.);
     a->timer.data = a;
+    if (!a->token && !esm_admin_addr_is_loopback((struct sockaddr *)&sa))
+        ESM_INFO(NULL,
+                 "admin API on %s has no admin token: state-changing requests are "
+                 "accepted from loopback only (docs/operations.md \"Securing the admin API\")",
+                 listen);
     return a;
 }
 

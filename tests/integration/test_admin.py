@@ -344,6 +344,7 @@ def test_a_non_loopback_client_needs_a_token(esmd, tmp_path):
         assert call(e.admin_url + path, method="GET")[0] == 200, path
     assert generation(e) == 1
     assert f"admin: refused POST /reload from {ip}: remote_without_token" in e.log()
+    assert "has no admin token: state-changing requests are accepted from loopback only" in e.log()
 
     token_file = tmp_path / "admin_token"
     token_file.write_text(TOKEN + "\n")
