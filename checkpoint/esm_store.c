@@ -23,6 +23,7 @@ static const struct {
     const char *sql;
 } esm_store_migrations[] = {
     {1, "lanes, batch state, window state, outbox", SQL_MIGRATION_1},
+    {2, "outbox: parked rows, dedupe keys", SQL_MIGRATION_2},
 };
 
 #define ESM_STORE_STMT_SQL(name, sql) sql,

@@ -41,7 +41,7 @@
 typedef struct esm_store esm_store;
 
 /* The schema version this build creates and understands. */
-#define ESM_STORE_SCHEMA_VERSION 1
+#define ESM_STORE_SCHEMA_VERSION 2
 
 /* Creates state_dir (mode 0700) if missing, opens or creates esmd.db, checks it (PRAGMA
  * quick_check), runs pending migrations. Refuses, with a message naming the file and what to do:
@@ -131,14 +131,22 @@ int esm_store_window_clear(esm_store *s, const char *mapping, const char *source
 /* A failure record for the outbox. payload is JSON text (a CHECK constraint refuses anything
  * else: the whole step then fails). key is the Kafka message key, or NULL.
  * Destination strings are stored as given; for `kafka://topic` (the source cluster) the writer
- * stores `kafka://host:port[,host:port]/topic` so the drainer never needs the mapping. */
+ * stores `kafka://host:port[,host:port]/topic` so the drainer never needs the mapping.
+ * dedupe_key names the source record the failure record is about (e.g.
+ * "sqs:<mapping>:<messageId>"): an item whose key was already used within
+ * ESM_STORE_DEDUPE_RETENTION_MS is not written again, even if the first one was delivered. */
 typedef struct {
     const char *destination;
     const char *payload;
     size_t payload_len; /* 0 = strlen(payload) */
     const void *key;
     size_t key_len;
+    const char *dedupe_key; /* NULL = no deduplication */
 } esm_outbox_item;
+
+/* How long a dedupe key outlives its row: SQS's longest message retention (14 days), after
+ * which the source record cannot come back. */
+#define ESM_STORE_DEDUPE_RETENTION_MS (14LL * 24 * 3600 * 1000)
 
 typedef enum {
     ESM_STORE_WINDOW_KEEP = 0, /* leave the window state as it is */
@@ -181,7 +189,9 @@ int esm_store_advance_group(esm_store *s, esm_store_advance_req *reqs, size_t n)
 
 /* ---- outbox ---- */
 
-/* Appends failure records with no checkpoint to move (SQS sources), in one transaction. */
+/* Appends failure records with no checkpoint to move (SQS sources), in one transaction.
+ * Returns 0 when at least one item was written, 1 when every item had a dedupe key that was
+ * already used (nothing written: the source record was recorded before), -1 on error. */
 int esm_store_outbox_add(esm_store *s, const char *mapping, const esm_outbox_item *items, size_t n,
                          esm_err *err);
 
@@ -210,9 +220,50 @@ int esm_store_outbox_delete(esm_store *s, int64_t id, esm_err *err);
  * 0 ok, 1 no such row, -1 error. */
 int esm_store_outbox_retry_later(esm_store *s, int64_t id, int64_t next_attempt_ms,
                                  const char *error, esm_err *err);
-/* Rows waiting (mapping NULL = all mappings); -1 on error. */
+/* Rows waiting, parked ones not counted (mapping NULL = all mappings); -1 on error. */
 int64_t esm_store_outbox_depth(esm_store *s, const char *mapping, esm_err *err);
-/* Earliest next_attempt_at of any row: 0 (*when_ms set), 1 outbox empty, -1 error. */
+/* Earliest next_attempt_at of any row not parked: 0 (*when_ms set), 1 none, -1 error. */
 int esm_store_outbox_next_due(esm_store *s, int64_t *when_ms, esm_err *err);
+
+/* ---- parked rows (docs/operations.md "Parked failure records") ---- */
+
+/* The destination refused the row for good: it is kept but no longer due (attempts += 1,
+ * reason saved). 0 ok, 1 no such row (or already parked), -1 error. */
+int esm_store_outbox_park(esm_store *s, int64_t id, int64_t now_ms, const char *reason,
+                          esm_err *err);
+
+typedef struct {
+    int64_t id;
+    char *mapping;
+    char *destination;
+    char *reason;
+    int64_t parked_at_ms;
+    int64_t created_at_ms;
+    int64_t size; /* payload bytes */
+    int attempts;
+} esm_outbox_parked_row;
+
+void esm_store_outbox_parked_free(esm_outbox_parked_row *rows, size_t n);
+/* Parked rows with id > after_id, by id, at most limit (payloads not read). */
+int esm_store_outbox_parked_list(esm_store *s, int64_t after_id, size_t limit,
+                                 esm_outbox_parked_row **rows, size_t *n, esm_err *err);
+
+typedef struct {
+    char *destination;
+    int64_t count;
+    int64_t last_parked_at_ms;
+    char *last_reason; /* the reason of the most recently parked row */
+} esm_outbox_parked_dest;
+
+void esm_store_outbox_parked_dests_free(esm_outbox_parked_dest *v, size_t n);
+/* One entry per destination with parked rows, ordered by destination. */
+int esm_store_outbox_parked_by_dest(esm_store *s, esm_outbox_parked_dest **v, size_t *n,
+                                    esm_err *err);
+/* Makes parked rows due again at now_ms: id 0 = any, destination NULL = any. Returns the
+ * number of rows re-queued, -1 on error. */
+int64_t esm_store_outbox_redrive(esm_store *s, int64_t id, const char *destination, int64_t now_ms,
+                                 esm_err *err);
+/* Forgets dedupe keys whose retention ended by now_ms; returns how many, -1 on error. */
+int64_t esm_store_outbox_prune_dedupe(esm_store *s, int64_t now_ms, esm_err *err);
 
 #endif

@@ -47,8 +47,9 @@ int esm_store_col_dup(sqlite3_stmt *st, int col, char **out);
 void esm_store_bind_lane(sqlite3_stmt *st, const char *mapping, const char *source,
                          const char *lane);
 
-/* Appends outbox rows inside the caller's transaction (esm_store_outbox.c). */
+/* Appends outbox rows inside the caller's transaction (esm_store_outbox.c); items whose dedupe
+ * key is already used are skipped. *written (may be NULL) gets the number of rows written. */
 int esm_store_outbox_insert_locked(esm_store *s, const char *mapping, const esm_outbox_item *items,
-                                   size_t n, int64_t now, esm_err *err);
+                                   size_t n, int64_t now, size_t *written, esm_err *err);
 
 #endif

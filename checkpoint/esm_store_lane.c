@@ -445,7 +445,7 @@ static int advance_locked(esm_store *s, const char *mapping, const char *source,
         if (esm_store_lane_write(s, ESM_STMT_WINDOW_DELETE, mapping, source, lane, what, err) != 0)
             return -1;
     }
-    return esm_store_outbox_insert_locked(s, mapping, step->items, step->n_items, now, err);
+    return esm_store_outbox_insert_locked(s, mapping, step->items, step->n_items, now, NULL, err);
 }
 
 int esm_store_advance(esm_store *s, const char *mapping, const char *source, const char *lane,

@@ -66,6 +66,24 @@
     "CREATE INDEX outbox_due ON outbox (next_attempt_at_ms, id);"                                  \
     "CREATE INDEX outbox_mapping ON outbox (mapping);"
 
+/* Migration 2: parked rows and dedupe keys (docs/operations.md "Parked failure records").
+ * A row a destination refused for good gets parked_at_ms / park_reason: it stays in the store
+ * but is no longer due, so the rows behind it flow on. outbox_dedupe holds one key per source
+ * record (an SQS message) from its first failure record until expires_at_ms, after delivery
+ * too: a message that comes back cannot produce a second record. */
+#define SQL_MIGRATION_2                                                                            \
+    "ALTER TABLE outbox ADD COLUMN parked_at_ms INTEGER;"                                          \
+    "ALTER TABLE outbox ADD COLUMN park_reason TEXT;"                                              \
+    "DROP INDEX outbox_due;"                                                                       \
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at_ms, id) WHERE parked_at_ms IS NULL;"       \
+    "CREATE INDEX outbox_parked ON outbox (id) WHERE parked_at_ms IS NOT NULL;"                    \
+    "CREATE TABLE outbox_dedupe ("                                                                 \
+    " key TEXT PRIMARY KEY,"                                                                       \
+    " mapping TEXT NOT NULL,"                                                                      \
+    " created_at_ms INTEGER NOT NULL,"                                                             \
+    " expires_at_ms INTEGER NOT NULL) WITHOUT ROWID;"                                              \
+    "CREATE INDEX outbox_dedupe_expiry ON outbox_dedupe (expires_at_ms);"
+
 /* The prepared statements kept for the life of the store: X(name, sql). */
 #define ESM_STORE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -120,11 +138,31 @@
                      " attempts, next_attempt_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)")          \
     X(OUTBOX_DUE, "SELECT id, mapping, destination, payload, msg_key, created_at_ms, attempts,"    \
                   " next_attempt_at_ms, last_error FROM outbox"                                    \
-                  " WHERE next_attempt_at_ms <= ?1 ORDER BY id LIMIT ?2")                          \
+                  " WHERE parked_at_ms IS NULL AND next_attempt_at_ms <= ?1 ORDER BY id LIMIT ?2") \
     X(OUTBOX_DELETE, "DELETE FROM outbox WHERE id = ?1")                                           \
     X(OUTBOX_RETRY, "UPDATE outbox SET attempts = attempts + 1, next_attempt_at_ms = ?2,"          \
                     " last_error = ?3 WHERE id = ?1")                                              \
-    X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox WHERE ?1 IS NULL OR mapping = ?1")                \
-    X(OUTBOX_NEXT_DUE, "SELECT min(next_attempt_at_ms) FROM outbox")
+    X(OUTBOX_DEPTH, "SELECT count(*) FROM outbox"                                                  \
+                    " WHERE parked_at_ms IS NULL AND (?1 IS NULL OR mapping = ?1)")                \
+    X(OUTBOX_NEXT_DUE, "SELECT min(next_attempt_at_ms) FROM outbox WHERE parked_at_ms IS NULL")    \
+    X(OUTBOX_PARK, "UPDATE outbox SET attempts = attempts + 1, parked_at_ms = ?2,"                 \
+                   " park_reason = ?3, last_error = ?3 WHERE id = ?1 AND parked_at_ms IS NULL")    \
+    X(OUTBOX_PARKED_LIST, "SELECT id, mapping, destination, park_reason, parked_at_ms,"            \
+                          " created_at_ms, length(CAST(payload AS BLOB)), attempts FROM outbox"    \
+                          " WHERE parked_at_ms IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2")      \
+    /* bare columns next to max(): SQLite takes them from the row holding the max */               \
+    X(OUTBOX_PARKED_BY_DEST, "SELECT destination, count(*), max(parked_at_ms), park_reason"        \
+                             " FROM outbox WHERE parked_at_ms IS NOT NULL GROUP BY destination"    \
+                             " ORDER BY destination")                                              \
+    X(OUTBOX_REDRIVE, "UPDATE outbox SET parked_at_ms = NULL, park_reason = NULL,"                 \
+                      " next_attempt_at_ms = ?3 WHERE parked_at_ms IS NOT NULL"                    \
+                      " AND (?1 = 0 OR id = ?1) AND (?2 IS NULL OR destination = ?2)")             \
+    /* a key whose retention ended counts as free even before the prune removed it */              \
+    X(DEDUPE_CLAIM, "INSERT INTO outbox_dedupe (key, mapping, created_at_ms, expires_at_ms)"       \
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE"                         \
+                    " SET mapping = excluded.mapping, created_at_ms = excluded.created_at_ms,"     \
+                    " expires_at_ms = excluded.expires_at_ms"                                      \
+                    " WHERE outbox_dedupe.expires_at_ms <= excluded.created_at_ms")                \
+    X(DEDUPE_PRUNE, "DELETE FROM outbox_dedupe WHERE expires_at_ms <= ?1")
 
 #endif

@@ -80,6 +80,7 @@ static void job_free(esm_store_write *j)
         free((char *)j->items[i].destination);
         free((char *)j->items[i].payload);
         free((void *)j->items[i].key);
+        free((char *)j->items[i].dedupe_key);
     }
     free(j->items);
     free(j);
@@ -118,6 +119,7 @@ static esm_store_write *job_copy(const char *mapping, const char *source, const 
             d->payload_len = len;
             d->key = dup_bytes(src->key, src->key_len, &ok);
             d->key_len = src->key_len;
+            d->dedupe_key = dup_or_null(src->dedupe_key, &ok);
             j->step.n_items = i + 1;
         }
         j->step.items = j->items;

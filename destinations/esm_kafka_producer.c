@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/esm_log.h"
+#include "destinations/esm_dest_refusal.h"
 
 #define LOG_CTX "outbox kafka"
 
@@ -45,9 +46,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (m->err) {
         char msg[300];
         snprintf(msg, sizeof msg, "kafka delivery failed: %s", rd_kafka_err2str(m->err));
-        dv->cb(dv->opaque, msg);
+        dv->cb(dv->opaque, msg, esm_refusal_kafka_permanent(m->err));
     } else {
-        dv->cb(dv->opaque, NULL);
+        dv->cb(dv->opaque, NULL, false);
     }
     free(dv);
 }
@@ -239,8 +240,9 @@ int esm_kafka_produce(esm_kafka_producers *p, const char *bootstrap, const char 
         RD_KAFKA_V_OPAQUE(dv), RD_KAFKA_V_END);
     if (e) {
         free(dv);
-        esm_err_set(err, ESM_ERR_IO, true, "kafka produce to %s/%s: %s", bootstrap, topic,
-                    rd_kafka_err2str(e));
+        bool permanent = esm_refusal_kafka_permanent(e);
+        esm_err_set(err, permanent ? ESM_ERR_INVALID : ESM_ERR_IO, !permanent,
+                    "kafka produce to %s/%s: %s", bootstrap, topic, rd_kafka_err2str(e));
         return -1;
     }
     return 0;

@@ -12,10 +12,12 @@
 #include "destinations/esm_backoff.h"
 #include "destinations/esm_dest.h"
 #include "destinations/esm_dest_file.h"
+#include "destinations/esm_dest_refusal.h"
 #include "destinations/esm_kafka_producer.h"
 
 #define LOG_CTX "outbox"
 #define INDEX_PRELOAD_ROWS 10000
+#define DEDUPE_PRUNE_EVERY_MS (10 * 60 * 1000)
 
 /* A row this drainer knows is in the outbox (for per-destination depth and age). */
 typedef struct {
@@ -73,8 +75,9 @@ struct esm_outbox_drainer {
     job *jobs;
     int in_flight;
     bool closing;
-    uint64_t delivered, failed_attempts, deferred;
+    uint64_t delivered, failed_attempts, deferred, parked;
     int64_t store_error_logged_ms;
+    int64_t dedupe_pruned_at_ms;
 };
 
 /* ---- known rows ---- */
@@ -207,8 +210,33 @@ static void job_unlink(job *j)
     d->in_flight--;
 }
 
-/* Every delivery ends here exactly once: error NULL = the destination confirmed it. */
-static void job_done(job *j, const char *error)
+/* The destination refused the row for good: park it so the rows behind it go on. */
+static void park(esm_outbox_drainer *d, dest_state *ds, const job *j, const char *reason,
+                 int64_t now)
+{
+    esm_err err = {0};
+    if (esm_store_outbox_park(d->store, j->id, now, reason, &err) < 0) {
+        /* not parked: keep it as a failing row so it is neither lost nor retried hot */
+        log_store_error(d, "outbox park failed", &err);
+        if (esm_store_outbox_retry_later(d->store, j->id, now + ESM_BACKOFF_CAP_MS, reason, &err) <
+            0)
+            log_store_error(d, "outbox retry_later failed", &err);
+        return;
+    }
+    index_remove(ds, j->id);
+    d->parked++;
+    /* the destination answered: it is up, the rows behind this one need not wait */
+    ds->consecutive_failures = 0;
+    ds->blocked_until_ms = 0;
+    ESM_WARN(LOG_CTX,
+             "row %lld (mapping %s) to %s parked: %s; the rows behind it are delivered "
+             "(GET /outbox/parked lists parked rows, POST /outbox/parked/redrive re-queues them)",
+             (long long)j->id, j->mapping ? j->mapping : "?", ds->display, reason);
+}
+
+/* Every delivery ends here exactly once: error NULL = the destination confirmed it;
+ * permanent = it refused this row for good (destinations/esm_dest_refusal.h). */
+static void job_done(job *j, const char *error, bool permanent)
 {
     esm_outbox_drainer *d = j->d;
     dest_state *ds = j->ds;
@@ -232,6 +260,12 @@ static void job_done(job *j, const char *error)
         /* stopping: the row stays as it is and is due again at the next start */
         ESM_DEBUG(LOG_CTX, "row %lld to %s left in the outbox: %s", (long long)j->id, ds->display,
                   error);
+    } else if (permanent) {
+        ds->failed_attempts++;
+        d->failed_attempts++;
+        snprintf(ds->last_error, sizeof ds->last_error, "%s", error);
+        ds->last_error_at_ms = now;
+        park(d, ds, j, error, now);
     } else {
         ds->consecutive_failures++;
         ds->failed_attempts++;
@@ -263,12 +297,12 @@ static void on_http_done(const esm_http_response *resp, void *arg)
     char msg[512];
     if (resp->curl_code != 0 || resp->status == 0) {
         snprintf(msg, sizeof msg, "%s", resp->timed_out ? "request timed out" : resp->error);
-        job_done(j, msg);
+        job_done(j, msg, false);
     } else if (resp->status < 200 || resp->status > 299) {
         snprintf(msg, sizeof msg, "HTTP %ld: %.200s", resp->status, resp->body ? resp->body : "");
-        job_done(j, msg);
+        job_done(j, msg, esm_refusal_http_permanent(resp->status));
     } else {
-        job_done(j, NULL);
+        job_done(j, NULL, false);
     }
 }
 
@@ -301,7 +335,7 @@ static void on_sqs_sent(const esm_aws_result *res, void *arg)
     job *j = arg;
     j->call = NULL;
     if (res->ok) {
-        job_done(j, NULL);
+        job_done(j, NULL, false);
         return;
     }
     if (!strcmp(res->error_type, "QueueDoesNotExist") ||
@@ -311,7 +345,7 @@ static void on_sqs_sent(const esm_aws_result *res, void *arg)
     }
     char msg[600];
     aws_error(res, msg, sizeof msg);
-    job_done(j, msg);
+    job_done(j, msg, esm_refusal_aws_permanent(ESM_DEST_SQS, res->error_type));
 }
 
 static const char *sqs_send(job *j)
@@ -340,22 +374,22 @@ static void on_queue_url(const esm_aws_result *res, void *arg)
     char msg[600];
     if (!res->ok) {
         aws_error(res, msg, sizeof msg);
-        job_done(j, msg);
+        job_done(j, msg, false); /* about the queue, not the row */
         return;
     }
     const cJSON *url = res->json ? cJSON_GetObjectItemCaseSensitive(res->json, "QueueUrl") : NULL;
     if (!cJSON_IsString(url) || !url->valuestring[0]) {
-        job_done(j, "GetQueueUrl: the response has no QueueUrl");
+        job_done(j, "GetQueueUrl: the response has no QueueUrl", false);
         return;
     }
     free(j->ds->queue_url);
     j->ds->queue_url = strdup(url->valuestring);
     if (!j->ds->queue_url) {
-        job_done(j, "out of memory");
+        job_done(j, "out of memory", false);
         return;
     }
     const char *e = sqs_send(j);
-    if (e) job_done(j, e);
+    if (e) job_done(j, e, false);
 }
 
 static const char *send_sqs(job *j)
@@ -395,12 +429,12 @@ static void on_sns_published(const esm_aws_result *res, void *arg)
     job *j = arg;
     j->call = NULL;
     if (res->ok) {
-        job_done(j, NULL);
+        job_done(j, NULL, false);
         return;
     }
     char msg[600];
     aws_error(res, msg, sizeof msg);
-    job_done(j, msg);
+    job_done(j, msg, esm_refusal_aws_permanent(ESM_DEST_SNS, res->error_type));
 }
 
 static const char *send_sns(job *j)
@@ -414,14 +448,14 @@ static const char *send_sns(job *j)
     return j->call ? NULL : "could not start the SNS request";
 }
 
-static void on_kafka_delivered(void *opaque, const char *error)
+static void on_kafka_delivered(void *opaque, const char *error, bool permanent)
 {
     job *j = opaque;
     j->in_kafka = false;
-    job_done(j, error);
+    job_done(j, error, permanent);
 }
 
-static const char *send_kafka(job *j, char *msg, size_t len)
+static const char *send_kafka(job *j, char *msg, size_t len, bool *permanent)
 {
     esm_outbox_drainer *d = j->d;
     const char *bootstrap = j->ds->dest.bootstrap;
@@ -442,6 +476,7 @@ static const char *send_kafka(job *j, char *msg, size_t len)
     if (esm_kafka_produce(d->kafka, bootstrap, j->ds->dest.topic, j->key, j->key_len, j->payload,
                           j->payload_len, on_kafka_delivered, j, &err) != 0) {
         j->in_kafka = false;
+        *permanent = !err.retriable;
         snprintf(msg, len, "%s", err.message);
         return msg;
     }
@@ -473,8 +508,16 @@ static void job_start(esm_outbox_drainer *d, dest_state *ds, esm_outbox_row *row
 
     char msg[600];
     const char *error = NULL;
+    bool permanent = false;
+    size_t max = ds->parse_ok ? esm_dest_max_payload(ds->dest.kind) : 0;
     if (!ds->parse_ok) {
         error = ds->parse_error;
+    } else if (max && j->payload_len > max) {
+        /* AWS would refuse it too; nothing is truncated, the row waits for an operator */
+        snprintf(msg, sizeof msg, "record too large for %s: %zu bytes, the limit is %zu bytes",
+                 esm_dest_kind_name(ds->dest.kind), j->payload_len, max);
+        error = msg;
+        permanent = true;
     } else {
         switch (ds->dest.kind) {
         case ESM_DEST_HTTP:
@@ -487,7 +530,7 @@ static void job_start(esm_outbox_drainer *d, dest_state *ds, esm_outbox_row *row
             error = send_sns(j);
             break;
         case ESM_DEST_KAFKA:
-            error = send_kafka(j, msg, sizeof msg);
+            error = send_kafka(j, msg, sizeof msg, &permanent);
             break;
         case ESM_DEST_FILE: {
             esm_err err = {0};
@@ -495,12 +538,12 @@ static void job_start(esm_outbox_drainer *d, dest_state *ds, esm_outbox_row *row
                 snprintf(msg, sizeof msg, "%s", err.message);
                 error = msg;
             }
-            job_done(j, error);
+            job_done(j, error, false);
             return;
         }
         }
     }
-    if (error) job_done(j, error);
+    if (error) job_done(j, error, permanent);
 }
 
 static bool row_in_flight(const esm_outbox_drainer *d, int64_t id)
@@ -512,10 +555,24 @@ static bool row_in_flight(const esm_outbox_drainer *d, int64_t id)
 
 /* ---- the scan ---- */
 
+/* Dedupe keys outlive their rows by ESM_STORE_DEDUPE_RETENTION_MS; forget older ones. */
+static void prune_dedupe(esm_outbox_drainer *d, int64_t now)
+{
+    if (d->dedupe_pruned_at_ms && now - d->dedupe_pruned_at_ms < DEDUPE_PRUNE_EVERY_MS) return;
+    d->dedupe_pruned_at_ms = now;
+    esm_err err = {0};
+    int64_t n = esm_store_outbox_prune_dedupe(d->store, now, &err);
+    if (n < 0)
+        log_store_error(d, "pruning dedupe keys failed", &err);
+    else if (n > 0)
+        ESM_DEBUG(LOG_CTX, "%lld expired dedupe key(s) forgotten", (long long)n);
+}
+
 static void scan(esm_outbox_drainer *d)
 {
     if (d->closing) return;
     int64_t now = esm_now_ms();
+    prune_dedupe(d, now);
     size_t limit = (size_t)d->env.max_in_flight * 4;
     if (limit < 64) limit = 64;
     esm_outbox_row *rows = NULL;
@@ -678,6 +735,7 @@ void esm_outbox_drainer_counters(const esm_outbox_drainer *d, esm_outbox_counter
     out->delivered = d->delivered;
     out->failed_attempts = d->failed_attempts;
     out->deferred = d->deferred;
+    out->parked = d->parked;
     out->in_flight = d->in_flight;
 }
 
@@ -692,16 +750,35 @@ static void put_time(esm_buf *b, int64_t ms)
     esm_buf_json_cstr(b, iso);
 }
 
+static const esm_outbox_parked_dest *parked_of(const esm_outbox_parked_dest *v, size_t n,
+                                               const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].destination, name) == 0) return &v[i];
+    return NULL;
+}
+
 void esm_outbox_drainer_status(esm_outbox_drainer *d, esm_buf *json)
 {
     int64_t now = esm_now_ms();
     esm_err err = {0};
     int64_t depth = esm_store_outbox_depth(d->store, NULL, &err);
+    /* parked rows come from the store: they survive a restart, the drainer's memory does not */
+    esm_outbox_parked_dest *pk = NULL;
+    size_t n_pk = 0;
+    int64_t parked = 0;
+    if (esm_store_outbox_parked_by_dest(d->store, &pk, &n_pk, &err) < 0) parked = -1;
+    for (size_t i = 0; i < n_pk; i++) {
+        parked += pk[i].count;
+        dest_get(d, pk[i].destination); /* a destination with only parked rows is shown too */
+    }
     esm_buf_printf(json,
                    "{\"depth\":%lld,\"in_flight\":%d,\"delivered\":%llu,"
-                   "\"failed_attempts\":%llu,\"deferred\":%llu,\"destinations\":[",
+                   "\"failed_attempts\":%llu,\"deferred\":%llu,\"parked\":%lld,"
+                   "\"parked_since_start\":%llu,\"destinations\":[",
                    (long long)depth, d->in_flight, (unsigned long long)d->delivered,
-                   (unsigned long long)d->failed_attempts, (unsigned long long)d->deferred);
+                   (unsigned long long)d->failed_attempts, (unsigned long long)d->deferred,
+                   (long long)parked, (unsigned long long)d->parked);
     bool first = true;
     for (dest_state *ds = d->dests; ds; ds = ds->next) {
         if (!first) esm_buf_putc(json, ',');
@@ -728,8 +805,48 @@ void esm_outbox_drainer_status(esm_outbox_drainer *d, esm_buf *json)
         put_time(json, ds->last_success_at_ms);
         esm_buf_puts(json, ",\"blocked_until\":");
         put_time(json, ds->blocked_until_ms > now ? ds->blocked_until_ms : 0);
-        esm_buf_printf(json, ",\"delivered\":%llu,\"failed_attempts\":%llu}",
+        esm_buf_printf(json, ",\"delivered\":%llu,\"failed_attempts\":%llu",
                        (unsigned long long)ds->delivered, (unsigned long long)ds->failed_attempts);
+        const esm_outbox_parked_dest *p = parked_of(pk, n_pk, ds->name);
+        esm_buf_printf(json,
+                       ",\"parked\":%lld,\"last_park_reason\":", p ? (long long)p->count : 0LL);
+        if (p && p->last_reason)
+            esm_buf_json_cstr(json, p->last_reason);
+        else
+            esm_buf_puts(json, "null");
+        esm_buf_puts(json, ",\"last_parked_at\":");
+        put_time(json, p ? p->last_parked_at_ms : 0);
+        esm_buf_putc(json, '}');
     }
     esm_buf_puts(json, "]}");
+    esm_store_outbox_parked_dests_free(pk, n_pk);
+}
+
+int64_t esm_outbox_drainer_redrive(esm_outbox_drainer *d, int64_t id, const char *destination,
+                                   esm_err *err)
+{
+    int64_t now = esm_now_ms(), total = 0;
+    if (!destination) {
+        total = esm_store_outbox_redrive(d->store, id, NULL, now, err);
+    } else {
+        /* the operator may name a destination as stored or as shown (redacted) */
+        esm_outbox_parked_dest *pk = NULL;
+        size_t n = 0;
+        if (esm_store_outbox_parked_by_dest(d->store, &pk, &n, err) < 0) return -1;
+        for (size_t i = 0; i < n && total >= 0; i++) {
+            char shown[1024];
+            esm_dest_redact(pk[i].destination, shown, sizeof shown);
+            if (strcmp(pk[i].destination, destination) != 0 && strcmp(shown, destination) != 0)
+                continue;
+            int64_t r = esm_store_outbox_redrive(d->store, id, pk[i].destination, now, err);
+            total = r < 0 ? -1 : total + r;
+        }
+        esm_store_outbox_parked_dests_free(pk, n);
+    }
+    if (total > 0) {
+        ESM_INFO(LOG_CTX, "redrive: %lld parked row(s) due again", (long long)total);
+        /* the drainer learns them (depth, order) at the next scan, which starts now */
+        schedule_scan_now(d);
+    }
+    return total;
 }

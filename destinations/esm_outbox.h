@@ -13,6 +13,10 @@
  *   one attempt per backoff step, not one per row, and order is kept). A row whose
  *   destination string does not parse stays in the outbox, retried at the backoff cap, with
  *   the parse error as last_error (visible in status).
+ * - A destination that refuses a row for good (too large, invalid contents:
+ *   destinations/esm_dest_refusal.h) gets it parked: kept in the store, no longer due, counted
+ *   and shown in status; the rows behind it are delivered. esm_outbox_drainer_redrive makes
+ *   parked rows due again (docs/operations.md "Parked failure records").
  * - A restart resumes: rows live in SQLite until a destination confirmed them. Duplicates are
  *   limited to rows in flight at a crash.
  *
@@ -70,17 +74,29 @@ typedef struct {
     uint64_t delivered;       /* rows confirmed and deleted */
     uint64_t failed_attempts; /* deliveries that failed (rows deferred behind them not counted) */
     uint64_t deferred;        /* rows pushed back behind a failing destination */
+    uint64_t parked;          /* rows parked since start (refused for good) */
     int in_flight;
 } esm_outbox_counters;
 
 void esm_outbox_drainer_counters(const esm_outbox_drainer *d, esm_outbox_counters *out);
 /* Appends a JSON object: {"depth":N,"in_flight":N,"delivered":N,"failed_attempts":N,
- * "deferred":N,"destinations":[{"destination":"...","kind":"http","depth":N,
- * "oldest_age_ms":N|null,"in_flight":N,"consecutive_failures":N,"last_error":"..."|null,
- * "last_error_at":ISO|null,"last_success_at":ISO|null,"blocked_until":ISO|null,
- * "delivered":N,"failed_attempts":N}]}. Destination strings are shown without URL
- * credentials or query strings. Per-destination depth counts the rows this drainer has seen
- * (all rows present at start, up to 10000, and every row written since). */
+ * "deferred":N,"parked":N,"parked_since_start":N,"destinations":[{"destination":"...",
+ * "kind":"http","depth":N,"oldest_age_ms":N|null,"in_flight":N,"consecutive_failures":N,
+ * "last_error":"..."|null,"last_error_at":ISO|null,"last_success_at":ISO|null,
+ * "blocked_until":ISO|null,"delivered":N,"failed_attempts":N,"parked":N,
+ * "last_park_reason":"..."|null,"last_parked_at":ISO|null}]}. Destination strings are shown
+ * without URL credentials or query strings. depth leaves parked rows out; per-destination
+ * depth counts the rows this drainer has seen (all rows present at start, up to 10000, and
+ * every row written since). parked comes from the store (-1 when it could not be read). */
 void esm_outbox_drainer_status(esm_outbox_drainer *d, esm_buf *json);
+/* Makes parked rows due again: id 0 = any, destination NULL = any (matched as stored or as
+ * shown in status). Returns how many, -1 on error (err set). */
+int64_t esm_outbox_drainer_redrive(esm_outbox_drainer *d, int64_t id, const char *destination,
+                                   esm_err *err);
+/* Appends {"parked":[{"id":N,"mapping":"...","destination":"...","reason":"...",
+ * "parked_at":ISO,"created_at":ISO,"size":N,"attempts":N}],"next_after":N|null}: parked
+ * rows with id > after_id, at most limit (next_after pages on). 0 ok, -1 error (err set). */
+int esm_outbox_parked_json(esm_store *store, int64_t after_id, size_t limit, esm_buf *json,
+                           esm_err *err);
 
 #endif

@@ -35,7 +35,8 @@ typedef struct {
 typedef struct {
     const char *path;
     bool mutating;
-    bool (*serve)(esm_admin *a, const esm_buf *request_body, admin_reply *out);
+    bool (*serve)(esm_admin *a, struct MHD_Connection *c, const esm_buf *request_body,
+                  admin_reply *out);
 } admin_route;
 
 /* A request with a method other than GET/HEAD, between its headers and its last body chunk. */
@@ -50,8 +51,10 @@ static const char too_large_json[] =
 
 /* ---- routes --------------------------------------------------------------------------------- */
 
-static bool serve_healthz(esm_admin *a, const esm_buf *in, admin_reply *out)
+static bool serve_healthz(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
 {
+    (void)c;
     (void)a;
     (void)in;
     esm_buf_puts(out->body, "ok\n");
@@ -59,8 +62,10 @@ static bool serve_healthz(esm_admin *a, const esm_buf *in, admin_reply *out)
     return true;
 }
 
-static bool serve_readyz(esm_admin *a, const esm_buf *in, admin_reply *out)
+static bool serve_readyz(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
 {
+    (void)c;
     (void)in;
     esm_buf why;
     esm_buf_init(&why);
@@ -75,8 +80,10 @@ static bool serve_readyz(esm_admin *a, const esm_buf *in, admin_reply *out)
     return true;
 }
 
-static bool serve_status(esm_admin *a, const esm_buf *in, admin_reply *out)
+static bool serve_status(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
 {
+    (void)c;
     (void)in;
     if (!a->hooks.status) return false;
     a->hooks.status(a->hooks.arg, out->body);
@@ -96,8 +103,10 @@ static void render_refusals(const esm_admin *a, esm_buf *out)
     esm_prom_sample_u64(out, "esmd_admin_refused_total", &l, 1, a->too_large);
 }
 
-static bool serve_metrics(esm_admin *a, const esm_buf *in, admin_reply *out)
+static bool serve_metrics(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
 {
+    (void)c;
     (void)in;
     if (!a->hooks.metrics) return false;
     a->hooks.metrics(a->hooks.arg, out->body);
@@ -106,8 +115,10 @@ static bool serve_metrics(esm_admin *a, const esm_buf *in, admin_reply *out)
     return true;
 }
 
-static bool serve_reload(esm_admin *a, const esm_buf *in, admin_reply *out)
+static bool serve_reload(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
 {
+    (void)c;
     (void)in; /* takes no body */
     if (!a->hooks.reload) return false;
     int rc = a->hooks.reload(a->hooks.arg, out->body);
@@ -116,10 +127,41 @@ static bool serve_reload(esm_admin *a, const esm_buf *in, admin_reply *out)
     return true;
 }
 
+static const char *query_arg(void *req, const char *name)
+{
+    return MHD_lookup_connection_value(req, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, bool redrive, admin_reply *out)
+{
+    if (!a->hooks.outbox_parked) return false;
+    out->status = a->hooks.outbox_parked(a->hooks.arg, redrive, query_arg, c, out->body);
+    esm_buf_putc(out->body, '\n');
+    return true;
+}
+
+static bool serve_parked(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
+{
+    (void)in;
+    return serve_outbox(a, c, false, out);
+}
+
+static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
+{
+    (void)in; /* the selection is in the query */
+    return serve_outbox(a, c, true, out);
+}
+
 static const admin_route routes[] = {
-    {"/healthz", false, serve_healthz}, {"/readyz", false, serve_readyz},
-    {"/status", false, serve_status},   {"/metrics", false, serve_metrics},
+    {"/healthz", false, serve_healthz},
+    {"/readyz", false, serve_readyz},
+    {"/status", false, serve_status},
+    {"/metrics", false, serve_metrics},
     {"/reload", true, serve_reload},
+    {"/outbox/parked", false, serve_parked},
+    {"/outbox/parked/redrive", true, serve_redrive},
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -207,7 +249,7 @@ static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const ch
     esm_buf_init(&body);
     admin_reply out = {.status = 200, .type = "application/json", .body = &body};
     enum MHD_Result ret;
-    if (route && route->serve(a, request_body, &out))
+    if (route && route->serve(a, c, request_body, &out))
         ret = send_reply(c, out.status, out.type, body.data, body.len);
     else
         ret = send_json(c, 404, "{\"error\":\"not found\"}");

@@ -6,6 +6,8 @@
  *   GET  /metrics   Prometheus text format 0.0.4
  *   POST /reload    reload the config file like SIGHUP; 200 + JSON report when applied, 400 +
  *                   JSON with every problem when the new config is invalid (the old one runs)
+ *   GET  /outbox/parked            parked failure records (JSON; ?after=ID&limit=N)
+ *   POST /outbox/parked/redrive    re-queue parked records (all, ?id=ID and/or ?destination=D)
  * Every method but GET and HEAD passes esm_admin_guard() first (engine/esm_admin_guard.h):
  * 403 for a browser, a form content type, a remote client without a configured token, or a
  * wrong token. See docs/operations.md "Securing the admin API". */
@@ -30,11 +32,18 @@
 struct ev_loop;
 typedef struct esm_admin esm_admin;
 
+/* A query argument of the request being answered (NULL when absent). */
+typedef const char *(*esm_admin_arg_fn)(void *req, const char *name);
+
 typedef struct {
     bool (*ready)(void *arg, esm_buf *why); /* false: why gets one reason per line */
     void (*status)(void *arg, esm_buf *out);
     void (*metrics)(void *arg, esm_buf *out); /* may be NULL */
     int (*reload)(void *arg, esm_buf *out);   /* may be NULL; 0 = applied; out gets JSON */
+    /* GET /outbox/parked (redrive false) and POST /outbox/parked/redrive (true); may be NULL.
+     * Returns the HTTP status; out gets JSON. */
+    unsigned (*outbox_parked)(void *arg, bool redrive, esm_admin_arg_fn get_arg, void *req,
+                              esm_buf *out);
     void *arg;
 } esm_admin_hooks;
 

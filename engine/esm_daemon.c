@@ -16,6 +16,7 @@
 #include "config/esm_config.h"
 #include "destinations/esm_outbox.h"
 #include "engine/esm_admin.h"
+#include "engine/esm_admin_outbox.h"
 #include "engine/esm_mapping.h"
 #include "engine/esm_metrics.h"
 #include "engine/esm_reload.h"
@@ -580,19 +581,20 @@ static void collect_lane(void *arg, const char *lane, esm_lane_gauge gauge, doub
     e->value = value;
 }
 
-static double outbox_depth(daemon_state *d)
+/* The drainer exposes its depth and parked count only in its status JSON (-1 = unknown). */
+static void outbox_gauges(daemon_state *d, double *depth, double *parked)
 {
-    /* The drainer exposes its depth only in its status JSON. */
     esm_buf js;
     esm_buf_init(&js);
     esm_outbox_drainer_status(d->outbox, &js);
-    double depth = -1;
+    *depth = *parked = -1;
     cJSON *j = js.failed ? NULL : cJSON_ParseWithLength(js.data, js.len);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "depth");
-    if (cJSON_IsNumber(v)) depth = v->valuedouble;
+    if (cJSON_IsNumber(v)) *depth = v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(j, "parked");
+    if (cJSON_IsNumber(v)) *parked = v->valuedouble;
     cJSON_Delete(j);
     esm_buf_free(&js);
-    return depth;
 }
 
 static void render_metrics(void *arg, esm_buf *out)
@@ -630,7 +632,8 @@ static void render_metrics(void *arg, esm_buf *out)
         esm_outbox_counters oc;
         esm_outbox_drainer_counters(d->outbox, &oc);
         g.have_outbox = true;
-        g.outbox_depth = outbox_depth(d);
+        outbox_gauges(d, &g.outbox_depth, &g.outbox_parked);
+        g.outbox_parked_total = oc.parked;
         g.outbox_delivered = oc.delivered;
         g.outbox_failed_attempts = oc.failed_attempts;
         g.outbox_deferred = oc.deferred;
@@ -646,6 +649,13 @@ static void render_metrics(void *arg, esm_buf *out)
 static int admin_reload(void *arg, esm_buf *out)
 {
     return do_reload(arg, "POST /reload", out);
+}
+
+static unsigned admin_outbox_parked(void *arg, bool redrive, esm_admin_arg_fn get_arg, void *req,
+                                    esm_buf *out)
+{
+    daemon_state *d = arg;
+    return esm_admin_outbox_parked(d->store, d->outbox, redrive, get_arg, req, out);
 }
 
 /* ---- startup -------------------------------------------------------------------------------- */
@@ -733,6 +743,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .status = render_status,
                              .metrics = render_metrics,
                              .reload = admin_reload,
+                             .outbox_parked = admin_outbox_parked,
                              .arg = &d};
     d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);
     if (!d.admin && cfg->admin_listen && cfg->admin_listen[0]) {

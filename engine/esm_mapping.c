@@ -130,6 +130,8 @@ void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from)
     /* The same counters go on across a restart on reload: Prometheus sees no reset. */
     m->stats = *from;
     m->stats.invokes.last_ok_ms = m->stats.invokes.last_failed_ms = 0;
+    /* The new config may have fixed it; the next answer tells. */
+    m->stats.invokes.misconfigured_since_ms = m->stats.invokes.misconfigured_logged_ms = 0;
 }
 
 const char *esm_mapping_last_processing_result(const esm_source_stats *st)
@@ -180,6 +182,16 @@ void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
     put_iso(out, st->invokes.last_ok_ms);
     esm_buf_puts(out, ",\"LastInvokeFailed\":");
     put_iso(out, st->invokes.last_failed_ms);
+    esm_buf_puts(out, ",\"Misconfigured\":");
+    if (st->invokes.misconfigured_since_ms) {
+        esm_buf_puts(out, "{\"Since\":");
+        put_iso(out, st->invokes.misconfigured_since_ms);
+        esm_buf_puts(out, ",\"Reason\":");
+        esm_buf_json_cstr(out, st->invokes.misconfigured_reason);
+        esm_buf_putc(out, '}');
+    } else {
+        esm_buf_puts(out, "null");
+    }
     esm_buf_puts(out, ",\"SourceState\":");
     m->ops->status(m->source, out);
     esm_buf_printf(
@@ -188,14 +200,15 @@ void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
         "\"invocations\":%llu,\"failed_invoke\":%llu,\"throttled\":%llu,"
         "\"dropped\":%llu,\"on_failure_queued\":%llu,\"deleted\":%llu,"
         "\"delete_failed\":%llu,\"committed\":%llu,\"checkpoint_write_failures\":%llu,"
-        "\"source_errors\":%llu,\"bisect_splits\":%llu}}",
+        "\"source_errors\":%llu,\"bisect_splits\":%llu,\"misconfigured\":%llu}}",
         (unsigned long long)st->polled, (unsigned long long)st->filtered_out,
         (unsigned long long)st->invoked, (unsigned long long)st->invocations,
         (unsigned long long)st->failed_invoke, (unsigned long long)st->throttled,
         (unsigned long long)st->dropped, (unsigned long long)st->on_failure_queued,
         (unsigned long long)st->deleted, (unsigned long long)st->delete_failed,
         (unsigned long long)st->committed, (unsigned long long)st->checkpoint_write_failures,
-        (unsigned long long)st->source_errors, (unsigned long long)st->invokes.bisect_splits);
+        (unsigned long long)st->source_errors, (unsigned long long)st->invokes.bisect_splits,
+        (unsigned long long)st->invokes.misconfigured);
 }
 
 bool esm_mapping_is_stuck(const esm_mapping *m, int64_t now_ms)

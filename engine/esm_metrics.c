@@ -152,6 +152,9 @@ static const counter_def counters[] = {
     {"esmd_kafka_fetch_wakeups_total", STAT(fetch_wakeups),
      "Kafka: partitions whose stalled fetching esmd woke (librdkafka 2.0 waits ~1 s after its "
      "queue was full)."},
+    {"esmd_kafka_log_resets_total", STAT(kafka_log_resets),
+     "Kafka: partitions whose log could not hold the stored position (topic re-created, broker "
+     "log wiped); read again from the log start."},
 };
 
 static size_t mapping_labels(const esm_metrics_mapping *m, esm_prom_label *l)
@@ -182,6 +185,23 @@ static void render_counters(esm_buf *out, const esm_metrics_mapping *maps, size_
         size_t n = mapping_labels(&maps[i], l);
         esm_prom_sample_u64(out, "esmd_bisect_splits_total", l, n,
                             maps[i].stats->invokes.bisect_splits);
+    }
+    esm_prom_header(out, "esmd_invoke_misconfigured_total", "counter",
+                    "Invocation attempts the function endpoint refused because esmd is "
+                    "misconfigured (401/403/404/405/407); never counted as attempts.");
+    for (size_t i = 0; i < n_maps; i++) {
+        if (!maps[i].stats) continue;
+        size_t n = mapping_labels(&maps[i], l);
+        esm_prom_sample_u64(out, "esmd_invoke_misconfigured_total", l, n,
+                            maps[i].stats->invokes.misconfigured);
+    }
+    esm_prom_header(out, "esmd_mapping_misconfigured", "gauge",
+                    "1 while the function endpoint's last answer said esmd is misconfigured.");
+    for (size_t i = 0; i < n_maps; i++) {
+        if (!maps[i].stats) continue;
+        size_t n = mapping_labels(&maps[i], l);
+        esm_prom_sample(out, "esmd_mapping_misconfigured", l, n,
+                        maps[i].stats->invokes.misconfigured_since_ms ? 1 : 0);
     }
 }
 
@@ -293,6 +313,16 @@ static void render_global(esm_buf *out, const esm_metrics_global *g)
         esm_prom_header(out, "esmd_outbox_deferred_total", "counter",
                         "Failure records pushed back behind a failing destination.");
         esm_prom_sample_u64(out, "esmd_outbox_deferred_total", NULL, 0, g->outbox_deferred);
+        if (g->outbox_parked >= 0) {
+            esm_prom_header(out, "esmd_outbox_parked", "gauge",
+                            "Failure records parked: refused for good by their destination, kept "
+                            "until an operator re-drives them (GET /outbox/parked).");
+            esm_prom_sample(out, "esmd_outbox_parked", NULL, 0, g->outbox_parked);
+        }
+        esm_prom_header(out, "esmd_outbox_parked_total", "counter",
+                        "Failure records parked since start (refused for good by their "
+                        "destination; the rows behind them are delivered).");
+        esm_prom_sample_u64(out, "esmd_outbox_parked_total", NULL, 0, g->outbox_parked_total);
     }
     esm_prom_header(out, "esmd_config_generation", "gauge",
                     "Configuration generation in use (1 at start, +1 per applied reload).");

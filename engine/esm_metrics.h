@@ -56,6 +56,8 @@ typedef struct {
     bool have_outbox;
     double outbox_depth; /* < 0 when unknown */
     uint64_t outbox_delivered, outbox_failed_attempts, outbox_deferred;
+    double outbox_parked; /* rows parked now; < 0 when unknown */
+    uint64_t outbox_parked_total;
     int outbox_in_flight;
     unsigned generation;
     uint64_t reloads_ok, reloads_failed;

@@ -25,7 +25,17 @@ typedef struct {
     int64_t last_ok_ms;       /* last invocation that succeeded (partial success included) */
     int64_t last_failed_ms;   /* last invocation that failed, was throttled or did not run */
     uint64_t bisect_splits;   /* streams/Kafka: batches split by BisectBatchOnFunctionError */
+    /* Attempts the endpoint refused because esmd's function settings are wrong (401, 403, 404,
+     * 405, 407: docs/design.md "Invocation outcomes"), and since when that has been the last
+     * answer (0 = it is not). */
+    uint64_t misconfigured;
+    int64_t misconfigured_since_ms;
+    int64_t misconfigured_logged_ms; /* the log line's rate limit */
+    char misconfigured_reason[192];
 } esm_invoke_stats;
+
+/* A misconfigured endpoint is logged at most this often per mapping, not once per retry. */
+#define ESM_MISCONFIGURED_LOG_EVERY_MS 60000
 
 /* Upper bounds (le) of the invoke-latency buckets, in seconds. */
 static inline const double *esm_hist_latency_bounds(size_t *n)
@@ -67,6 +77,36 @@ static inline void esm_invoke_stats_record(esm_invoke_stats *s, size_t records, 
         s->last_ok_ms = now_ms;
     else
         s->last_failed_ms = now_ms;
+}
+
+typedef enum {
+    ESM_ENDPOINT_LOG_NOTHING,
+    ESM_ENDPOINT_LOG_MISCONFIGURED, /* log misconfigured_reason now */
+    ESM_ENDPOINT_LOG_RECOVERED,     /* the endpoint answers properly again */
+} esm_endpoint_log;
+
+/* The second call a source makes per attempt: reason is the classification's reason when it
+ * found esmd misconfigured, else NULL. Says which log line (if any) is due. */
+static inline esm_endpoint_log esm_invoke_stats_endpoint(esm_invoke_stats *s, const char *reason,
+                                                         int64_t now_ms)
+{
+    if (!reason) {
+        if (!s->misconfigured_since_ms) return ESM_ENDPOINT_LOG_NOTHING;
+        s->misconfigured_since_ms = 0;
+        s->misconfigured_logged_ms = 0;
+        return ESM_ENDPOINT_LOG_RECOVERED;
+    }
+    s->misconfigured++;
+    if (!s->misconfigured_since_ms) s->misconfigured_since_ms = now_ms;
+    size_t i = 0;
+    for (; reason[i] && i + 1 < sizeof s->misconfigured_reason; i++)
+        s->misconfigured_reason[i] = reason[i];
+    s->misconfigured_reason[i] = '\0';
+    if (s->misconfigured_logged_ms &&
+        now_ms - s->misconfigured_logged_ms < ESM_MISCONFIGURED_LOG_EVERY_MS)
+        return ESM_ENDPOINT_LOG_NOTHING;
+    s->misconfigured_logged_ms = now_ms;
+    return ESM_ENDPOINT_LOG_MISCONFIGURED;
 }
 
 #endif

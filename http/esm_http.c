@@ -54,6 +54,15 @@ struct esm_http {
     bool destroy_pending; /* esm_http_destroy was called from a callback */
 };
 
+/* Every curl_multi_* result is checked: a failing one means a call or a socket watcher is
+ * lost, so it must show in the log with the operation that failed. */
+static bool multi_ok(CURLMcode rc, const char *what)
+{
+    if (rc == CURLM_OK) return true;
+    esm_log(ESM_LOG_ERROR, "http", "%s failed: %s", what, curl_multi_strerror(rc));
+    return false;
+}
+
 static void call_clear_headers(esm_http_call *c)
 {
     for (size_t i = 0; i < c->n_headers; i++) {
@@ -89,7 +98,7 @@ static void call_unlink(esm_http_call *c)
 /* Ends a call that will get no callback (cancelled, or the client destroyed). */
 static void call_end(esm_http_call *c)
 {
-    curl_multi_remove_handle(c->http->multi, c->easy);
+    multi_ok(curl_multi_remove_handle(c->http->multi, c->easy), "curl_multi_remove_handle");
     call_unlink(c);
     if (c->release) c->release(c->arg);
     call_free(c);
@@ -100,7 +109,7 @@ static void http_free(esm_http *h)
     while (h->calls)
         call_end(h->calls);
     ev_timer_stop(h->loop, &h->timer);
-    curl_multi_cleanup(h->multi);
+    multi_ok(curl_multi_cleanup(h->multi), "curl_multi_cleanup");
     esm_sigv4_destroy(h->signer);
     /* curl may keep sockets it never reported as removed; stop their watchers. */
     while (h->socks) {
@@ -121,6 +130,9 @@ static void dispatch_done(esm_http *h, esm_http_call *c, CURLcode code)
     r.status = status;
     r.curl_code = (int)code;
     r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+    long request_bytes = 0; /* 0 until the request head went out on a connection */
+    curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &request_bytes);
+    r.request_sent = request_bytes > 0;
     r.body_truncated = c->truncated;
     if (code != CURLE_OK) {
         const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
@@ -139,7 +151,7 @@ static void dispatch_done(esm_http *h, esm_http_call *c, CURLcode code)
     r.headers = c->headers;
     r.n_headers = c->n_headers;
 
-    curl_multi_remove_handle(h->multi, c->easy);
+    multi_ok(curl_multi_remove_handle(h->multi, c->easy), "curl_multi_remove_handle");
     call_unlink(c);
     c->done = true;
     if (c->cb) c->cb(&r, c->arg);
@@ -167,7 +179,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     esm_http *h = w->data;
     int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    multi_ok(curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running),
+             "curl_multi_socket_action(timeout)");
     check_multi_info(h);
 }
 
@@ -179,7 +192,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     int action =
         ((revents & EV_READ) ? CURL_CSELECT_IN : 0) | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(h->multi, s->fd, action, &running);
+    multi_ok(curl_multi_socket_action(h->multi, s->fd, action, &running),
+             "curl_multi_socket_action");
     check_multi_info(h);
 }
 
@@ -211,7 +225,7 @@ static int multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, vo
                 h->socks = s->next;
             if (s->next) s->next->prev = s->prev;
             free(s);
-            curl_multi_assign(h->multi, fd, NULL);
+            multi_ok(curl_multi_assign(h->multi, fd, NULL), "curl_multi_assign");
         }
         return 0;
     }
@@ -225,7 +239,7 @@ static int multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, vo
         h->socks = s;
         ev_init(&s->io, io_cb);
         s->io.data = s;
-        curl_multi_assign(h->multi, fd, s);
+        multi_ok(curl_multi_assign(h->multi, fd, s), "curl_multi_assign");
     }
     int events = ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     ev_io_stop(h->loop, &s->io);
@@ -313,12 +327,16 @@ esm_http *esm_http_create(struct ev_loop *loop)
     }
     ev_init(&h->timer, timer_cb);
     h->timer.data = h;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     /* Keep idle keep-alive connections for reuse beyond curl's 4-per-handle default. */
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
+    if (!multi_ok(curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb), "setopt") ||
+        !multi_ok(curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h), "setopt") ||
+        !multi_ok(curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb), "setopt") ||
+        !multi_ok(curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h), "setopt") ||
+        !multi_ok(curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L), "setopt")) {
+        curl_multi_cleanup(h->multi);
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -439,7 +457,7 @@ esm_http_call *esm_http_send(esm_http *h, const esm_http_request *req)
     if (c->req_headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->req_headers);
 
     c->started = ev_time();
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) goto fail;
+    if (!multi_ok(curl_multi_add_handle(h->multi, e), "curl_multi_add_handle")) goto fail;
     c->next = h->calls;
     if (h->calls) h->calls->prev = c;
     h->calls = c;

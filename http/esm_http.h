@@ -14,11 +14,12 @@ typedef struct esm_http esm_http;
 typedef struct esm_http_call esm_http_call;
 
 typedef struct {
-    long status;      /* HTTP status, 0 when no response arrived */
-    int curl_code;    /* CURLcode; 0 = the exchange completed */
-    bool timed_out;   /* the call's timeout expired */
-    char error[256];  /* curl's error text when curl_code != 0 */
-    const char *body; /* NUL-terminated; valid only during the callback */
+    long status;       /* HTTP status, 0 when no response arrived */
+    int curl_code;     /* CURLcode; 0 = the exchange completed */
+    bool timed_out;    /* the call's timeout expired */
+    bool request_sent; /* connected (TLS included) and sent the request head */
+    char error[256];   /* curl's error text when curl_code != 0 */
+    const char *body;  /* NUL-terminated; valid only during the callback */
     size_t body_len;
     bool body_truncated;                   /* the response exceeded max_response_bytes */
     double total_ms;                       /* from send to completion */

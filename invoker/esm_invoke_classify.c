@@ -14,8 +14,28 @@ static void function_error(esm_invoke_result *out, const char *value)
              value && value[0] ? value : "Unhandled");
 }
 
+/* Statuses that say esmd's own settings are wrong, not the records: what to check. */
+static const char *misconfiguration(long status)
+{
+    switch (status) {
+    case 401:
+        return "credentials: the endpoint wants authentication";
+    case 403:
+        return "credentials/URL: access denied";
+    case 404:
+        return "URL: no such function";
+    case 405:
+        return "URL/protocol: the endpoint does not take POST";
+    case 407:
+        return "proxy credentials";
+    default:
+        return NULL;
+    }
+}
+
 void esm_invoke_classify(const esm_invoke_wire *w, esm_invoke_result *out)
 {
+    out->misconfigured = false;
     out->reason[0] = '\0';
     out->function_error[0] = '\0';
     bool lambda = w->protocol == ESM_PROTO_LAMBDA;
@@ -27,17 +47,14 @@ void esm_invoke_classify(const esm_invoke_wire *w, esm_invoke_result *out)
                  ESM_INVOKE_MAX_PAYLOAD);
         return;
     }
-    if (w->timed_out) {
-        if (lambda) {
-            /* The Invoke API reports function timeouts itself (200 + Unhandled): ours firing
-             * means the host did not answer, so the function may not have run. */
-            out->cls = ESM_INVOKE_ERROR;
-            snprintf(out->reason, sizeof out->reason,
-                     "timeout after %ld ms waiting for the Invoke API", w->timeout_ms);
-        } else {
-            function_error(out, "Unhandled");
-            snprintf(out->reason, sizeof out->reason, "timeout after %ld ms", w->timeout_ms);
-        }
+    if (w->timed_out && w->request_sent) {
+        /* The function had the request and did not answer in time: AWS calls this a function
+         * timeout (Unhandled), which counts toward MaximumRetryAttempts and can bisect. A host
+         * that reports the timeout itself answers 200 + Unhandled before ours fires. */
+        function_error(out, "Unhandled");
+        snprintf(out->reason, sizeof out->reason,
+                 "timeout after %ld ms: the function did not answer (function timeout)",
+                 w->timeout_ms);
         return;
     }
     if (w->curl_code != 0) {
@@ -63,6 +80,14 @@ void esm_invoke_classify(const esm_invoke_wire *w, esm_invoke_result *out)
     if (st == 429 || (!lambda && st == 503)) {
         out->cls = ESM_INVOKE_THROTTLE;
         snprintf(out->reason, sizeof out->reason, "throttled: HTTP %ld", st);
+        return;
+    }
+    const char *what = misconfiguration(st);
+    if (what) {
+        out->cls = ESM_INVOKE_ERROR;
+        out->misconfigured = true;
+        snprintf(out->reason, sizeof out->reason,
+                 "function endpoint answered %ld: esmd is misconfigured (%s)", st, what);
         return;
     }
     if (lambda) {

@@ -219,6 +219,7 @@ static void on_http_done(const esm_http_response *resp, void *arg)
         .function_error = esm_http_response_header(resp, "X-Amz-Function-Error"),
         .curl_code = resp->curl_code,
         .timed_out = resp->timed_out,
+        .request_sent = resp->request_sent,
         .body_truncated = resp->body_truncated,
         .timeout_ms = inv->protocol == ESM_PROTO_LAMBDA
                           ? inv->timeout_ms + ESM_INVOKE_LAMBDA_MARGIN_MS
@@ -331,7 +332,7 @@ esm_invocation *esm_invoker_invoke(esm_invoker *inv, const char *payload, size_t
                                    esm_invoke_cb cb, void *arg)
 {
     if (!inv || inv->destroy_pending || !payload) return NULL;
-    if (len > ESM_INVOKE_MAX_PAYLOAD) {
+    if (!esm_invoke_payload_fits(len)) {
         ESM_WARN(inv->name, "payload of %zu bytes exceeds the %zu byte limit", len,
                  ESM_INVOKE_MAX_PAYLOAD);
         return NULL;

@@ -3,26 +3,26 @@
  * Protocol "lambda" (the Lambda Invoke API: AWS, Lambda RIE, LocalStack, serverless-offline):
  *   POST <url> (the full .../2015-03-31/functions/NAME/invocations URL) with
  *   X-Amz-Invocation-Type: RequestResponse, signed with SigV4 (service "lambda") when
- *   credentials are given.
- *   2xx + X-Amz-Function-Error        -> FUNCTION_ERROR (function_error = the header value)
- *   2xx                               -> SUCCESS
- *   429                               -> THROTTLE (Retry-After seconds honoured)
- *   5xx, other 4xx, transport errors  -> ERROR (the function did not run)
- *   client-side timeout               -> ERROR. The Invoke API itself reports a function
- *       timeout as 200 + Unhandled; our timeout is timeout_seconds + ESM_INVOKE_LAMBDA_MARGIN_MS,
- *       so when it fires the host, not the function, failed to answer.
+ *   credentials are given. Plain POST of the event plus the configured headers for protocol
+ *   "http" (OpenFaaS, Knative, Fission, Nuclio, any webhook).
  *
- * Protocol "http" (OpenFaaS, Knative, Fission, Nuclio, any webhook):
- *   plain POST of the event plus the configured headers.
- *   2xx                               -> SUCCESS (the body may carry batchItemFailures)
- *   429, 503                          -> THROTTLE
- *   other status                      -> FUNCTION_ERROR, function_error "Unhandled"
- *   client-side timeout (timeout_seconds, no margin) -> FUNCTION_ERROR "Unhandled", reason
- *       "timeout after N ms": the function ran too long, which AWS counts as a function error.
- *   transport errors                  -> ERROR
- *
- * Both protocols: a response over ESM_INVOKE_MAX_PAYLOAD is a FUNCTION_ERROR (AWS:
- * Function.ResponseSizeTooLarge, reported as Unhandled). */
+ * Classification (docs/design.md "Invocation outcomes" has the table and the reasons):
+ *                                   lambda                      http
+ *   2xx + X-Amz-Function-Error      FUNCTION_ERROR (the value)  FUNCTION_ERROR (the value)
+ *   2xx                             SUCCESS                     SUCCESS (body may carry RBIF)
+ *   429                             THROTTLE (Retry-After)      THROTTLE (Retry-After)
+ *   503                             ERROR                       THROTTLE
+ *   401, 403, 404, 405, 407         ERROR, misconfigured        ERROR, misconfigured
+ *   any other status (3xx-5xx)      ERROR                       FUNCTION_ERROR "Unhandled"
+ *   no answer within the timeout    FUNCTION_ERROR "Unhandled"  FUNCTION_ERROR "Unhandled"
+ *     after the request was sent    (a function timeout, as AWS counts it)
+ *   connect / DNS / TLS / reset,    ERROR                       ERROR
+ *     a timeout before sending
+ *   response over 6 MB              FUNCTION_ERROR "Unhandled"  FUNCTION_ERROR "Unhandled"
+ * The lambda protocol waits timeout_seconds + ESM_INVOKE_LAMBDA_MARGIN_MS so that a host which
+ * reports the timeout itself (200 + Unhandled) is heard; the http protocol waits
+ * timeout_seconds. "misconfigured" means esmd's own settings (credentials, URL, method, proxy)
+ * are wrong, not the records: retried with backoff, never counted, and shown in /status. */
 #ifndef ESM_INVOKER_H
 #define ESM_INVOKER_H
 
@@ -36,6 +36,12 @@
 struct ev_loop;
 
 #define ESM_INVOKE_MAX_PAYLOAD ((size_t)6291456) /* 6 MB: request and response */
+/* The invoker's one limit check, shared with the batch builders and the lane: an event of len
+ * bytes (exactly the body sent; neither protocol adds to it) may be invoked. */
+static inline bool esm_invoke_payload_fits(size_t len)
+{
+    return len <= ESM_INVOKE_MAX_PAYLOAD;
+}
 #define ESM_INVOKE_LAMBDA_MARGIN_MS                                                                \
     2000L /* lambda protocol: wait this much past the                                              \
              function timeout for the host's answer */
@@ -57,7 +63,8 @@ typedef struct {
     const char *body;          /* valid during the callback; never NULL */
     size_t body_len;
     double latency_ms;
-    char reason[256]; /* why it is not a success: "HTTP 500", "timeout after 30000 ms", ... */
+    char reason[256];   /* why it is not a success: "HTTP 500", "timeout after 30000 ms", ... */
+    bool misconfigured; /* ERROR because esmd's function settings are wrong (401/403/404/...) */
 } esm_invoke_result;
 
 typedef void (*esm_invoke_cb)(const esm_invoke_result *r, void *arg);
@@ -94,13 +101,14 @@ typedef struct {
     const char *function_error; /* X-Amz-Function-Error header or NULL */
     int curl_code;              /* 0 = exchange completed */
     bool timed_out;
+    bool request_sent;           /* the request went out: a timeout is the function's */
     bool body_truncated;         /* the response exceeded ESM_INVOKE_MAX_PAYLOAD */
     long timeout_ms;             /* the timeout that applied, for the reason text */
     const char *transport_error; /* curl's error text, may be NULL */
 } esm_invoke_wire;
 
-/* Sets out->cls, out->function_error and out->reason (empty on success) from the wire facts.
- * Pure: no I/O, no clock. */
+/* Sets out->cls, out->misconfigured, out->function_error and out->reason (empty on success)
+ * from the wire facts. Pure: no I/O, no clock. */
 void esm_invoke_classify(const esm_invoke_wire *w, esm_invoke_result *out);
 /* Parses a Retry-After value in seconds ("1", "2.5"); -1 when absent or not a number
  * (HTTP-dates are not honoured). */

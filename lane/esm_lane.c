@@ -84,6 +84,7 @@ esm_lane *esm_lane_create(const esm_lane_env *env)
     lane->cfg.backoff_base_ms = m->retry_backoff_base_ms > 0 ? m->retry_backoff_base_ms : 1000;
     lane->cfg.backoff_max_ms = m->retry_backoff_max_ms > 0 ? m->retry_backoff_max_ms : 60000;
     lane->cfg.max_payload_bytes = ESM_INVOKE_MAX_PAYLOAD;
+    lane->cfg.event_envelope = env->event_envelope;
     esm_policy_decision_init(&lane->decision);
     esm_buf_init(&lane->event);
     ev_timer_init(&lane->timer, NULL, 0., 0.);
@@ -633,6 +634,26 @@ static void remember_response(esm_lane *lane, const esm_invoke_result *r, bool p
     lane->last.partial = partial;
 }
 
+/* A misconfigured endpoint (docs/design.md "Invocation outcomes") is retried like an
+ * invocation error; it is logged once a minute per mapping, not once per retry. */
+static void note_endpoint(esm_lane *lane, const esm_invoke_result *r)
+{
+    const char *reason = r->misconfigured ? r->reason : NULL;
+    esm_endpoint_log what = ESM_ENDPOINT_LOG_MISCONFIGURED;
+    if (lane->env.counters.invokes)
+        what = esm_invoke_stats_endpoint(lane->env.counters.invokes, reason, esm_now_ms());
+    else if (!reason)
+        return;
+    if (what == ESM_ENDPOINT_LOG_MISCONFIGURED)
+        ESM_WARN(lane->env.log_ctx,
+                 "%s; records are kept and retried with backoff (not counted as attempts) until "
+                 "the function settings are fixed (reload)",
+                 r->reason);
+    else if (what == ESM_ENDPOINT_LOG_RECOVERED)
+        ESM_INFO(lane->env.log_ctx,
+                 "the function endpoint answers again (no longer misconfigured)");
+}
+
 static void on_invoked(const esm_invoke_result *r, void *arg)
 {
     esm_lane *lane = arg;
@@ -699,9 +720,11 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                      "PROBLEM: invalid batchItemFailures response: %.140s", why);
         else
             snprintf(lane->last_result, sizeof lane->last_result, "PROBLEM: %.170s", r->reason);
-        ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
-                 lane->last_result + 9);
+        if (!r->misconfigured) /* that one is logged per mapping, rate-limited, below */
+            ESM_INFO(lane->env.log_ctx, "invocation of records [%zu,%zu) failed: %s", lo, hi,
+                     lane->last_result + 9);
     }
+    note_endpoint(lane, r);
     if (lane->env.counters.invokes)
         esm_invoke_stats_record(lane->env.counters.invokes, hi - lo, r->latency_ms,
                                 out.kind == ESM_OUTCOME_SUCCESS, esm_now_ms());
@@ -716,19 +739,31 @@ static void invoke_now(esm_lane *lane, size_t lo, size_t hi)
     esm_buf_reset(&lane->event);
     lane->env.source->render_event(lane->env.arg, lo, hi, &lane->event);
     lane->phase = LANE_INVOKING;
+    if (!lane->event.failed && !esm_invoke_payload_fits(lane->event.len)) {
+        /* The policy only invokes units whose measured event fits, so the source's sizes are
+         * wrong. The invoker would refuse it every time: split it, or discard a lone record
+         * with MaximumPayloadSizeExceeded, instead of retrying it forever. */
+        ESM_ERROR(lane->env.log_ctx,
+                  "internal: the event of records [%zu,%zu) has %zu bytes, over the %zu byte "
+                  "invoke limit although it was measured to fit; %s",
+                  lo, hi, lane->event.len, ESM_INVOKE_MAX_PAYLOAD,
+                  hi - lo > 1 ? "splitting it" : "discarding it as MaximumPayloadSizeExceeded");
+        esm_policy_outcome too_large = {.kind = ESM_OUTCOME_TOO_LARGE, .retry_after_ms = -1};
+        decide_and_apply(lane, &too_large);
+        return;
+    }
     if (!lane->event.failed) {
         COUNT(lane, invoked, hi - lo);
         lane->call = esm_invoker_invoke(lane->env.invoker, lane->event.data, lane->event.len,
                                         on_invoked, lane);
     }
     if (!lane->call) {
-        /* Refused (the event would exceed the payload limit): the policy narrows such units
-         * itself, so this is an invocation error to retry, never a loss. */
+        /* Not started (out of memory): an invocation error to retry, never a loss. */
         esm_invoke_result r;
         memset(&r, 0, sizeof r);
         r.cls = ESM_INVOKE_ERROR;
         r.retry_after_ms = -1;
-        snprintf(r.reason, sizeof r.reason, "the invoker refused an event of %zu bytes",
+        snprintf(r.reason, sizeof r.reason, "could not start the invocation of %zu bytes",
                  lane->event.len);
         on_invoked(&r, lane);
     }

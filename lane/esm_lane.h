@@ -78,6 +78,9 @@ typedef struct {
     const char *lane_key;   /* store key: shardId, "shardId/lane-3", partition number */
     const char *log_ctx;
     esm_rbif_id_kind id_kind; /* how itemIdentifiers look: sequence numbers or Kafka objects */
+    size_t event_envelope;    /* bytes of render_event's output without records: with the
+                                 records' policy sizes, esm_event_size of a unit is exactly the
+                                 length render_event writes for it */
     esm_lane_counters counters;
     const esm_lane_source *source;
     void *arg;

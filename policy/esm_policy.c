@@ -1,6 +1,8 @@
 /* The pure retry / bisect / age policy. The model is documented in esm_policy.h. */
 #include "policy/esm_policy.h"
 
+#include "common/esm_event_size.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +196,20 @@ static int on_partial(esm_policy_state *s, const esm_policy_outcome *out,
     return 0;
 }
 
+/* The rendered event was over the limit although the sizes said it fits: never send it again
+ * as it was. One record is discarded; a larger unit is halved (no attempt used). */
+static int on_too_large(esm_policy_state *s, esm_policy_decision *d)
+{
+    size_t lo = s->lo, hi = unit_hi(s);
+    if (hi - lo > 1 && unit_push(s, lo + (hi - lo + 1) / 2)) return 0;
+    /* One record, or no room for another split (cannot happen below 2^64 records). */
+    if (push_step(d, ESM_STEP_DISCARD, lo, hi, ESM_COND_MAXIMUM_PAYLOAD_SIZE_EXCEEDED, s->invokes,
+                  0))
+        return -1;
+    unit_done(s);
+    return 0;
+}
+
 static int apply_outcome(esm_policy_state *s, const esm_policy_outcome *out,
                          const esm_policy_config *cfg, uint32_t random, esm_policy_decision *d,
                          pending_delay *pd)
@@ -215,6 +231,8 @@ static int apply_outcome(esm_policy_state *s, const esm_policy_outcome *out,
         return on_partial(s, out, cfg, random, d, pd);
     case ESM_OUTCOME_FUNCTION_ERROR:
         return on_function_error(s, cfg, random, d, pd);
+    case ESM_OUTCOME_TOO_LARGE:
+        return on_too_large(s, d);
     case ESM_OUTCOME_THROTTLE:
     case ESM_OUTCOME_INVOKE_ERROR:
         s->backoffs++;
@@ -234,12 +252,28 @@ static bool expired(const esm_policy_config *cfg, const esm_policy_record *r, in
 
 static bool oversized(const esm_policy_config *cfg, const esm_policy_record *r)
 {
-    return cfg->max_payload_bytes > 0 && r->size > cfg->max_payload_bytes;
+    return cfg->max_payload_bytes > 0 &&
+           esm_event_size(cfg->event_envelope, 1, r->size) > cfg->max_payload_bytes;
+}
+
+/* The end of the longest prefix of [lo, hi) whose event fits (at least lo + 1). */
+static size_t fitting_end(const esm_policy_record *recs, size_t lo, size_t hi,
+                          const esm_policy_config *cfg)
+{
+    if (cfg->max_payload_bytes == 0) return hi;
+    size_t bytes = recs[lo].size;
+    for (size_t j = lo + 1; j < hi; j++) {
+        if (esm_event_size(cfg->event_envelope, j - lo + 1, bytes + recs[j].size) >
+            cfg->max_payload_bytes)
+            return j;
+        bytes += recs[j].size;
+    }
+    return hi;
 }
 
 /* Discards what must not be invoked (expired records of the unit, oversized records at its
- * head) and narrows the unit to end before an oversized record. Leaves the unit to invoke as
- * the current one, or the state done. */
+ * head) and narrows the unit to the longest prefix whose event fits (so it ends before an
+ * oversized record). Leaves the unit to invoke as the current one, or the state done. */
 static int prepare_invoke(const esm_policy_record *recs, esm_policy_state *s,
                           const esm_policy_config *cfg, int64_t now_ms, esm_policy_decision *d)
 {
@@ -266,11 +300,8 @@ static int prepare_invoke(const esm_policy_record *recs, esm_policy_state *s,
             if (j == hi) unit_done(s);
             continue;
         }
-        for (size_t j = lo + 1; j < hi; j++)
-            if (oversized(cfg, &recs[j])) {
-                if (!unit_push(s, j)) return -1;
-                break;
-            }
+        size_t end = fitting_end(recs, lo, hi, cfg);
+        if (end < hi && !unit_push(s, end)) return -1;
         return 0;
     }
     return 0;

@@ -35,9 +35,14 @@
  *   records; a fresh record sorted before an old one goes with it so order is kept) and the rest
  *   is invoked. The attempt counters of a shrunk unit are kept (its records were tried).
  *   A backoff delay never extends past the moment the unit's oldest record expires.
- * - A record larger than max_payload_bytes is discarded with MaximumPayloadSizeExceeded without
- *   an invocation; a unit containing one is first narrowed to end before it (a split that uses
- *   no attempts).
+ * - Size (docs/design.md "Event size"): a unit's event is
+ *   esm_event_size(event_envelope, records, their sizes summed), exactly the bytes the source
+ *   renders. A record whose event alone exceeds max_payload_bytes is discarded with
+ *   MaximumPayloadSizeExceeded without an invocation; a unit whose event does not fit is first
+ *   narrowed to its longest prefix that does (a split that uses no attempts), so every INVOKE
+ *   fits. TOO_LARGE (the lane found the rendered event over the limit anyway): a one-record
+ *   unit is discarded with MaximumPayloadSizeExceeded, a larger one splits into halves as a
+ *   bisect does (without BisectBatchOnFunctionError too); it is never retried as it was.
  * - Adjacent ACK steps are merged; adjacent DISCARD steps are merged when the condition and
  *   invoke count agree (AWS merges the metadata of failed sub-batches).
  * - approximateInvokeCount of a DISCARD = invocations of that unit that actually ran (throttles
@@ -59,7 +64,7 @@
 typedef struct {
     const char *id;     /* source identifier (sequence number, offset, message id); may be NULL */
     int64_t arrival_ms; /* epoch ms the source received the record */
-    size_t size;        /* bytes the record adds to the event */
+    size_t size;        /* bytes of the record as rendered in the event (no ',' separator) */
 } esm_policy_record;
 
 typedef struct {
@@ -70,15 +75,19 @@ typedef struct {
     int backoff_base_ms;        /* e.g. 1000 */
     int backoff_max_ms;         /* e.g. 60000 */
     size_t max_payload_bytes;   /* 0 = no limit; 6 MB on AWS */
+    size_t event_envelope;      /* bytes of the event without records (esm_event_size) */
 } esm_policy_config;
 
 typedef enum {
     ESM_OUTCOME_NONE,           /* nothing invoked yet, or the result is unknown */
     ESM_OUTCOME_SUCCESS,        /* ran, no error (a null / empty RBIF list included) */
     ESM_OUTCOME_PARTIAL,        /* ran, valid RBIF response with failed items */
-    ESM_OUTCOME_FUNCTION_ERROR, /* ran and failed (incl. timeout, malformed RBIF response) */
+    ESM_OUTCOME_FUNCTION_ERROR, /* ran and failed (incl. a timeout after the request was sent,
+                                   a malformed RBIF response) */
     ESM_OUTCOME_THROTTLE,       /* did not run: 429 */
-    ESM_OUTCOME_INVOKE_ERROR,   /* did not run: 5xx, 4xx config error, transport error */
+    ESM_OUTCOME_INVOKE_ERROR,   /* did not run: 5xx, esmd misconfigured (401/403/404/405/407),
+                                   connect/transport error */
+    ESM_OUTCOME_TOO_LARGE,      /* not sent: the rendered event exceeds the payload limit */
 } esm_outcome_kind;
 
 typedef struct {

@@ -122,21 +122,29 @@ static void list_names(const rd_kafka_topic_partition_list_t *l, char *out, size
                                  l->elems[i].partition);
 }
 
-/* AT_TIMESTAMP: partitions with no committed offset start at the first record at or after
- * the timestamp (offsetsForTimes). These two calls block the loop briefly, during a
+/* The group's committed offsets of parts, NULL when they cannot be read. The calls on
+ * assignment (this one, offsetsForTimes, the watermarks) block the loop briefly, during a
  * rebalance only. */
-static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
+static rd_kafka_topic_partition_list_t *committed_of(kafka_source *s,
+                                                     const rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
     rd_kafka_resp_err_t err = rd_kafka_committed(s->rk, c, 10000);
-    if (err) {
-        ESM_WARN(s->env.log_ctx,
-                 "cannot read committed offsets (%s); partitions without one start at the "
-                 "earliest record",
-                 rd_kafka_err2str(err));
-        rd_kafka_topic_partition_list_destroy(c);
-        return;
-    }
+    if (!err) return c;
+    ESM_WARN(s->env.log_ctx, "cannot read committed offsets (%s)%s", rd_kafka_err2str(err),
+             s->map->starting_position == ESM_START_AT_TIMESTAMP
+                 ? "; partitions without one start at the earliest record"
+                 : "");
+    rd_kafka_topic_partition_list_destroy(c);
+    return NULL;
+}
+
+/* AT_TIMESTAMP: partitions with no committed offset (in c) start at the first record at or
+ * after the timestamp (offsetsForTimes). */
+static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
+                               const rd_kafka_topic_partition_list_t *c)
+{
+    rd_kafka_resp_err_t err;
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(c->cnt);
     for (int i = 0; i < c->cnt; i++)
         if (c->elems[i].offset < 0)
@@ -164,7 +172,35 @@ static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t 
         }
     }
     rd_kafka_topic_partition_list_destroy(t);
-    rd_kafka_topic_partition_list_destroy(c);
+}
+
+/* A stored position the partition's log cannot hold, or one the group does not confirm, may
+ * belong to an old log (docs/operations.md "Kafka log re-created"): such a partition is
+ * assigned at its log start, never past records it has not read. Without the watermarks the
+ * log end is checked on the first record (esm_kafka_part.c behind_new_log). */
+static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
+                       const rd_kafka_topic_partition_list_t *c)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &parts->elems[i];
+        esm_kafka_part *p = part_of(s, e->partition);
+        if (!p || strcmp(e->topic, s->map->topic) != 0) continue;
+        const rd_kafka_topic_partition_t *ce =
+            c ? rd_kafka_topic_partition_list_find(c, e->topic, e->partition) : NULL;
+        int64_t committed = ce && ce->offset >= 0 ? ce->offset : -1;
+        if (committed < 0 && esm_kafka_part_floor(p) < 0) continue; /* nothing stored */
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(s->rk, e->topic, e->partition, &lo, &hi, 5000);
+        if (err) {
+            ESM_DEBUG(s->env.log_ctx, "partition %" PRId32 ": watermarks unknown (%s)",
+                      e->partition, rd_kafka_err2str(err));
+            lo = hi = -1;
+        }
+        if (esm_kafka_part_check_log(p, committed, c != NULL, lo, hi) ==
+            ESM_KAFKA_LOG_RESET_AT_START)
+            e->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
 }
 
 static bool ensure_slots(kafka_source *s, int32_t id)
@@ -181,7 +217,9 @@ static bool ensure_slots(kafka_source *s, int32_t id)
 
 static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
 {
-    if (s->map->starting_position == ESM_START_AT_TIMESTAMP) resolve_timestamps(s, parts);
+    rd_kafka_topic_partition_list_t *committed = committed_of(s, parts);
+    if (committed && s->map->starting_position == ESM_START_AT_TIMESTAMP)
+        resolve_timestamps(s, parts, committed);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t id = parts->elems[i].partition;
         if (strcmp(parts->elems[i].topic, s->map->topic) != 0 || part_of(s, id)) continue;
@@ -192,6 +230,8 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
         }
         s->parts[id] = p;
     }
+    check_logs(s, parts, committed);
+    if (committed) rd_kafka_topic_partition_list_destroy(committed);
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (cooperative(s))

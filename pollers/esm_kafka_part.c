@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint/esm_store.h"
+#include "common/esm_event_size.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "pollers/esm_kafka_render.h"
@@ -35,7 +36,18 @@ struct esm_kafka_part {
     int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
     int64_t nudge_mark;    /* next_expected at the last esm_kafka_part_nudge look */
     int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
-    size_t overhead;       /* event envelope bytes */
+    int64_t stored;        /* the highest offset handed to librdkafka to commit (-1 none) */
+    int64_t last_ckpt;     /* the last checkpoint position the lane asked for */
+    /* A filtered-out record that arrived while the checkpoint of earlier records still trails
+     * (not durable): its offset is stored once the checkpoint >= deferred_gate is durable. */
+    int64_t deferred, deferred_gate;
+    /* A shorter log under a running partition (behind_new_log): waiting for the lane to
+     * settle, then read again from the log start. */
+    bool resetting;
+    uint64_t log_resets;
+    int64_t last_reset_ms;
+    char last_reset[200];
+    size_t overhead; /* event envelope bytes (esm_event_size) */
     ev_timer window;
     ev_timer kick;
     esm_fr_kafka_partition frp;
@@ -43,6 +55,9 @@ struct esm_kafka_part {
 };
 
 static void dispatch(esm_kafka_part *p);
+static void finish_reset(esm_kafka_part *p);
+static void seek_to(esm_kafka_part *p, int64_t offset);
+static void set_paused(esm_kafka_part *p, bool pause);
 
 /* A record is one allocation: the struct, then its JSON, id and key (no per-field mallocs on
  * the hot path). */
@@ -87,6 +102,11 @@ int32_t esm_kafka_part_id(const esm_kafka_part *p)
     return p->id;
 }
 
+int64_t esm_kafka_part_floor(const esm_kafka_part *p)
+{
+    return p->floor;
+}
+
 int64_t esm_kafka_part_committed(const esm_kafka_part *p)
 {
     return p->committed;
@@ -104,6 +124,10 @@ bool esm_kafka_part_idle(const esm_kafka_part *p)
  * than esmd spent on the batch). */
 static void store_offset(esm_kafka_part *p, int64_t next)
 {
+    /* Never backwards (a late trailing checkpoint after a newer offset); nothing of an old log
+     * while a reset waits: its offsets mean other records in the new one. */
+    if (p->resetting || next <= p->stored) return;
+    if (p->deferred >= 0 && next >= p->deferred) p->deferred = -1;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->sh.topic, p->id)->offset = next;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->sh.rk, l);
@@ -112,6 +136,7 @@ static void store_offset(esm_kafka_part *p, int64_t next)
         ESM_WARN(p->log_ctx, "storing offset %" PRId64 " failed: %s", next, rd_kafka_err2str(err));
         return;
     }
+    p->stored = next;
     if (next > p->committed) p->committed = next;
     if (p->sh.stored) p->sh.stored(p->sh.changed_arg);
 }
@@ -201,6 +226,7 @@ static void flow_control(esm_kafka_part *p)
 
 void esm_kafka_part_flow(esm_kafka_part *p)
 {
+    finish_reset(p);
     flow_control(p);
 }
 
@@ -221,7 +247,7 @@ static bool pend_push(esm_kafka_part *p, esm_kafka_rec *r)
         }
     }
     p->pend[p->head + p->len++] = r;
-    p->pend_bytes += r->json_len + 1;
+    p->pend_bytes += r->json_len;
     return true;
 }
 
@@ -238,7 +264,7 @@ static void pend_unshift(esm_kafka_part *p, esm_kafka_rec **recs, size_t n)
         }
         p->pend[--p->head] = recs[i];
         p->len++;
-        p->pend_bytes += recs[i]->json_len + 1;
+        p->pend_bytes += recs[i]->json_len;
     }
 }
 
@@ -269,9 +295,10 @@ static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *des
 {
     esm_kafka_part *p = arg;
     const esm_kafka_rec *first = p->batch[lo], *last = p->batch[hi - 1];
-    size_t bytes = p->overhead;
+    size_t bytes = 0;
     for (size_t i = lo; i < hi; i++)
-        bytes += p->batch[i]->json_len + (i > lo ? 1 : 0);
+        bytes += p->batch[i]->json_len;
+    bytes = esm_event_size(p->overhead, hi - lo, bytes);
     p->frp = (esm_fr_kafka_partition){.topic = p->sh.topic,
                                       .partition = p->id,
                                       .first_offset = first->offset,
@@ -294,7 +321,8 @@ static const char *cb_checkpoint_after(void *arg, size_t resolved)
 {
     esm_kafka_part *p = arg;
     if (resolved == 0 || resolved > p->batch_n) return NULL;
-    snprintf(p->ckpt, sizeof p->ckpt, "%" PRId64, p->batch[resolved - 1]->commit_after);
+    p->last_ckpt = p->batch[resolved - 1]->commit_after;
+    snprintf(p->ckpt, sizeof p->ckpt, "%" PRId64, p->last_ckpt);
     return p->ckpt;
 }
 
@@ -323,8 +351,12 @@ static void cb_durable(void *arg, const char *position)
     if (position) {
         char *end;
         long long next = strtoll(position, &end, 10);
-        if (end != position && *end == '\0' && next >= 0) store_offset(p, next);
+        if (end != position && *end == '\0' && next >= 0) {
+            store_offset(p, next);
+            if (p->deferred >= 0 && next >= p->deferred_gate) store_offset(p, p->deferred);
+        }
     }
+    finish_reset(p);
     /* A stop or revoke may be waiting for the lane to settle. */
     if (p->quiesced && !esm_lane_busy(p->lane) && p->sh.changed) p->sh.changed(p->sh.changed_arg);
 }
@@ -357,6 +389,10 @@ static void batch_done(esm_kafka_part *p, bool abandoned)
 {
     int64_t first = p->batch_n ? p->batch[0]->offset : -1;
     batch_free(p);
+    if (p->resetting) {
+        finish_reset(p);
+        return;
+    }
     if (abandoned && !p->quiesced && first >= 0) {
         /* The partition stays ours: read the unfinished records again, never skip them. */
         pend_drop(p);
@@ -395,20 +431,23 @@ static const esm_lane_source lane_source = {
 
 /* ---- batching --------------------------------------------------------------------------- */
 
-/* How many waiting records the next batch takes: BatchSize, and the 6 MB event limit (a
- * single larger record still goes alone: the policy discards it as oversized). */
+/* How many waiting records the next batch takes: BatchSize, and the 6 MB event limit measured
+ * as the policy and the invoker measure it (a single larger record still goes alone: the
+ * policy discards it as MaximumPayloadSizeExceeded). */
 static size_t batch_take(const esm_kafka_part *p, bool *full)
 {
-    size_t max = (size_t)p->sh.map->batch_size, bytes = p->overhead, n = 0;
-    /* pend_bytes counts one separator per record, one more than the batch has: when all
-     * waiting records fit, there is nothing to walk (this runs for every arriving record) */
-    if (p->len < max && p->overhead + p->pend_bytes <= ESM_INVOKE_MAX_PAYLOAD) {
+    size_t max = (size_t)p->sh.map->batch_size, bytes = 0, n = 0;
+    /* When all waiting records fit there is nothing to walk (this runs for every arriving
+     * record). */
+    if (p->len < max &&
+        esm_invoke_payload_fits(esm_event_size(p->overhead, p->len, p->pend_bytes))) {
         *full = false;
         return p->len;
     }
     while (n < p->len && n < max) {
-        size_t add = p->pend[p->head + n]->json_len + (n ? 1 : 0);
-        if (n > 0 && bytes + add > ESM_INVOKE_MAX_PAYLOAD) break;
+        size_t add = p->pend[p->head + n]->json_len;
+        if (n > 0 && !esm_invoke_payload_fits(esm_event_size(p->overhead, n + 1, bytes + add)))
+            break;
         bytes += add;
         n++;
     }
@@ -434,8 +473,8 @@ static void start_batch(esm_kafka_part *p, size_t n)
         precs[i] = (esm_policy_record){.id = r->id,
                                        .arrival_ms =
                                            r->timestamp_ms > 0 ? r->timestamp_ms : r->received_ms,
-                                       .size = r->json_len + 1};
-        p->pend_bytes -= r->json_len + 1;
+                                       .size = r->json_len};
+        p->pend_bytes -= r->json_len;
     }
     /* head is not reset even when empty, so records the lane does not take fit back */
     p->head += n;
@@ -494,6 +533,118 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     dispatch(w->data);
 }
 
+/* ---- a new log under the stored position ------------------------------------------------ */
+
+/* Forgets everything that belongs to the old log (the store's checkpoint and retry state too):
+ * a record of the new log is never taken for one already done. */
+static void forget_old_log(esm_kafka_part *p)
+{
+    p->resetting = false;
+    if (p->sh.env->store) {
+        esm_err err = {0};
+        if (esm_store_checkpoint_set(p->sh.env->store, p->sh.map->uuid, p->sh.source_key,
+                                     p->lane_key, NULL, &err) != 0)
+            ESM_ERROR(p->log_ctx,
+                      "cannot forget the old log's checkpoint (%s): the new log's checkpoints "
+                      "are refused until it is reset",
+                      err.message);
+    }
+    p->floor = p->committed = p->stored = p->next_expected = p->deferred = -1;
+}
+
+/* Reads the new log from its start once the lane has settled (the batch of old records in
+ * flight finished, its checkpoint written). */
+static void finish_reset(esm_kafka_part *p)
+{
+    if (!p->resetting || !esm_kafka_part_idle(p)) return;
+    forget_old_log(p);
+    if (p->quiesced) return; /* revoked meanwhile: the next owner starts from the group */
+    seek_to(p, RD_KAFKA_OFFSET_BEGINNING);
+    set_paused(p, false);
+}
+
+#define FROM_START "reading the partition from its log start; none of it is skipped"
+
+static void log_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t hi, const char *why,
+                      const char *then)
+{
+    p->log_resets++;
+    p->sh.env->stats->kafka_log_resets++;
+    p->last_reset_ms = esm_now_ms();
+    char log[64] = "unknown";
+    if (hi >= 0) snprintf(log, sizeof log, "[%" PRId64 ", %" PRId64 ")", lo, hi);
+    snprintf(p->last_reset, sizeof p->last_reset, "stored position %" PRId64 ", log %s: %s",
+             position, log, why);
+    ESM_ERROR(p->log_ctx,
+              "log reset: the stored position %" PRId64 " is not used (%s; the partition's log is "
+              "%s): the topic was re-created, the broker's log wiped or the group's offsets "
+              "deleted: %s",
+              position, why, log, then);
+}
+
+static void begin_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t hi,
+                        const char *why)
+{
+    log_reset(p, position, lo, hi, why, FROM_START);
+    p->resetting = true;
+    size_t dropped = p->len;
+    pend_drop(p);
+    set_full(p, false);
+    if (dropped)
+        ESM_WARN(p->log_ctx, "dropped %zu records of the old log read but not yet invoked",
+                 dropped);
+    /* A batch of the old log in retry would hold the new log back: abandon it. One whose
+     * invocation runs may finish. */
+    if (esm_lane_busy(p->lane) && esm_lane_blocked_since_ms(p->lane) > 0) esm_lane_abandon(p->lane);
+    finish_reset(p);
+}
+
+esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
+                                             bool group_known, int64_t lo, int64_t hi)
+{
+    if (p->next_expected >= 0 || !esm_kafka_part_idle(p)) return ESM_KAFKA_LOG_FITS;
+    int64_t c = group_committed, f = p->floor;
+    bool known_end = hi >= 0;
+    esm_kafka_log_check verdict = ESM_KAFKA_LOG_FITS;
+    const char *why = NULL;
+    if (known_end && f > hi && c >= 0 && c <= hi) {
+        /* committed to the group after the re-creation (e.g. an operator's reset): it wins */
+        why = "the store's checkpoint is above the log end";
+        verdict = ESM_KAFKA_LOG_RESET_AT_GROUP;
+    } else if (known_end && (f > hi || c > hi)) {
+        why = "above the log end";
+        verdict = ESM_KAFKA_LOG_RESET_AT_START;
+    } else if (group_known && c < 0 && f >= 0) {
+        /* Kafka deletes a topic's group offsets with the topic: a checkpoint the group does
+         * not confirm may belong to an old log the new one has outgrown. Reading again costs
+         * duplicates (offsets expired, a stop before the first commit); trusting it may skip. */
+        why = "the group has no committed offset to confirm it";
+        verdict = ESM_KAFKA_LOG_RESET_AT_START;
+    }
+    if (!why) return ESM_KAFKA_LOG_FITS;
+    char then[96];
+    snprintf(then, sizeof then, "resuming at the group's committed offset %" PRId64, c);
+    log_reset(p, c > f ? c : f, lo, hi, why,
+              verdict == ESM_KAFKA_LOG_RESET_AT_GROUP ? then : FROM_START);
+    forget_old_log(p); /* not assigned yet: the caller picks the start */
+    return verdict;
+}
+
+/* A record below what this partition has already read or checkpointed: legitimate re-reads
+ * happen, but when the log now ends below that position it is a new log (re-created under a
+ * running esmd, or auto.offset.reset after an out-of-range fetch). librdkafka caches the
+ * watermarks from the fetch that brought the record. */
+static bool behind_new_log(esm_kafka_part *p, int64_t offset)
+{
+    int64_t position = p->next_expected > p->floor ? p->next_expected : p->floor;
+    if (offset >= position) return false;
+    int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+    if (rd_kafka_get_watermark_offsets(p->sh.rk, p->sh.topic, p->id, &lo, &hi)) return false;
+    if (hi < 0 || position <= hi) return false;
+    begin_reset(p, position, lo, hi, "a record of a shorter log arrived");
+    return true;
+}
+
 /* ---- records in --------------------------------------------------------------------------- */
 
 static esm_kafka_ts_type ts_type(rd_kafka_timestamp_type_t t)
@@ -517,14 +668,20 @@ static void filtered(esm_kafka_part *p, int64_t offset)
         p->pend[p->head + p->len - 1]->commit_after = offset + 1;
     else if (p->batch_n > 0)
         p->batch[p->batch_n - 1]->commit_after = offset + 1;
-    else
+    else if (esm_lane_busy(p->lane)) {
+        /* the checkpoint of the records before it still trails: committing this offset now
+         * would acknowledge them before they are durable, and the trailing one would then
+         * move the stored offset back */
+        p->deferred = offset + 1;
+        p->deferred_gate = p->last_ckpt;
+    } else
         store_offset(p, offset + 1);
 }
 
 void esm_kafka_part_message(esm_kafka_part *p, const rd_kafka_message_t *m)
 {
     const esm_source_env *env = p->sh.env;
-    if (p->quiesced) return;
+    if (p->quiesced || p->resetting || behind_new_log(p, m->offset)) return;
     if (p->next_expected >= 0 && m->offset < p->next_expected) {
         ESM_TRACE(p->log_ctx, "skipping offset %" PRId64 " (already read)", m->offset);
         return;
@@ -627,6 +784,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
     p->committed = -1;
     p->next_expected = -1;
     p->nudge_mark = -1;
+    p->stored = p->last_ckpt = p->deferred = p->deferred_gate = -1;
     snprintf(p->lane_key, sizeof p->lane_key, "%" PRId32, partition);
     snprintf(p->log_ctx, sizeof p->log_ctx, "%s %s-%" PRId32, sh->env->log_ctx, sh->topic,
              partition);
@@ -647,6 +805,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
                        .lane_key = p->lane_key,
                        .log_ctx = p->log_ctx,
                        .id_kind = ESM_RBIF_ID_KAFKA,
+                       .event_envelope = p->overhead,
                        .counters = {.invoked = &st->invoked,
                                     .invocations = &st->invocations,
                                     .failed_invoke = &st->failed_invoke,
@@ -775,9 +934,21 @@ void esm_kafka_part_status(esm_kafka_part *p, esm_buf *out, int64_t *lag)
         esm_buf_printf(out, "%" PRId64, *lag);
     else
         esm_buf_puts(out, "null");
-    esm_buf_printf(
-        out, ",\"Waiting\":%zu,\"InBatch\":%zu,\"Paused\":%s,\"Stopping\":%s,\"Lane\":", p->len,
-        p->batch_n, p->paused ? "true" : "false", p->quiesced ? "true" : "false");
+    esm_buf_printf(out, ",\"Waiting\":%zu,\"InBatch\":%zu,\"Paused\":%s,\"Stopping\":%s,", p->len,
+                   p->batch_n, p->paused ? "true" : "false", p->quiesced ? "true" : "false");
+    esm_buf_printf(out, "\"LogResets\":%" PRIu64 ",\"LastLogReset\":", p->log_resets);
+    if (p->log_resets) {
+        char at[25];
+        esm_iso8601_ms(p->last_reset_ms, at);
+        esm_buf_puts(out, "{\"At\":");
+        esm_buf_json_cstr(out, at);
+        esm_buf_puts(out, ",\"Reason\":");
+        esm_buf_json_cstr(out, p->last_reset);
+        esm_buf_putc(out, '}');
+    } else {
+        esm_buf_puts(out, "null");
+    }
+    esm_buf_puts(out, ",\"Lane\":");
     esm_lane_status(p->lane, out);
     esm_buf_putc(out, '}');
 }

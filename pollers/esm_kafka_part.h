@@ -64,6 +64,21 @@ void esm_kafka_part_quiesce(esm_kafka_part *p, bool abandon_retrying);
 /* Abandons the batch in flight, if any (nothing more is acknowledged). */
 void esm_kafka_part_abandon(esm_kafka_part *p);
 bool esm_kafka_part_idle(const esm_kafka_part *p);
+typedef enum {
+    ESM_KAFKA_LOG_FITS,           /* the stored position is used */
+    ESM_KAFKA_LOG_RESET_AT_START, /* a log reset: assign the partition at its log start */
+    ESM_KAFKA_LOG_RESET_AT_GROUP, /* a log reset: the group's committed offset is used */
+} esm_kafka_log_check;
+
+/* At assignment: group_committed is the group's committed offset (-1 none; group_known false
+ * when it could not be read), [lo, hi) the partition's log (-1 unknown). When the stored
+ * position cannot be used — above the log end (a re-created topic, a wiped broker), or a store
+ * checkpoint the group does not confirm — logs and counts a log reset and forgets the old
+ * checkpoint (docs/operations.md "Kafka log re-created"). */
+esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
+                                             bool group_known, int64_t lo, int64_t hi);
+/* The lane's stored checkpoint (next offset not yet final), -1 when none. */
+int64_t esm_kafka_part_floor(const esm_kafka_part *p);
 /* Next offset to commit (-1 = not known yet). */
 int64_t esm_kafka_part_committed(const esm_kafka_part *p);
 /* High watermark (cached from fetches) - committed offset; -1 when either is unknown. */

@@ -50,8 +50,8 @@ void esm_kafka_render_record(const esm_kafka_record_view *r, esm_buf *out);
 void esm_kafka_render_event_open(const char *bootstrap, const char *topic, int32_t partition,
                                  esm_buf *out);
 void esm_kafka_render_event_close(esm_buf *out);
-/* Bytes of open + close for this partition (an event of n records of total length L has
- * size overhead + L + (n - 1)). */
+/* Bytes of open + close for this partition: the envelope of esm_event_size (an event of n
+ * records of total length L has esm_event_size(overhead, n, L) bytes). */
 size_t esm_kafka_event_overhead(const char *bootstrap, const char *topic, int32_t partition);
 
 /* "h1:p1,h2:p2" from SelfManagedEventSource; malloc'ed (NULL when out of memory). */

@@ -1,5 +1,7 @@
 #include "pollers/esm_kinesis_records.h"
 
+#include "common/esm_event_size.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,8 +105,7 @@ void esm_kinesis_record_free(esm_kinesis_record *r)
 
 size_t esm_kinesis_event_size(size_t n_records, size_t records_bytes)
 {
-    return strlen(EVENT_HEAD) + records_bytes + (n_records ? n_records - 1 : 0) +
-           strlen(EVENT_TAIL);
+    return esm_event_size(strlen(EVENT_HEAD) + strlen(EVENT_TAIL), n_records, records_bytes);
 }
 
 void esm_kinesis_render_event(esm_kinesis_record *const *recs, size_t n, esm_buf *b)

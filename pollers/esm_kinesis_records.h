@@ -65,7 +65,8 @@ void esm_kinesis_render_record(const esm_kinesis_render_ctx *ctx, const char *se
 /* Epoch seconds with the milliseconds as a fraction, trailing zeros dropped: 1717000123.456,
  * 1717000123.4, 1717000123. */
 void esm_kinesis_put_seconds(esm_buf *b, int64_t ms);
-/* Bytes of {"Records":[r1,...,rn]} given the summed record lengths. */
+/* Bytes of {"Records":[r1,...,rn]} given the summed record lengths (esm_event_size; with n = 0
+ * it is the envelope). */
 size_t esm_kinesis_event_size(size_t n_records, size_t records_bytes);
 /* Writes {"Records":[...]} for recs[0..n). */
 void esm_kinesis_render_event(esm_kinesis_record *const *recs, size_t n, esm_buf *b);

@@ -333,6 +333,7 @@ static void lane_kick(kin_lane *kl)
     const esm_mapping_config *m = s->map;
     if (!running(sh) || kl->in_batch || esm_lane_busy(kl->lane) || kl->queue.len == 0) return;
     size_t bs = (size_t)m->batch_size;
+    /* At the limit nothing more fits: full too. */
     bool full = kl->queue.len >= bs ||
                 esm_kinesis_event_size(kl->queue.len, kl->queue_bytes) >= ESM_INVOKE_MAX_PAYLOAD;
     if (!full && m->batching_window_ms > 0 && sh->state == KS_READING) {
@@ -349,7 +350,7 @@ static void lane_kick(kin_lane *kl)
     size_t n = 0, bytes = 0;
     while (n < kl->queue.len && n < bs) {
         const esm_kinesis_record *r = kin_deque_at(&kl->queue, n);
-        if (n > 0 && esm_kinesis_event_size(n + 1, bytes + r->json_len) > ESM_INVOKE_MAX_PAYLOAD)
+        if (n > 0 && !esm_invoke_payload_fits(esm_kinesis_event_size(n + 1, bytes + r->json_len)))
             break;
         bytes += r->json_len;
         n++;
@@ -372,7 +373,7 @@ static void lane_kick(kin_lane *kl)
         kl->batch[i] = r;
         kl->precs[i].id = r->seq;
         kl->precs[i].arrival_ms = r->arrival_ms;
-        kl->precs[i].size = r->json_len + 1;
+        kl->precs[i].size = r->json_len;
     }
     if (kl->queue.len) kl->queue_since_ms = esm_now_ms();
     kl->n_batch = n;
@@ -776,6 +777,7 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
                            .lane_key = kl->key,
                            .log_ctx = kl->log_ctx,
                            .id_kind = ESM_RBIF_ID_STRING,
+                           .event_envelope = esm_kinesis_event_size(0, 0),
                            .counters = s->counters,
                            .source = &lane_source,
                            .arg = kl};

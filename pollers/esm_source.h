@@ -34,8 +34,10 @@ typedef struct {
     uint64_t delete_failed;     /* SQS: DeleteMessageBatch entries that failed */
     uint64_t committed;         /* streams/Kafka: records acknowledged by a checkpoint */
     uint64_t checkpoint_write_failures;
-    uint64_t source_errors; /* failed calls to the source */
-    uint64_t fetch_wakeups; /* Kafka: stalled fetchers woken (esm_kafka_part_nudge) */
+    uint64_t source_errors;    /* failed calls to the source */
+    uint64_t fetch_wakeups;    /* Kafka: stalled fetchers woken (esm_kafka_part_nudge) */
+    uint64_t kafka_log_resets; /* Kafka: partitions whose log could not hold the stored position
+                                  (re-created topic, wiped broker): read again from the start */
     /* Histograms, last result, bisect splits: one esm_invoke_stats_record() per invocation
      * attempt (engine/esm_metrics_hist.h). Lanes get &stats->invokes as counters.invokes. */
     esm_invoke_stats invokes;

@@ -212,10 +212,12 @@ static bool discard_exhausted(sqs_source *s, sqs_batch *b, const bool *failed,
             s->env.stats->dropped++;
             continue;
         }
-        if (esm_sqs_ops_failure_record(s->ops, b->msgs[i], r) != 0) {
+        int rec = esm_sqs_ops_failure_record(s->ops, b->msgs[i], r);
+        if (rec < 0) {
             discard[i] = false; /* not recorded: leave it in the queue, never lose it */
             continue;
         }
+        if (rec == 1) continue; /* recorded and counted when it first failed */
         s->env.stats->dropped++;
         s->env.stats->on_failure_queued++;
     }
@@ -281,6 +283,21 @@ static void note_outcome(sqs_source *s, const sqs_batch *b, const bool *failed,
         n_failed += !failed || failed[i];
     const char *why = r->reason[0] ? r->reason : "function reported failed items";
     esm_invoke_stats_record(&s->env.stats->invokes, b->n, r->latency_ms, n_failed < b->n, now);
+    /* A misconfigured endpoint is logged once a minute, not once per retry. */
+    switch (esm_invoke_stats_endpoint(&s->env.stats->invokes, r->misconfigured ? r->reason : NULL,
+                                      now)) {
+    case ESM_ENDPOINT_LOG_MISCONFIGURED:
+        ESM_WARN(s->env.log_ctx,
+                 "%s; messages are not deleted or counted as failed, they return after the "
+                 "visibility timeout until the function settings are fixed (reload)",
+                 r->reason);
+        break;
+    case ESM_ENDPOINT_LOG_RECOVERED:
+        ESM_INFO(s->env.log_ctx, "the function endpoint answers again (no longer misconfigured)");
+        break;
+    case ESM_ENDPOINT_LOG_NOTHING:
+        break;
+    }
     esm_sqs_stuck_invocation(&s->stuck, n_failed < b->n, why, now);
     for (size_t i = 0; s->map->fifo && i < b->n; i++)
         esm_sqs_stuck_group(&s->stuck, b->msgs[i]->group_id, !failed || failed[i], why, now);
@@ -305,15 +322,17 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                            (int64_t)m->function->timeout_seconds * 1000;
         if (s->state == SQS_RUNNING && esm_now_ms() + delay < deadline) {
             b->retries++;
-            ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms", b->n,
-                     r->reason, (long long)delay);
+            if (!r->misconfigured)
+                ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms",
+                         b->n, r->reason, (long long)delay);
             ev_timer_set(&b->retry_timer, (double)delay / 1000.0, 0.);
             ev_timer_start(s->env.loop, &b->retry_timer);
             return;
         }
-        ESM_WARN(s->env.log_ctx,
-                 "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
-                 b->n, r->reason);
+        if (!r->misconfigured)
+            ESM_WARN(s->env.log_ctx,
+                     "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
+                     b->n, r->reason);
         set_error(s, "", r->reason);
         batch_finish(b);
         return;
@@ -425,9 +444,8 @@ static void on_window(struct ev_loop *loop, ev_timer *w, int revents)
 /* Adds a matching message to the open batch, flushing first when it would not fit. */
 static void add_to_batch(sqs_source *s, esm_sqs_msg *msg)
 {
-    size_t limit = ESM_INVOKE_MAX_PAYLOAD;
-    if (s->open &&
-        esm_sqs_event_size(s->open->n + 1, s->open->record_bytes + msg->record_len) > limit)
+    if (s->open && !esm_invoke_payload_fits(
+                       esm_sqs_event_size(s->open->n + 1, s->open->record_bytes + msg->record_len)))
         flush_open(s);
     if (!s->open) s->open = batch_new(s);
     if (!s->open || !batch_add(s->open, msg)) {

@@ -1,5 +1,7 @@
 #include "pollers/esm_sqs_msg.h"
 
+#include "common/esm_event_size.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
  * response (C strings), so the records are byte for byte what they were. */
 
 #define PUT_LIT(b, lit) esm_buf_append((b), (lit), sizeof(lit) - 1)
+#define EVENT_HEAD "{\"Records\":["
+#define EVENT_TAIL "]}"
 
 typedef struct {
     const char *s; /* NULL: absent or not a string */
@@ -393,8 +397,7 @@ int esm_sqs_parse_receive(esm_sqs_parser *p, const char *json, size_t len,
 
 size_t esm_sqs_event_size(size_t n_records, size_t records_bytes)
 {
-    /* {"Records":[ + ]} + n-1 commas */
-    return 14 + records_bytes + (n_records ? n_records - 1 : 0);
+    return esm_event_size(strlen(EVENT_HEAD) + strlen(EVENT_TAIL), n_records, records_bytes);
 }
 
 void esm_sqs_render_event(esm_sqs_msg *const *msgs, size_t n, esm_buf *b)
@@ -403,10 +406,10 @@ void esm_sqs_render_event(esm_sqs_msg *const *msgs, size_t n, esm_buf *b)
     for (size_t i = 0; i < n; i++)
         bytes += msgs[i]->record_len;
     esm_buf_reserve(b, esm_sqs_event_size(n, bytes)); /* one allocation for the whole event */
-    esm_buf_puts(b, "{\"Records\":[");
+    esm_buf_puts(b, EVENT_HEAD);
     for (size_t i = 0; i < n; i++) {
         if (i) esm_buf_putc(b, ',');
         esm_buf_append(b, msgs[i]->record, msgs[i]->record_len);
     }
-    esm_buf_puts(b, "]}");
+    esm_buf_puts(b, EVENT_TAIL);
 }

@@ -241,15 +241,27 @@ int esm_sqs_ops_failure_record(esm_sqs_ops *ops, const esm_sqs_msg *m, const esm
     int rc = payload.failed ? -1 : esm_failure_record_render(&fr, &rec);
     esm_err err;
     esm_err_clear(&err);
-    if (rc == 0 && !rec.failed) {
+    /* One record per message: it comes back when the delete after the outbox commit failed
+     * or esmd stopped in between, and must not produce a second one (docs/operations.md
+     * "Parked failure records"). */
+    esm_buf key;
+    esm_buf_init(&key);
+    esm_buf_printf(&key, "sqs:%s:%s", map->uuid, m->message_id);
+    if (rc == 0 && !rec.failed && !key.failed) {
         esm_outbox_item item = {.destination = map->on_failure_destination,
                                 .payload = rec.data,
-                                .payload_len = rec.len};
+                                .payload_len = rec.len,
+                                .dedupe_key = esm_buf_cstr(&key)};
         rc = esm_store_outbox_add(ops->env.store, map->uuid, &item, 1, &err);
-        if (rc != 0)
+        if (rc < 0)
             ESM_ERROR(ops->env.log_ctx,
                       "cannot store the failure record of message %s (%s): it stays in the queue",
                       m->message_id, err.message);
+        else if (rc == 1)
+            ESM_INFO(ops->env.log_ctx,
+                     "message %s already has a failure record (it came back after an earlier "
+                     "delete failed or esmd stopped): not written again, the message is deleted",
+                     m->message_id);
         else if (ops->env.outbox)
             esm_outbox_drainer_kick(ops->env.outbox);
     } else {
@@ -258,5 +270,6 @@ int esm_sqs_ops_failure_record(esm_sqs_ops *ops, const esm_sqs_msg *m, const esm
     }
     esm_buf_free(&payload);
     esm_buf_free(&rec);
+    esm_buf_free(&key);
     return rc;
 }

@@ -22,7 +22,9 @@ void esm_sqs_ops_set_queue_url(esm_sqs_ops *ops, const char *queue_url);
 void esm_sqs_ops_delete(esm_sqs_ops *ops, esm_sqs_msg *const *msgs, size_t n);
 void esm_sqs_ops_change_visibility(esm_sqs_ops *ops, esm_sqs_msg *const *msgs, size_t n,
                                    int timeout_s);
-/* Writes the failure record (with the message as payload) to the outbox. 0 on success. */
+/* Writes the failure record (with the message as payload) to the outbox, once per message
+ * (dedupe key "sqs:<mapping>:<messageId>"). 0 written, 1 the message had a record already
+ * (delete it, count nothing), -1 not stored (leave it in the queue). */
 int esm_sqs_ops_failure_record(esm_sqs_ops *ops, const esm_sqs_msg *m, const esm_invoke_result *r);
 size_t esm_sqs_ops_pending(const esm_sqs_ops *ops);
 /* Cancels every pending call (shutdown deadline): unacknowledged messages reappear later. */

@@ -54,6 +54,9 @@ run_pytest() { # run_pytest NAME ARGS...
 stage "install dependencies" scripts/install-deps.sh
 python3 -c 'import pytest, boto3' 2>/dev/null || pip install -q pytest boto3
 
+if [ "$mode" != "--unit" ]; then # minutes of Go build: beside the C builds and unit tests
+  mkdir -p .peers && tests/tools/promtool.sh >/dev/null 2>.peers/promtool-build.log &
+fi
 stage "build" scripts/build.sh
 stage "build (ASan+UBSan)" scripts/build.sh --sanitize
 run_ctest "unit tests" build

@@ -6,9 +6,9 @@
     shard moves on;
   - not counted (a throttle or an invocation error: the function did not run): no attempt is
     used, the 3rd call delivers the batch, nothing goes to the destination.
-Kinds: hang past the timeout (http: counted; lambda: our timeout means the Invoke API did not
-answer, not counted), 429 (both protocols), 500 (lambda: not counted; http: counted), 503 over
-http (a throttle), connection refused, connection reset, a short body, a non-HTTP answer,
+Kinds: hang past the timeout (a function timeout, counted on both protocols), 429 (both
+protocols), 403 (esmd misconfigured: not counted, both protocols), 500 (lambda: not counted;
+http: counted), 503 over http (a throttle), connection refused, connection reset, a short body, a non-HTTP answer,
 garbage / truncated RBIF responses (counted), a 7 MB response (counted). Plus a 429 storm with
 MaximumRetryAttempts 0: no attempt used, and Retry-After honoured between calls."""
 
@@ -88,7 +88,9 @@ def ok_payloads(funchost):
 FUNCHOST_CASES = [
     # (mode, protocol, counted, rbif, timeout)
     ("hang", "http", True, False, 1),
-    ("hang", "lambda", False, False, 1),
+    ("hang", "lambda", True, False, 1),
+    ("forbidden", "lambda", False, False, 3),
+    ("forbidden", "http", False, False, 3),
     ("throttle", "lambda", False, False, 3),
     ("throttle", "http", False, False, 3),
     ("error500", "lambda", False, False, 3),

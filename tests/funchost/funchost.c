@@ -15,8 +15,9 @@
  * name if it is a mode, else the part before the first '-' or '_' ("slow-a" is slow), else echo.
  * Modes: echo, poison, partial, fail, slow (?ms= / control ms, default 2000), hang, throttle
  * (429; Retry-After with ?retry_after= / control retry_after), garbage, truncated, oversized
- * (7 MB body), error500, unavailable (503). A control "count" N limits the mode to the next N
- * calls, then the function echoes (default: no limit).
+ * (7 MB body), error500, unavailable (503), forbidden (403 AccessDeniedException, what the
+ * Invoke API answers a caller without permission). A control "count" N limits the mode to the next
+ * N calls, then the function echoes (default: no limit).
  *
  * Each invocation appends one JSON line to --log (flushed per line):
  *   {"t":ms,"fn":name,"proto":"lambda"|"http","mode":m,"result":r,"concurrent":n,
@@ -60,12 +61,13 @@ typedef enum {
     M_OVERSIZED,
     M_ERROR500,
     M_UNAVAILABLE,
+    M_FORBIDDEN,
     M_COUNT
 } fn_mode;
 
 static const char *const mode_names[M_COUNT] = {
-    "echo",     "poison",  "partial",   "fail",      "slow",     "hang",
-    "throttle", "garbage", "truncated", "oversized", "error500", "unavailable"};
+    "echo",    "poison",    "partial",   "fail",     "slow",        "hang",     "throttle",
+    "garbage", "truncated", "oversized", "error500", "unavailable", "forbidden"};
 
 typedef struct fn_state {
     char *name;
@@ -506,6 +508,15 @@ static enum MHD_Result invoke(host *h, struct MHD_Connection *c, const char *fn,
         status = 503;
         esm_buf_puts(&out, "{\"message\":\"Service Unavailable\"}");
         break;
+    case M_FORBIDDEN: {
+        result = "forbidden";
+        status = 403;
+        static const char *const hdr_403[] = {"x-amzn-ErrorType", "AccessDeniedException", NULL};
+        headers = hdr_403;
+        esm_buf_puts(&out, "{\"Type\":\"User\",\"message\":\"User is not authorized to "
+                           "perform: lambda:InvokeFunction\"}");
+        break;
+    }
     case M_COUNT:
         break;
     }

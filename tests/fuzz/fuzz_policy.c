@@ -3,20 +3,23 @@
  *
  * Input starting with 'p': the text is parsed as a stored state; whatever parses must format and
  * parse back to the same state. Any other input drives a simulated batch: byte 0 = records
- * (1..24), byte 1 = flags (bisect, RBIF, age limit, payload limit), byte 2 = MaximumRetryAttempts
- * (-1..6); each later byte picks the next outcome (success, function error, partial with a mask,
- * throttle, invocation error, unknown) and how far the clock jumps. When the bytes run out, the
- * function succeeds. Invariants of every decision:
+ * (1..24), byte 1 = flags (bisect, RBIF, age limit, payload limit, one oversized record, large
+ * records), byte 2 = MaximumRetryAttempts (-1..6); each later byte picks the next outcome
+ * (success, function error, partial with a mask, throttle, invocation error or an event found
+ * too large, unknown) and how far the clock jumps. When the bytes run out, the function
+ * succeeds. Invariants of every decision:
  *  - ACK / DISCARD steps cover the next records contiguously, then exactly one INVOKE or DONE;
- *  - an INVOKE is exactly the current unit, delay >= 0; DONE exactly when every record is settled;
+ *  - an INVOKE is exactly the current unit, delay >= 0, and its event fits the payload limit;
+ *    DONE exactly when every record is settled;
  *  - a function error on a unit of k > 1 records with bisect invokes the first ceil(k/2) next;
  *  - a RetryAttemptsExhausted discard reports at most MaximumRetryAttempts + 1 invocations;
  *  - RecordAgeExceeded only for a range holding an expired record; MaximumPayloadSizeExceeded
- *    only for a single oversized record;
+ *    only for records that are oversized or whose one-record event was found too large;
  *  - the state survives format + parse unchanged (a restart resumes where it was);
  *  - once the function succeeds, the batch finishes within a bounded number of decisions, and
  *    every record was acknowledged or discarded exactly once. */
 // FUZZ_SOURCES: policy/esm_policy.c policy/esm_policy_state.c
+#include "common/esm_event_size.h"
 #include "policy/esm_policy.h"
 
 #include <stdint.h>
@@ -77,7 +80,16 @@ typedef struct {
     const esm_policy_record *recs;
     size_t n;
     int settled[MAXN]; /* 0 open, 1 acked, 2 discarded */
+    bool too_large;    /* the outcome decided on is TOO_LARGE */
 } sim;
+
+static size_t event_bytes(const sim *s, size_t lo, size_t hi)
+{
+    size_t bytes = 0;
+    for (size_t i = lo; i < hi; i++)
+        bytes += s->recs[i].size;
+    return esm_event_size(s->cfg->event_envelope, hi - lo, bytes);
+}
 
 /* Checks one decision against the state before it; returns the INVOKE step or NULL (DONE). */
 static const esm_policy_step *check_decision(sim *s, const esm_policy_state *before,
@@ -110,9 +122,12 @@ static const esm_policy_step *check_decision(sim *s, const esm_policy_state *bef
                 check(s->cfg->max_record_age_seconds >= 0 && expired,
                       "age discard holds an old record");
             } else if (st->condition == ESM_COND_MAXIMUM_PAYLOAD_SIZE_EXCEEDED) {
-                check(s->cfg->max_payload_bytes > 0 && st->hi == st->lo + 1 &&
-                          s->recs[st->lo].size > s->cfg->max_payload_bytes,
-                      "payload discard is one oversized record");
+                /* Runs of such records are merged into one discard. */
+                for (size_t r = st->lo; r < st->hi; r++)
+                    check((s->too_large && r == before->lo) ||
+                              (s->cfg->max_payload_bytes > 0 &&
+                               event_bytes(s, r, r + 1) > s->cfg->max_payload_bytes),
+                          "a payload discard holds only oversized or refused records");
             }
         }
         pos = st->hi;
@@ -129,6 +144,9 @@ static const esm_policy_step *check_decision(sim *s, const esm_policy_state *bef
               last->hi > last->lo,
           "INVOKE is the current unit");
     check(last->delay_ms >= 0, "delay >= 0");
+    check(s->cfg->max_payload_bytes == 0 ||
+              event_bytes(s, last->lo, last->hi) <= s->cfg->max_payload_bytes,
+          "an INVOKE fits the payload limit");
     return last;
 }
 
@@ -143,13 +161,16 @@ static void simulate(const uint8_t *data, size_t size)
                              .rbif = (fl & 2) != 0,
                              .backoff_base_ms = 1000,
                              .backoff_max_ms = 60000,
-                             .max_payload_bytes = (fl & 8) ? 1000 : 0};
+                             .max_payload_bytes = (fl & 8) ? 1000 : 0,
+                             .event_envelope = (fl & 8) ? 20 : 0};
     int64_t now = 1700000000000;
     esm_policy_record recs[MAXN];
     for (size_t i = 0; i < n; i++)
         recs[i] = (esm_policy_record){.id = NULL,
                                       .arrival_ms = now - 5000 + (int64_t)i * 100,
-                                      .size = (fl & 16) && i == n / 2 ? 5000 : 100};
+                                      .size = (fl & 16) && i == n / 2 ? 5000
+                                              : (fl & 64)             ? 300
+                                                                      : 100};
     sim s = {.cfg = &cfg, .recs = recs, .n = n};
     esm_policy_state st;
     esm_policy_state_init(&st, n);
@@ -162,6 +183,7 @@ static void simulate(const uint8_t *data, size_t size)
     for (;;) {
         esm_policy_state before = st;
         rnd = rnd * 1103515245u + 12345u;
+        s.too_large = out.kind == ESM_OUTCOME_TOO_LARGE;
         check(esm_policy_decide(recs, n, &st, &out, &cfg, now, rnd, &d) == 0, "decide accepts");
         const esm_policy_step *inv = check_decision(&s, &before, &st, &d, now);
         roundtrip(&st);
@@ -193,7 +215,7 @@ static void simulate(const uint8_t *data, size_t size)
                 out.retry_after_ms = (b & 8) ? 1500 : -1;
                 break;
             case 4:
-                out.kind = ESM_OUTCOME_INVOKE_ERROR;
+                out.kind = (b & 8) ? ESM_OUTCOME_TOO_LARGE : ESM_OUTCOME_INVOKE_ERROR;
                 break;
             default:
                 out.kind = ESM_OUTCOME_NONE; /* a restart while the call was in flight */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real Lambda Invoke API host for the invoker's integration test: serverless 3.39.0 +
-# serverless-offline 13.10.1 (npm), serving deploy/functions/sls (echo, fail, partial, slow).
+# serverless-offline 13.10.1 (npm), serving deploy/functions/sls (echo, fail, partial, slow in
+# Node.js; powertools-sqs/-kinesis/-kafka in Python with aws-lambda-powertools from PyPI, which
+# append what they handled to $POWERTOOLS_SEEN_LOG when it is set).
 # AWS's Lambda RIE is not used: its Go module is not installable from the Go module proxy.
 #
 #   tests/integration/lambda_host.sh install          npm install into .peers/lambda-host (idempotent)
@@ -18,7 +20,12 @@ portfile=$dir/host.port
 
 install() {
   mkdir -p "$dir/service" "$dir/home"
-  cp "$root"/deploy/functions/sls/serverless.yml "$root"/deploy/functions/sls/handler.js "$dir/service/"
+  cp "$root"/deploy/functions/sls/serverless.yml "$root"/deploy/functions/sls/handler.js \
+     "$root"/deploy/functions/sls/powertools_handler.py "$dir/service/"
+  if [ ! -f "$dir/python/aws_lambda_powertools/__init__.py" ]; then
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "$dir/python" \
+      aws-lambda-powertools==3.37.0 pydantic==2.13.4 >&2
+  fi
   if [ ! -f "$dir/node_modules/serverless-offline/package.json" ] ||
      [ ! -f "$dir/node_modules/serverless/package.json" ]; then
     [ -f "$dir/package.json" ] || echo '{"name":"esmd-lambda-host","private":true}' > "$dir/package.json"
@@ -37,7 +44,7 @@ start() {
   install
   cd "$dir/service"
   # Not through npx: a killed npx leaves node holding the port. setsid gives it its own group.
-  LAMBDA_PORT=$port HOME=$dir/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off \
+  LAMBDA_PORT=$port PYTHONPATH=$dir/python HOME=$dir/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off \
     SLS_DEPRECATION_DISABLE='*' setsid node "$dir/node_modules/serverless/bin/serverless.js" \
     offline start > "$dir/host.log" 2>&1 < /dev/null &
   echo $! > "$pidfile"

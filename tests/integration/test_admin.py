@@ -110,6 +110,7 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
     st = mapping_status(e)
     assert st["LastProcessingResult"] == "OK"
     assert st["LastInvokeOk"] is not None
+    assert st["Misconfigured"] is None and st["Counters"]["misconfigured"] == 0
     uuid = st["UUID"]
 
     code, headers, body = http.get(e.admin_url + "/metrics")
@@ -122,7 +123,8 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
                  "esmd_dropped_events_total", "esmd_on_failure_queued_events_total",
                  "esmd_deleted_events_total", "esmd_committed_events_total",
                  "esmd_checkpoint_write_failures_total", "esmd_bisect_splits_total",
-                 "esmd_invocations_total", "esmd_throttles_total"):
+                 "esmd_invocations_total", "esmd_throttles_total",
+                 "esmd_invoke_misconfigured_total"):
         assert types[name] == "counter", name
         value(samples, name, **lab)
     assert value(samples, "esmd_polled_events_total", **lab) >= 12
@@ -146,6 +148,7 @@ def test_endpoints_status_and_metrics(peers, sqs, funchost, esmd):
     assert buckets == sorted(buckets), "buckets are cumulative"
     assert value(samples, "esmd_mapping_ready", **lab) == 1
     assert value(samples, "esmd_mapping_stuck", **lab) == 0
+    assert value(samples, "esmd_mapping_misconfigured", **lab) == 0
     assert value(samples, "esmd_mapping_info", state="Enabled", **lab) == 1
     assert types["esmd_outbox_depth"] == "gauge"
     assert value(samples, "esmd_outbox_depth") == 0
@@ -329,6 +332,12 @@ def test_requests_a_browser_could_send_are_refused(esmd):
     assert call(url, headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
     assert generation(e) == 4
     assert call(url, method="PUT")[0] == 405  # mutating routes take POST only
+    # Every state-changing endpoint passes the same guard, not just /reload.
+    code, doc = call(e.admin_url + "/outbox/parked/redrive", headers={"Origin": "http://evil.example"})
+    assert code == 403 and doc["reason"] == "cross_site", doc
+    code, doc = call(e.admin_url + "/outbox/parked/redrive", headers={"Content-Type": "text/plain"})
+    assert code == 403 and doc["reason"] == "form_content_type", doc
+    assert call(e.admin_url + "/outbox/parked/redrive")[0] == 200
 
 
 def test_a_non_loopback_client_needs_a_token(esmd, tmp_path):
@@ -340,7 +349,9 @@ def test_a_non_loopback_client_needs_a_token(esmd, tmp_path):
     code, doc = call(e.admin_url + "/reload")
     assert code == 403 and doc["reason"] == "remote_without_token", doc
     assert "admin_token_file" in doc["fix"]
-    for path in ("/healthz", "/readyz", "/status", "/metrics"):  # reads stay open
+    code, doc = call(e.admin_url + "/outbox/parked/redrive")
+    assert code == 403 and doc["reason"] == "remote_without_token", doc
+    for path in ("/healthz", "/readyz", "/status", "/metrics", "/outbox/parked"):  # reads stay open
         assert call(e.admin_url + path, method="GET")[0] == 200, path
     assert generation(e) == 1
     assert f"admin: refused POST /reload from {ip}: remote_without_token" in e.log()

@@ -3,7 +3,9 @@
 Driven through tests/tools/outbox_driver.c (esmd-outbox-driver): rows are written to a real
 store, the driver drains them to SQS / SNS (fauxqs), Kafka (Apache Kafka), a local HTTP server
 and a file. Plus: a destination that is down keeps its rows and gets them when it is back; a
-kill -9 mid-drain loses nothing.
+kill -9 mid-drain loses nothing. And through esmd itself: a record its destination refuses for
+good is parked and re-driven; an SQS message that comes back after its failure record was
+written gets no second one.
 
 The driver binary: $ESMD_OUTBOX_DRIVER, else build/esmd-outbox-driver, else
 build-destinations/esmd-outbox-driver.
@@ -16,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import aws
+from helpers import aws, http
 from helpers import kafka as kafka_mod
+from helpers.esmd import aws_block
 from helpers.procs import REPO, Proc, free_port, wait_until
 
 PEERS = ()  # per test: @pytest.mark.peers
@@ -364,3 +367,241 @@ def test_kafka_destination_down_keeps_rows(outbox, workdir):
                    "the row still there after the restart")
     finally:
         p.stop()
+
+
+# ---------------------------------------------------------------- parked records and dedupe
+# (docs/operations.md "Parked failure records"): esmd end to end, an SQS source whose
+# messages fail for good, its failure records going to an SQS queue on fauxqs.
+
+
+def esmd_config(peers, funchost, source, failures, endpoint=None, **mapping):
+    m = {"FunctionName": "fn", "EventSourceArn": source.arn, "BatchSize": 1,
+         "MaximumRetryAttempts": 0, "DestinationConfig": {"OnFailure": {"Destination": failures.arn}}}
+    m.update(mapping)
+    cfg = {"aws": aws_block(peers),
+           "functions": {"fn": {"url": funchost.url_lambda("fail"), "protocol": "lambda",
+                                "timeout_seconds": 1, "max_concurrency": 2}},
+           "event_source_mappings": [m]}
+    if endpoint:
+        cfg["aws"]["endpoints"]["sqs"] = endpoint
+    return cfg
+
+
+def outbox_of(e):
+    return e.status()["Outbox"]
+
+
+def outbox_dest(e, arn):
+    for d in outbox_of(e)["destinations"]:
+        if d["destination"] == arn:
+            return d
+    return None
+
+
+def plain_metric(e, name):
+    """A label-less sample of /metrics, or None."""
+    for line in e.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def parked(e):
+    code, _, body = http.get(e.admin_url + "/outbox/parked")
+    assert code == 200, body
+    return json.loads(body)["parked"]
+
+
+def record_bodies(msgs):
+    return [r["body"] for m in msgs for r in json.loads(m["Body"])["payload"]["Records"]]
+
+
+@pytest.mark.peers("sqs")
+def test_oversize_record_is_parked_the_rest_flow_and_redrive_delivers_it(peers, sqs, funchost,
+                                                                          esmd):
+    src = aws.create_queue(sqs, visibility_timeout=30)
+    # the destination queue takes at most 4 KiB: the big message's record is refused for good
+    failures = aws.create_queue(sqs, name=src.name + "-failures",
+                                attributes={"MaximumMessageSize": "4096"})
+    big = "B" * 6000
+    aws.send_messages(sqs, src, bodies=[big])
+    e = esmd(esmd_config(peers, funchost, src, failures))
+    # the big record is the first row of its destination, the small ones come behind it
+    wait_until(lambda: outbox_of(e)["failed_attempts"] >= 1, 30, "the destination refused the record")
+    small = [f"small-{i}" for i in range(3)]
+    aws.send_messages(sqs, src, bodies=small)
+    got = aws.drain(sqs, failures, expect=3, timeout=30)
+    assert sorted(record_bodies(got)) == small
+
+    wait_until(lambda: outbox_of(e)["parked"] == 1, 15, "the parked row in /status")
+    ob = outbox_of(e)
+    assert ob["depth"] == 0
+    d = outbox_dest(e, failures.arn)
+    assert d["parked"] == 1 and d["delivered"] == 3
+    assert "InvalidParameterValue" in d["last_park_reason"]
+    assert plain_metric(e, "esmd_outbox_parked") == 1
+    assert plain_metric(e, "esmd_outbox_parked_total") == 1
+    rows = parked(e)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["destination"] == failures.arn
+    assert row["mapping"] == e.status()["EventSourceMappings"][0]["UUID"]
+    assert row["size"] > 6000 and "4096" in row["reason"]
+    assert set(row) >= {"id", "mapping", "destination", "reason", "parked_at", "size"}
+    wait_until(lambda: queue_empty(sqs, src), 15, "the source queue emptied")
+
+    # parked state survives a restart, and the row is not retried
+    e.restart()
+    assert [r["id"] for r in parked(e)] == [row["id"]]
+    assert outbox_of(e)["parked"] == 1
+    assert outbox_dest(e, failures.arn)["parked"] == 1
+
+    # redrive while the cause is still there: parked again
+    code, _, body = http.request("POST", e.admin_url + f"/outbox/parked/redrive?id={row['id']}",
+                                 body=b"")
+    assert code == 200 and json.loads(body) == {"redriven": 1}, body
+    wait_until(lambda: plain_metric(e, "esmd_outbox_parked_total") == 1 and
+               outbox_of(e)["parked"] == 1, 15, "the redriven row refused and parked again")
+    # the operator raises the limit, then re-drives by destination
+    sqs.set_queue_attributes(QueueUrl=failures.url, Attributes={"MaximumMessageSize": "262144"})
+    code, _, body = http.request(
+        "POST", e.admin_url + "/outbox/parked/redrive?destination=" + failures.arn, body=b"")
+    assert code == 200 and json.loads(body) == {"redriven": 1}, body
+    got = aws.drain(sqs, failures, expect=1, timeout=30)
+    assert record_bodies(got) == [big]
+    wait_until(lambda: outbox_of(e)["parked"] == 0, 15, "nothing parked any more")
+    assert parked(e) == []
+    assert plain_metric(e, "esmd_outbox_parked") == 0
+    # an unknown id is an error, not a silent no-op
+    code, _, _ = http.request("POST", e.admin_url + "/outbox/parked/redrive?id=999999", body=b"")
+    assert code == 404
+    code, _, _ = http.request("POST", e.admin_url + "/outbox/parked/redrive?id=x", body=b"")
+    assert code == 400
+
+
+def queue_empty(sqs, q):
+    return aws.queue_counts(sqs, q) == (0, 0, 0)
+
+
+class DeleteBlocker:
+    """Forwards SQS calls to fauxqs; while `block` is set, DeleteMessageBatch gets a 500 (the
+    delete after the outbox commit fails), its receipt handles noted."""
+
+    def __init__(self, upstream):
+        self.block = True
+        self.refused_handles = set()
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "").split(".")[-1]
+                if target == "DeleteMessageBatch" and proxy.block:
+                    with proxy.lock:
+                        for ent in json.loads(body).get("Entries", []):
+                            proxy.refused_handles.add(ent["ReceiptHandle"])
+                    out = json.dumps({"__type": "com.amazonaws.sqs#InternalError",
+                                      "message": "injected by the test"}).encode()
+                    status, ctype = 500, "application/x-amz-json-1.0"
+                else:
+                    hdrs = {k: v for k, v in self.headers.items()
+                            if k.lower() not in ("host", "content-length")}
+                    status, rh, out = http.request("POST", upstream + "/", body=body, headers=hdrs)
+                    ctype = rh.get("Content-Type", "application/x-amz-json-1.0")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def refused(self):
+        with self.lock:
+            return len(self.refused_handles)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def delete_blocker(peers):
+    p = DeleteBlocker(peers.sqs_endpoint)
+    yield p
+    p.close()
+
+
+@pytest.mark.peers("sqs")
+def test_message_back_after_a_failed_delete_gets_one_failure_record(peers, sqs, funchost, esmd,
+                                                                     delete_blocker):
+    src = aws.create_queue(sqs, visibility_timeout=1)
+    failures = aws.create_queue(sqs, name=src.name + "-failures")
+    aws.send_messages(sqs, src, bodies=["poison"])
+    e = esmd(esmd_config(peers, funchost, src, failures, endpoint=delete_blocker.url))
+    # two receives whose failure record was handled and whose delete then failed
+    wait_until(lambda: delete_blocker.refused() >= 2, 60, "two failed deletes of the message")
+    assert funchost.payloads().count("poison") >= 2
+    delete_blocker.block = False
+    wait_until(lambda: queue_empty(sqs, src), 30, "the message deleted at last")
+    wait_until(lambda: outbox_of(e)["depth"] == 0 and outbox_of(e)["in_flight"] == 0, 30,
+               "the outbox drained")
+    assert outbox_of(e)["delivered"] == 1
+    got = aws.drain(sqs, failures, expect=1, timeout=10)
+    assert record_bodies(got) == ["poison"]
+    assert aws.queue_counts(sqs, failures) == (0, 0, 0)
+    assert "already has a failure record" in e.log()
+    counters = e.status()["EventSourceMappings"][0]["Counters"]
+    assert counters["on_failure_queued"] == 1
+
+
+@pytest.mark.peers("sqs")
+def test_message_back_after_kill9_before_its_delete_gets_one_failure_record(peers, sqs, funchost,
+                                                                             esmd, delete_blocker):
+    src = aws.create_queue(sqs, visibility_timeout=2)
+    failures = aws.create_queue(sqs, name=src.name + "-failures")
+    aws.send_messages(sqs, src, bodies=["poison"])
+    cfg = esmd_config(peers, funchost, src, failures, endpoint=delete_blocker.url)
+    e = esmd(cfg)
+    # the record is written and delivered, the delete has not happened: esmd dies
+    got = aws.drain(sqs, failures, expect=1, timeout=30)
+    assert record_bodies(got) == ["poison"]
+    wait_until(lambda: outbox_of(e)["delivered"] == 1 and outbox_of(e)["depth"] == 0, 15,
+               "the outbox row deleted after its delivery")
+    e.kill9()
+    delete_blocker.block = False
+    calls = funchost.payloads().count("poison")
+    e.start()
+    # the message comes back (visibility timeout), fails again, and is deleted
+    wait_until(lambda: funchost.payloads().count("poison") > calls, 30, "the message invoked again")
+    wait_until(lambda: queue_empty(sqs, src), 30, "the message deleted")
+    wait_until(lambda: outbox_of(e)["depth"] == 0 and outbox_of(e)["in_flight"] == 0, 30,
+               "the outbox drained")
+    assert outbox_of(e)["delivered"] == 0
+    assert aws.queue_counts(sqs, failures) == (0, 0, 0)
+    assert "already has a failure record" in e.log()
+
+
+@pytest.mark.peers("kafka")
+def test_kafka_topic_refusing_an_oversize_record_parks_it_and_the_rest_flow(outbox_peers, kafka,
+                                                                           peers):
+    # the broker takes at most 2000 bytes per message on this topic (max.message.bytes)
+    topic = kafka.create_topic(partitions=1, config={"max.message.bytes": "2000"})
+    dest = f"kafka://{peers.kafka_bootstrap}/{topic}"
+    outbox_peers.add([(dest, record(0), "k"), (dest, record(1, big="B" * 5000), "k"),
+                      (dest, record(2), "k"), (dest, record(3), "k")])
+    outbox_peers.start()
+    wait_until(lambda: (outbox_peers.dest_status(dest) or {}).get("delivered") == 3 and
+               outbox_peers.dest_status(dest).get("parked") == 1, 60,
+               f"three delivered, one parked; driver log:\n{outbox_peers.proc.log_tail()}")
+    reason = outbox_peers.dest_status(dest)["last_park_reason"]
+    assert "too large" in reason.lower(), reason
+    got = kafka_mod.consume(peers.kafka_bootstrap, topic, expect=3)
+    assert [json.loads(m["value"])["n"] for m in got] == [0, 2, 3]
+    assert outbox_peers.status()["depth"] == 0

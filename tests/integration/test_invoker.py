@@ -216,9 +216,19 @@ def test_503(funchost):
 
 def test_404(funchost):
     r = one(funchost.base + "/function-nowhere", protocol="http", payload=SQS_EVENT)
-    assert r["class"] == "function_error" and r["status"] == 404
+    assert r["class"] == "error" and r["status"] == 404 and r["misconfigured"] is True
+    assert r["reason"] == "function endpoint answered 404: esmd is misconfigured (URL: no such function)"
     r = one(funchost.base + "/nowhere/invocations", protocol="lambda", payload=SQS_EVENT)
-    assert r["class"] == "error" and r["status"] == 404
+    assert r["class"] == "error" and r["status"] == 404 and r["misconfigured"] is True
+
+
+@pytest.mark.parametrize("protocol", ["lambda", "http"])
+def test_forbidden_is_misconfiguration(funchost, protocol):
+    url = funchost.url_lambda("forbidden") if protocol == "lambda" else funchost.url_http("forbidden")
+    r = one(url, protocol=protocol, payload=SQS_EVENT)
+    assert r["class"] == "error" and r["status"] == 403 and r["misconfigured"] is True
+    assert r["function_error"] == ""
+    assert r["reason"].startswith("function endpoint answered 403: esmd is misconfigured")
 
 
 def test_500(funchost):
@@ -232,13 +242,15 @@ def test_http_timeout_is_function_error(funchost):
     r = one(funchost.url_http("slow") + "?ms=5000", protocol="http", payload=SQS_EVENT,
             timeout_s=1)
     assert r["class"] == "function_error" and r["function_error"] == "Unhandled"
-    assert r["reason"] == "timeout after 1000 ms"
+    assert r["reason"] == "timeout after 1000 ms: the function did not answer (function timeout)"
 
 
-def test_lambda_timeout_is_invocation_error(funchost):
+def test_lambda_timeout_is_function_error(funchost):
     r = one(funchost.url_lambda("hang"), payload=SQS_EVENT, timeout_s=1)
-    assert r["class"] == "error" and r["status"] == 0
-    assert "timeout after 3000 ms" in r["reason"]  # timeout_seconds + 2 s margin
+    assert r["class"] == "function_error" and r["status"] == 0
+    assert r["function_error"] == "Unhandled" and r["misconfigured"] is False
+    # timeout_seconds + 2 s margin
+    assert r["reason"] == "timeout after 3000 ms: the function did not answer (function timeout)"
 
 
 def test_connection_refused(funchost):
@@ -246,7 +258,7 @@ def test_connection_refused(funchost):
     for protocol in ("lambda", "http"):
         r = one(f"http://127.0.0.1:{port}/2015-03-31/functions/x/invocations", protocol=protocol,
                 payload=SQS_EVENT)
-        assert r["class"] == "error" and r["status"] == 0
+        assert r["class"] == "error" and r["status"] == 0 and r["misconfigured"] is False
         assert r["reason"].startswith("transport error")
 
 

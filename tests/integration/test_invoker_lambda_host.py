@@ -53,9 +53,10 @@ def test_function_timeout_is_function_error(lambda_host):
     assert "timeout" in r["body"].lower()
 
 
-def test_unknown_function_is_invocation_error(lambda_host):
+def test_unknown_function_is_misconfiguration(lambda_host):
+    # ResourceNotFound: esmd's URL names no function; retried, never counted
     r = one(url(lambda_host, "nope"), payload=SQS_EVENT)
-    assert r["class"] == "error" and r["status"] == 404
+    assert r["class"] == "error" and r["status"] == 404 and r["misconfigured"] is True
 
 
 def test_signed_request_accepted(lambda_host):

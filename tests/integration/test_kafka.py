@@ -14,7 +14,8 @@ import time
 import pytest
 
 from helpers import kafka as kafka_mod
-from helpers.procs import REPO, Proc, free_port, wait_until
+from helpers.kafka import PrivateKafka
+from helpers.procs import wait_until
 
 PEERS = ("kafka",)
 
@@ -282,56 +283,6 @@ def test_poison_record_bisect_and_kafka_destination(kafka, funchost, esmd):
     assert kafka.end_offsets(failures) == {0: 1}
 
 
-class PrivateKafka:
-    """A one-node KRaft Apache Kafka of this test's own (same jars as scripts/peers.sh), on free
-    ports, so it can be stopped and started without disturbing the shared peer."""
-
-    def __init__(self, workdir):
-        kdir = os.path.join(REPO, ".peers", "kafka", "libs")
-        if not os.path.isdir(kdir):
-            pytest.skip("Kafka jars not installed (scripts/peers.sh install kafka)")
-        self.cp = kdir + "/*"
-        self.log4j = os.path.join(REPO, "tests", "peers", "kafka", "log4j.properties")
-        self.dir = os.path.join(str(workdir), "private-kafka")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port, cport = free_port(), free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        with open(os.path.join(REPO, "tests", "peers", "kafka", "server.properties")) as f:
-            props = f.read()
-        props = (props.replace("@LOG_DIR@", os.path.join(self.dir, "data"))
-                 .replace("127.0.0.1:9093", f"127.0.0.1:{cport}")
-                 .replace("127.0.0.1:9092", self.bootstrap))
-        self.props = os.path.join(self.dir, "server.properties")
-        with open(self.props, "w") as f:
-            f.write(props)
-        java = ["java", f"-Dlog4j.configuration=file:{self.log4j}", "-cp", self.cp]
-        fmt = Proc(java + ["kafka.tools.StorageTool", "format", "-t", "esmdtestAAAAAAAAAAAAAAA",
-                           "-c", self.props], os.path.join(self.dir, "format.log"))
-        wait_until(lambda: not fmt.alive(), 60, "kafka storage format")
-        assert fmt.returncode() == 0, fmt.log_tail()
-        self.java = java
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = Proc(self.java + ["-Xmx384m", f"-Dkafka.logs.dir={self.dir}", "kafka.Kafka", self.props],
-                         os.path.join(self.dir, "kafka.log"))
-
-        def ready():
-            if not self.proc.alive():
-                raise AssertionError(f"private kafka exited:\n{self.proc.log_tail()}")
-            try:
-                md = kafka_mod.admin(self.bootstrap).list_topics(timeout=2)
-                return len(md.brokers) > 0
-            except Exception:  # noqa: BLE001 - not up yet
-                return False
-
-        wait_until(ready, 90, f"private kafka on {self.bootstrap}")
-
-    def stop(self):
-        self.proc.stop(timeout=30)
-
-
 @pytest.fixture
 def private_kafka(workdir):
     k = PrivateKafka(workdir)
@@ -492,3 +443,59 @@ def test_partial_batch_response_and_explicit_kafka_destination(kafka, funchost, 
     assert kafka.end_offsets(failures) == {0: 1}
     delivered_ok = {p for inv in invs for p in inv["payloads"]} - {"POISON-3"}
     assert delivered_ok == {r["value"] for r in recs} - {"POISON-3"}
+
+
+def partition_state(e, n=0):
+    return next(p for p in kafka_source(e)["Partitions"] if p["Partition"] == n)
+
+
+def test_topic_recreated_while_stopped_reads_the_new_log(kafka, funchost, esmd):
+    """The stored position (200) is above the re-created log's end: a log reset, logged,
+    counted and shown, and every record of the new log reaches the function."""
+    topic = kafka.create_topic(partitions=1)
+    kafka.produce(topic, [{"value": f"old-{i}", "key": "k"} for i in range(200)])
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), BatchSize=50)
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 200, 60, "the old log delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 0
+    assert e.stop() == 0
+    kafka.delete_topic(topic)
+    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
+               "the topic gone")
+    kafka.create_topic(name=topic, partitions=1)
+    new = [f"new-{i}" for i in range(50)]
+    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    e.start()
+    wait_until(lambda: set(new) <= set(values(funchost)), 60, "all 50 records of the new log delivered")
+    assert values(funchost)[200:] == new  # in order, none twice
+    wait_until(lambda: kafka.committed_offsets(group_of(cfg), topic) == {0: 50}, 30, "offset 50 committed")
+    assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 1
+    st = partition_state(e)
+    assert st["LogResets"] == 1 and "200" in st["LastLogReset"]["Reason"], st
+    assert "log reset" in e.log() and "stored position 200" in e.log()
+
+
+def test_topic_recreated_under_running_esmd_reads_the_new_log(kafka, funchost, esmd):
+    """The same while esmd runs: the partition comes back with a shorter log; nothing of it is
+    taken for done."""
+    topic = kafka.create_topic(partitions=1)
+    props = dict(FAST, **{"topic.metadata.refresh.interval.ms": "1000"})
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), BatchSize=50,
+                 EsmdOptions={"KafkaProperties": props})
+    e = esmd(cfg)
+    wait_assigned(e, 1)
+    kafka.produce(topic, [{"value": f"old-{i}", "key": "k"} for i in range(200)])
+    wait_until(lambda: len(values(funchost)) >= 200, 60, "the old log delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    kafka.delete_topic(topic)
+    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
+               "the topic gone")
+    kafka.create_topic(name=topic, partitions=1)
+    new = [f"new-{i}" for i in range(50)]
+    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    wait_until(lambda: set(new) <= set(values(funchost)), 90, "all 50 records of the new log delivered")
+    assert values(funchost)[200:] == new
+    wait_until(lambda: e.metric("esmd_kafka_log_resets_total", source="kafka") == 1, 20, "the log reset counted")
+    assert "log reset" in e.log()
+    assert e.alive()

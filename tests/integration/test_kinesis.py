@@ -459,6 +459,58 @@ def test_retry_attempts_survive_a_restart(peers, kinesis, funchost, esmd, workdi
     assert fr["requestContext"]["approximateInvokeCount"] == 4
 
 
+def test_hanging_function_exhausts_retries_and_the_shard_moves_on(peers, kinesis, funchost, esmd,
+                                                                   workdir):
+    # esmd's timeout (timeout_seconds + 2 s over the lambda protocol) is a function timeout:
+    # it counts, so the batch ends in a failure record instead of blocking the shard for ever.
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, records=[("k", "hangs"), ("k", "hangs too")])
+    seq = [s for _, s, _ in put]
+    out = os.path.join(str(workdir), "failures.jsonl")
+    e = esmd(config(peers, funchost.url_lambda("hang-kinesis"), st.arn, timeout=1, BatchSize=2,
+                    MaximumRetryAttempts=1,
+                    DestinationConfig={"OnFailure": {"Destination": "file://" + out}},
+                    EsmdOptions={"RetryBackoff": {"BaseSeconds": 0, "MaxSeconds": 0}}))
+    wait_checkpoint(e, st.shard_ids[0], seq[-1], timeout=30)
+    fr = json.loads(wait_until(lambda: os.path.exists(out) and open(out).read().splitlines(), 15,
+                               "the failure record")[0])
+    assert fr["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert fr["requestContext"]["approximateInvokeCount"] == 2
+    assert fr["responseContext"]["functionError"] == "Unhandled"
+    assert fr["KinesisBatchInfo"]["startSequenceNumber"] == seq[0]
+    assert fr["KinesisBatchInfo"]["batchSize"] == 2
+    m = e.status()["EventSourceMappings"][0]
+    assert m["Counters"]["dropped"] == 2 and m["Misconfigured"] is None
+
+
+def test_forbidden_endpoint_blocks_the_shard_visibly_and_never_discards(peers, kinesis, funchost,
+                                                                        esmd, workdir):
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, records=[("k", "kept")])
+    out = os.path.join(str(workdir), "failures.jsonl")
+    # (the invocation-error backoff is full jitter up to RetryBackoff.MaxSeconds)
+    e = esmd(config(peers, funchost.url_lambda("forbidden-kinesis"), st.arn, BatchSize=1,
+                    MaximumRetryAttempts=0,
+                    DestinationConfig={"OnFailure": {"Destination": "file://" + out}},
+                    EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 1}}))
+
+    def mapping():
+        return e.status()["EventSourceMappings"][0]
+    wait_until(lambda: mapping()["Counters"]["misconfigured"] >= 6, 30, "six 403 answers")
+    m = mapping()
+    assert m["Misconfigured"]["Reason"].startswith("function endpoint answered 403")
+    assert m["Counters"]["dropped"] == 0 and m["Counters"]["invocations"] == 0
+    assert m["BlockedSince"] is not None
+    (shard,) = m["SourceState"]["Shards"]
+    assert shard.get("Checkpoint") is None
+    assert not os.path.exists(out)
+    assert e.metric("esmd_mapping_misconfigured") == 1
+    assert e.log().count("function endpoint answered 403") == 1  # rate-limited
+    funchost.control("forbidden-kinesis", "echo")
+    wait_checkpoint(e, st.shard_ids[0], put[0][1], timeout=30)
+    assert mapping()["Misconfigured"] is None
+
+
 # ---------------------------------------------------------------- API errors (through a proxy)
 
 

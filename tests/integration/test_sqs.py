@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import aws
+from helpers import aws, http
 from helpers.capture import Capture
 from helpers.esmd import aws_block
 from helpers.procs import wait_until
@@ -193,6 +193,64 @@ def test_beyond_aws_retry_limit_sends_a_failure_record_with_the_message(peers, s
     assert [r["body"] for r in record["payload"]["Records"]] == ["POISON pill"]
     assert funchost.payloads().count("POISON pill") == 2
     assert funchost.payloads().count("good") == 1
+    wait_until(lambda: queue_empty(sqs, q), 15, "the source queue emptied")
+
+
+def hang_calls(funchost, name):
+    """Calls a hanging function received (a hung call is logged only when it ends)."""
+    _, _, body = http.get(f"{funchost.base}/_stats/{name}")
+    return json.loads(body)["calls"]
+
+
+def test_function_timeout_counts_toward_retries_and_ends_in_a_failure_record(
+        peers, sqs, funchost, esmd):
+    # esmd's own timeout (timeout_seconds + 2 s on the lambda protocol) is a function timeout,
+    # as on AWS: it uses up MaximumRetryAttempts instead of retrying for ever.
+    q = aws.create_queue(sqs, visibility_timeout=2)
+    failures = aws.create_queue(sqs, name=q.name + "-failures")
+    aws.send_messages(sqs, q, bodies=["sleeps past timeout_seconds"])
+    esmd(config(peers, funchost.url_lambda("hang-timeout"), q.arn, timeout=1, BatchSize=1,
+                MaximumRetryAttempts=1,
+                DestinationConfig={"OnFailure": {"Destination": failures.arn}}))
+    got = aws.drain(sqs, failures, expect=1, timeout=45)
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert [r["body"] for r in record["payload"]["Records"]] == ["sleeps past timeout_seconds"]
+    assert hang_calls(funchost, "hang-timeout") == 2
+    wait_until(lambda: queue_empty(sqs, q), 15, "the source queue emptied")
+
+
+def test_forbidden_endpoint_is_shown_as_misconfigured_and_never_discards(
+        peers, sqs, funchost, esmd):
+    # A 403 means esmd's credentials or URL are wrong, not the message: however many receives,
+    # no failure record and no deletion; /status, /metrics and one log line say what is wrong.
+    q = aws.create_queue(sqs, visibility_timeout=1)
+    failures = aws.create_queue(sqs, name=q.name + "-failures")
+    aws.send_messages(sqs, q, bodies=["kept"])
+    e = esmd(config(peers, funchost.url_http("forbidden-sqs"), q.arn, timeout=1, BatchSize=1,
+                    MaximumRetryAttempts=0,
+                    DestinationConfig={"OnFailure": {"Destination": failures.arn}}))
+
+    def mapping():
+        return e.status()["EventSourceMappings"][0]
+    wait_until(lambda: mapping()["Counters"]["misconfigured"] >= 5, 30, "five 403 answers")
+    m = mapping()
+    assert m["Misconfigured"]["Reason"] == (
+        "function endpoint answered 403: esmd is misconfigured (credentials/URL: access denied)")
+    assert m["Counters"]["dropped"] == 0 and m["Counters"]["on_failure_queued"] == 0
+    assert m["Counters"]["failed_invoke"] == 0 and m["Counters"]["invocations"] == 0
+    assert e.metric("esmd_mapping_misconfigured") == 1
+    assert e.metric("esmd_invoke_misconfigured_total") >= 5
+    assert e.log().count("function endpoint answered 403") == 1  # rate-limited, not per retry
+    assert aws.receive(sqs, failures) == []
+    # Fixed (here: the endpoint answers again): the message is processed, the state clears.
+    funchost.control("forbidden-sqs", "echo")
+    wait_until(lambda: [p for inv in funchost.invocations("forbidden-sqs") if inv["mode"] == "echo"
+                        for p in inv["payloads"]] == ["kept"], 30, "delivered after the fix")
+    wait_until(lambda: mapping()["Misconfigured"] is None, 10, "Misconfigured cleared")
+    assert "the function endpoint answers again" in e.log()
     wait_until(lambda: queue_empty(sqs, q), 15, "the source queue emptied")
 
 

@@ -58,7 +58,8 @@ static void on_result(const esm_invoke_result *r, void *arg)
     esm_buf_printf(&b, ",\"retry_after_ms\":%lld,\"latency_ms\":%.1f,\"reason\":",
                    (long long)r->retry_after_ms, r->latency_ms);
     esm_buf_json_cstr(&b, r->reason);
-    esm_buf_printf(&b, ",\"body_len\":%zu,\"body\":", r->body_len);
+    esm_buf_printf(&b, ",\"misconfigured\":%s,\"body_len\":%zu,\"body\":",
+                   r->misconfigured ? "true" : "false", r->body_len);
     esm_buf_json_str(&b, r->body, r->body_len > 2000 ? 2000 : r->body_len);
     if (rs->rbif_ids) {
         size_t *failed = calloc(rs->n_rbif ? rs->n_rbif : 1, sizeof *failed), nf = 0;

@@ -6,7 +6,9 @@
  *   /big        200, 100000 bytes
  *   /fe         200 + X-Amz-Function-Error: Unhandled
  *   /throttle   429 + Retry-After: 2
- *   /slow       never answers: waits until the client closes the connection
+ *   /slow, /hang  never answers: waits until the client closes the connection
+ *   /status/N   N with an empty JSON body (e.g. /status/403 for a misconfigured endpoint)
+ *   /limit      200 "{}", or 413 when the body is longer than test_server_max_body
  *   else        404
  * Header-only (static functions) so every test file can include it. */
 #ifndef HTTP_TEST_SERVER_H
@@ -23,6 +25,8 @@
 #include <unistd.h>
 
 #define TEST_SERVER_BUF ((size_t)8 << 20) /* the largest request a test sends */
+
+static atomic_long test_server_max_body = 64;
 
 typedef struct {
     int lfd;
@@ -100,7 +104,16 @@ static void *conn_thread(void *p)
             respond(fd, "200 OK", "X-Amz-Function-Error: Unhandled\r\n", "{}", 2);
         } else if (strcmp(path, "/throttle") == 0) {
             respond(fd, "429 Too Many Requests", "Retry-After: 2\r\n", "{}", 2);
-        } else if (strcmp(path, "/slow") == 0) {
+        } else if (strncmp(path, "/status/", 8) == 0) {
+            char status[64];
+            snprintf(status, sizeof status, "%.3s Test", path + 8);
+            respond(fd, status, NULL, "{}", 2);
+        } else if (strcmp(path, "/limit") == 0) {
+            if ((long)clen > atomic_load(&test_server_max_body))
+                respond(fd, "413 Content Too Large", hdrs, "too large", 9);
+            else
+                respond(fd, "200 OK", hdrs, "{}", 2);
+        } else if (strcmp(path, "/slow") == 0 || strcmp(path, "/hang") == 0) {
             /* never answers: waits until the client gives up and closes */
             char tmp[64];
             while (recv(fd, tmp, sizeof tmp, 0) > 0) {

@@ -177,6 +177,7 @@ static void test_render_families(void **state)
     st1.deleted = 5;
     st2.polled = 9;
     st2.invokes.bisect_splits = 2;
+    esm_invoke_stats_endpoint(&st2.invokes, "function endpoint answered 403", 1);
     esm_invoke_stats_record(&st1.invokes, 4, 30, true, 1);
     esm_metrics_mapping maps[] = {
         {.uuid = "u1",
@@ -215,6 +216,13 @@ static void test_render_families(void **state)
                               "source=\"sqs\"} 5\n"));
     assert_non_null(strstr(t, "esmd_bisect_splits_total{mapping=\"u2\",function=\"f\\\"n\","
                               "source=\"kinesis\"} 2\n"));
+    assert_non_null(strstr(t, "esmd_invoke_misconfigured_total{mapping=\"u2\",function="
+                              "\"f\\\"n\",source=\"kinesis\"} 1\n"));
+    assert_non_null(strstr(t, "esmd_mapping_misconfigured{mapping=\"u2\",function=\"f\\\"n\","
+                              "source=\"kinesis\"} 1\n"));
+    assert_non_null(strstr(t, "esmd_mapping_misconfigured{mapping=\"u1\",function=\"fn\","
+                              "source=\"sqs\"} 0\n"));
+    assert_int_equal(count_lines_starting(t, "# TYPE esmd_mapping_misconfigured gauge"), 1);
     /* A mapping that does not run has no counters but shows up in the info/ready gauges. */
     assert_null(strstr(t, "esmd_polled_events_total{mapping=\"u3\""));
     assert_non_null(strstr(t, "esmd_mapping_info{mapping=\"u3\",function=\"off\",source=\"sqs\","

@@ -155,7 +155,85 @@ static void test_http_timeout_is_function_error(void **state)
     assert_non_null(esm_invoker_invoke(f->inv, "{}", 2, on_result, &c));
     run_until(f, &t.calls, 1);
     assert_int_equal(t.last.cls, ESM_INVOKE_FUNCTION_ERROR);
-    assert_string_equal(t.last.reason, "timeout after 1000 ms");
+    assert_string_equal(t.last.function_error, "Unhandled");
+    assert_string_equal(t.last.reason,
+                        "timeout after 1000 ms: the function did not answer (function timeout)");
+}
+
+/* esmd's timeout (timeout_seconds + the margin) on a lambda function that hangs is a function
+ * timeout: it counts toward MaximumRetryAttempts instead of blocking a lane forever. */
+static void test_lambda_timeout_is_function_error(void **state)
+{
+    fixture *f = *state;
+    make_invoker(f, "/hang", ESM_PROTO_LAMBDA, 1, 1);
+    tally t = {0};
+    call_ctx c = {.t = &t, .f = f};
+    assert_non_null(esm_invoker_invoke(f->inv, "{}", 2, on_result, &c));
+    run_until(f, &t.calls, 1);
+    assert_int_equal(t.last.cls, ESM_INVOKE_FUNCTION_ERROR);
+    assert_string_equal(t.last.function_error, "Unhandled");
+    assert_false(t.last.misconfigured);
+    assert_string_equal(t.last.reason,
+                        "timeout after 3000 ms: the function did not answer (function timeout)");
+}
+
+/* 401/403/404/405/407 from the endpoint: esmd is misconfigured, on both protocols. */
+static void test_misconfigured_endpoint(void **state)
+{
+    fixture *f = *state;
+    long codes[] = {401, 403, 404, 405, 407};
+    esm_protocol ps[] = {ESM_PROTO_LAMBDA, ESM_PROTO_HTTP};
+    tally t = {0};
+    call_ctx c = {.t = &t, .f = f};
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
+            char path[32];
+            snprintf(path, sizeof path, "/status/%ld", codes[i]);
+            make_invoker(f, path, ps[p], 1, 5);
+            int want = t.calls + 1;
+            assert_non_null(esm_invoker_invoke(f->inv, "{}", 2, on_result, &c));
+            run_until(f, &t.calls, want);
+            assert_int_equal(t.last.status, codes[i]);
+            assert_int_equal(t.last.cls, ESM_INVOKE_ERROR);
+            assert_true(t.last.misconfigured);
+            assert_non_null(strstr(t.last.reason, "esmd is misconfigured"));
+            esm_invoker_destroy(f->inv);
+            f->inv = NULL;
+        }
+    /* a status the function itself may answer stays the function's error over http */
+    make_invoker(f, "/status/500", ESM_PROTO_HTTP, 1, 5);
+    assert_non_null(esm_invoker_invoke(f->inv, "{}", 2, on_result, &c));
+    run_until(f, &t.calls, t.calls + 1);
+    assert_int_equal(t.last.cls, ESM_INVOKE_FUNCTION_ERROR);
+    assert_false(t.last.misconfigured);
+}
+
+/* Connection refused never reached the function: an invocation error, not a misconfiguration
+ * (the endpoint may be restarting). */
+static void test_connection_refused_is_invocation_error(void **state)
+{
+    fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    esm_function_config fn = {.name = "t",
+                              .url = url,
+                              .protocol = ESM_PROTO_LAMBDA,
+                              .timeout_seconds = 1,
+                              .max_concurrency = 1};
+    f->inv = esm_invoker_create(f->loop, f->http, &fn, NULL);
+    tally t = {0};
+    call_ctx c = {.t = &t, .f = f};
+    assert_non_null(esm_invoker_invoke(f->inv, "{}", 2, on_result, &c));
+    run_until(f, &t.calls, 1);
+    close(fd); /* bound, never listening: connections are refused */
+    assert_int_equal(t.last.cls, ESM_INVOKE_ERROR);
+    assert_false(t.last.misconfigured);
+    assert_non_null(strstr(t.last.reason, "transport error"));
 }
 
 static void test_queue_and_cancel(void **state)
@@ -272,6 +350,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success_echoes_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_error_and_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_timeout_is_function_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lambda_timeout_is_function_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misconfigured_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused_is_invocation_error, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queue_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_and_cancel_self_from_callback, setup, teardown),

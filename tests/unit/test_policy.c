@@ -534,6 +534,94 @@ static void test_oversized_record_never_invoked(void **state)
     free(t);
 }
 
+/* The oversize check counts the event's envelope: a record whose event alone is one byte over
+ * the limit is discarded, one at the limit is invoked (docs/operations.md "Records at the 6 MB
+ * limit"). Before, only the record was counted, so it was neither. */
+static void test_oversize_counts_the_envelope(void **state)
+{
+    (void)state;
+    esm_policy_config cfg = cfg_of(0, false, false);
+    cfg.max_payload_bytes = 1000;
+    cfg.event_envelope = 50;
+    esm_policy_record recs[1];
+    fresh_records(recs, 1, 0);
+    esm_policy_state st;
+    esm_policy_decision d;
+    esm_policy_decision_init(&d);
+    trace *t = malloc(sizeof *t);
+    assert_non_null(t);
+    recs[0].size = 950;
+    esm_policy_state_init(&st, 1);
+    decide_ok(recs, 1, &st, ESM_OUTCOME_NONE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "I0-1 ");
+    recs[0].size = 951;
+    esm_policy_state_init(&st, 1);
+    decide_ok(recs, 1, &st, ESM_OUTCOME_NONE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "D0-1:P0 .");
+    esm_policy_decision_free(&d);
+    free(t);
+}
+
+/* A unit whose event would not fit is narrowed to its longest fitting prefix: 3 records of 300
+ * make 50 + 900 + 2 commas = 952 bytes, a fourth would make 1253. Every INVOKE fits. */
+static void test_unit_narrowed_to_the_prefix_that_fits(void **state)
+{
+    (void)state;
+    esm_policy_config cfg = cfg_of(0, false, false);
+    cfg.max_payload_bytes = 1000;
+    cfg.event_envelope = 50;
+    esm_policy_record recs[5];
+    fresh_records(recs, 5, 0);
+    for (size_t i = 0; i < 5; i++)
+        recs[i].size = 300;
+    esm_policy_state st;
+    esm_policy_state_init(&st, 5);
+    esm_policy_decision d;
+    esm_policy_decision_init(&d);
+    trace *t = malloc(sizeof *t);
+    assert_non_null(t);
+    decide_ok(recs, 5, &st, ESM_OUTCOME_NONE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "I0-3 ");
+    decide_ok(recs, 5, &st, ESM_OUTCOME_SUCCESS, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "A0-3 I3-5 ");
+    decide_ok(recs, 5, &st, ESM_OUTCOME_SUCCESS, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "A3-5 .");
+    esm_policy_decision_free(&d);
+    free(t);
+}
+
+/* TOO_LARGE (the rendered event was over the limit anyway): a larger unit is halved even
+ * without BisectBatchOnFunctionError and uses no attempt; a one-record unit becomes a
+ * MaximumPayloadSizeExceeded discard, never a retry of the same event. */
+static void test_too_large_splits_then_discards(void **state)
+{
+    (void)state;
+    esm_policy_config cfg = cfg_of(-1, false, false);
+    esm_policy_record recs[3];
+    fresh_records(recs, 3, 0);
+    esm_policy_state st;
+    esm_policy_state_init(&st, 3);
+    esm_policy_decision d;
+    esm_policy_decision_init(&d);
+    trace *t = malloc(sizeof *t);
+    assert_non_null(t);
+    decide_ok(recs, 3, &st, ESM_OUTCOME_NONE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "I0-3 ");
+    decide_ok(recs, 3, &st, ESM_OUTCOME_TOO_LARGE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "I0-2 ");
+    assert_int_equal(st.attempts, 0);
+    decide_ok(recs, 3, &st, ESM_OUTCOME_TOO_LARGE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "I0-1 ");
+    decide_ok(recs, 3, &st, ESM_OUTCOME_TOO_LARGE, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "D0-1:P0 I1-2 ");
+    decide_ok(recs, 3, &st, ESM_OUTCOME_SUCCESS, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "A1-2 I2-3 ");
+    decide_ok(recs, 3, &st, ESM_OUTCOME_SUCCESS, &cfg, 0, 0, &d);
+    assert_string_equal(fmt_decision(&d, t), "A2-3 .");
+    esm_policy_decision_free(&d);
+    free(t);
+}
+
 static void test_backoff_full_jitter(void **state)
 {
     (void)state;
@@ -713,6 +801,9 @@ int main(void)
         cmocka_unit_test(test_age_expires_during_retries),
         cmocka_unit_test(test_age_applies_to_bisect_halves),
         cmocka_unit_test(test_oversized_record_never_invoked),
+        cmocka_unit_test(test_oversize_counts_the_envelope),
+        cmocka_unit_test(test_unit_narrowed_to_the_prefix_that_fits),
+        cmocka_unit_test(test_too_large_splits_then_discards),
         cmocka_unit_test(test_backoff_full_jitter),
         cmocka_unit_test(test_partial_edge_cases),
         cmocka_unit_test(test_rbif_progress_resets_attempts),

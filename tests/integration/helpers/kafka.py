@@ -5,10 +5,16 @@ Data: produce (keys, headers, chosen partitions), consume (by assignment or in a
 Topic and group names are unique per call unless given.
 """
 
+import os
+import subprocess
 import time
 import uuid
 
-from .procs import wait_until
+import pytest
+
+from .procs import REPO, Proc, free_port, wait_until
+
+PEER_SRC = os.path.join(REPO, "tests", "peers", "kafka")
 
 FAST_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 
@@ -49,7 +55,8 @@ def create_topic(bootstrap, name=None, partitions=4, config=None, timeout=30.0):
 
 
 def delete_topic(bootstrap, name, timeout=30.0):
-    admin(bootstrap).delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+    a = admin(bootstrap)  # held until the result: a client destroyed first fails the future
+    a.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
 
 
 def partitions_of(bootstrap, topic):
@@ -58,12 +65,12 @@ def partitions_of(bootstrap, topic):
 
 
 def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, partition=None, timeout=30.0,
-            batch_bytes=None):
+            batch_bytes=None, extra_conf=None):
     """Produce and flush; returns [(partition, offset)] in input order.
 
     records: list of dicts {value, key?, headers?, partition?} (str or bytes values; headers a
     dict or list of pairs); or n generated records value 'rec-<i>', key `key` or 'k-<i>',
-    optional common headers / partition.
+    optional common headers / partition. extra_conf: more producer properties.
     """
     ck = _ck()
     if records is None:
@@ -72,6 +79,7 @@ def produce(bootstrap, topic, records=None, n=None, key=None, headers=None, part
     conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
     if batch_bytes:  # the size of the record batches the broker stores (and returns per fetch)
         conf["batch.size"] = batch_bytes
+    conf.update(extra_conf or {})
     p = ck.Producer(conf)
     results = [None] * len(records)
 
@@ -218,3 +226,66 @@ class Kafka:
 
     def partitions_of(self, topic):
         return partitions_of(self.bootstrap, topic)
+
+
+class PrivateKafka:
+    """A one-node KRaft Apache Kafka of a test's own (same jars as scripts/peers.sh), on free
+    ports, so it can be stopped and started without disturbing the shared peer. With
+    secured=True it also has the SASL_SSL and SSL listeners of tests/peers/kafka/secured.properties
+    (bootstrap_sasl_ssl, bootstrap_ssl), with certificates made in tls_dir by make-certs.sh."""
+
+    def __init__(self, workdir, secured=False):
+        kdir = os.path.join(REPO, ".peers", "kafka", "libs")
+        if not os.path.isdir(kdir):
+            pytest.skip("Kafka jars not installed (scripts/peers.sh install kafka)")
+        self.cp = kdir + "/*"
+        self.log4j = os.path.join(PEER_SRC, "log4j.properties")
+        self.dir = os.path.join(str(workdir), "private-kafka")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port, cport = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        with open(os.path.join(PEER_SRC, "server.properties")) as f:
+            props = f.read()
+        props = (props.replace("@LOG_DIR@", os.path.join(self.dir, "data"))
+                 .replace("127.0.0.1:9093", f"127.0.0.1:{cport}")
+                 .replace("127.0.0.1:9092", self.bootstrap))
+        if secured:
+            self.tls_dir = os.path.join(self.dir, "tls")
+            subprocess.run([os.path.join(PEER_SRC, "make-certs.sh"), self.tls_dir], check=True,
+                           capture_output=True, timeout=120)
+            self.bootstrap_sasl_ssl = f"127.0.0.1:{free_port()}"
+            self.bootstrap_ssl = f"127.0.0.1:{free_port()}"
+            with open(os.path.join(PEER_SRC, "secured.properties")) as f:
+                props += "\n" + (f.read().replace("@PLAINTEXT@", self.bootstrap)
+                                  .replace("@CONTROLLER@", f"127.0.0.1:{cport}")
+                                  .replace("@SASL_SSL@", self.bootstrap_sasl_ssl)
+                                  .replace("@SSL@", self.bootstrap_ssl).replace("@TLS_DIR@", self.tls_dir))
+        self.props = os.path.join(self.dir, "server.properties")
+        with open(self.props, "w") as f:
+            f.write(props)
+        java = ["java", f"-Dlog4j.configuration=file:{self.log4j}", "-cp", self.cp]
+        fmt = Proc(java + ["kafka.tools.StorageTool", "format", "-t", "esmdtestAAAAAAAAAAAAAAA",
+                           "-c", self.props], os.path.join(self.dir, "format.log"))
+        wait_until(lambda: not fmt.alive(), 60, "kafka storage format")
+        assert fmt.returncode() == 0, fmt.log_tail()
+        self.java = java
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = Proc(self.java + ["-Xmx384m", f"-Dkafka.logs.dir={self.dir}", "kafka.Kafka", self.props],
+                         os.path.join(self.dir, "kafka.log"))
+
+        def ready():
+            if not self.proc.alive():
+                raise AssertionError(f"private kafka exited:\n{self.proc.log_tail()}")
+            try:
+                md = admin(self.bootstrap).list_topics(timeout=2)
+                return len(md.brokers) > 0
+            except Exception:  # noqa: BLE001 - not up yet
+                return False
+
+        wait_until(ready, 90, f"private kafka on {self.bootstrap}")
+
+    def stop(self):
+        self.proc.stop(timeout=30)

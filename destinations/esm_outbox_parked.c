@@ -1,0 +1,47 @@
+/* The listing of parked outbox rows (GET /outbox/parked, docs/operations.md "Parked failure
+ * records"): straight from the store, so it shows what survived a restart. */
+#include <stdbool.h>
+
+#include "common/esm_time.h"
+#include "destinations/esm_dest.h"
+#include "destinations/esm_outbox.h"
+
+static void put_time(esm_buf *b, int64_t ms)
+{
+    char iso[25];
+    esm_iso8601_ms(ms, iso);
+    esm_buf_json_cstr(b, iso);
+}
+
+int esm_outbox_parked_json(esm_store *store, int64_t after_id, size_t limit, esm_buf *json,
+                           esm_err *err)
+{
+    esm_outbox_parked_row *rows = NULL;
+    size_t n = 0;
+    if (esm_store_outbox_parked_list(store, after_id, limit, &rows, &n, err) < 0) return -1;
+    esm_buf_puts(json, "{\"parked\":[");
+    for (size_t i = 0; i < n; i++) {
+        const esm_outbox_parked_row *r = &rows[i];
+        char shown[1024];
+        esm_dest_redact(r->destination, shown, sizeof shown);
+        esm_buf_printf(json, "%s{\"id\":%lld,\"mapping\":", i ? "," : "", (long long)r->id);
+        esm_buf_json_cstr(json, r->mapping);
+        esm_buf_puts(json, ",\"destination\":");
+        esm_buf_json_cstr(json, shown);
+        esm_buf_puts(json, ",\"reason\":");
+        esm_buf_json_cstr(json, r->reason ? r->reason : "");
+        esm_buf_puts(json, ",\"parked_at\":");
+        put_time(json, r->parked_at_ms);
+        esm_buf_puts(json, ",\"created_at\":");
+        put_time(json, r->created_at_ms);
+        esm_buf_printf(json, ",\"size\":%lld,\"attempts\":%d}", (long long)r->size, r->attempts);
+    }
+    esm_buf_puts(json, "],\"next_after\":");
+    if (n == limit && n > 0)
+        esm_buf_printf(json, "%lld", (long long)rows[n - 1].id);
+    else
+        esm_buf_puts(json, "null");
+    esm_buf_putc(json, '}');
+    esm_store_outbox_parked_free(rows, n);
+    return 0;
+}

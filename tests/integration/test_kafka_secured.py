@@ -1,0 +1,172 @@
+"""The Kafka source on a secured Apache Kafka: a broker of this module's own (helpers/kafka.py
+PrivateKafka(secured=True)) with a SASL_SSL listener (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN) and an
+SSL listener that requires client certificates, its certificates made by openssl at test time
+(tests/peers/kafka/make-certs.sh). Each AWS access type of SourceAccessConfigurations consumes
+end to end, with secrets from file: and env:; each bad credential (wrong password, wrong
+mechanism, unknown CA, expired or foreign client certificate) consumes and commits nothing and
+says so in /status; no secret appears in anything esmd wrote."""
+
+import json
+import os
+
+import pytest
+
+from helpers import kafka as kafka_mod
+from helpers.procs import wait_until
+
+PEERS = ()
+USERS = {"SCRAM-SHA-256": ("esmd-256", "scram-secret-256"), "SCRAM-SHA-512": ("esmd-512", "scram-secret-512")}
+PLAIN = ("esmd-plain", "plain-secret-1")  # tests/peers/kafka/secured.properties
+RECORDS = 5
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    k = kafka_mod.PrivateKafka(tmp_path_factory.mktemp("secured"), secured=True)
+    mech = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
+    ups = [UserScramCredentialUpsertion(user, ScramCredentialInfo(mech[m], 4096), pw.encode())
+           for m, (user, pw) in USERS.items()]
+    a = kafka_mod.admin(k.bootstrap)  # held until the results: a destroyed client fails them
+    for fut in a.alter_user_scram_credentials(ups).values():
+        fut.result(30)
+    yield k
+    k.stop()
+
+
+def pem(broker, name):
+    with open(os.path.join(broker.tls_dir, name)) as f:
+        return f.read()
+
+
+def secrets_in(broker):
+    """Every secret the tests hand to esmd (what must never appear in its output)."""
+    out = [pw for _, pw in USERS.values()] + [PLAIN[1]]
+    with open(os.path.join(broker.tls_dir, "client-enc.pass")) as f:
+        out.append(f.read().strip())
+    for key in ("client.key", "client-enc.key", "expired.key", "foreign.key"):
+        body = [ln for ln in pem(broker, key).splitlines() if ln and not ln.startswith("-----")]
+        out.extend(body[1:3])  # two lines of the key's base64 are enough to spot it
+    return out
+
+
+class Secrets:
+    """Writes AWS-shaped secrets (JSON) to files and environment variables for one esmd."""
+
+    def __init__(self, workdir):
+        self.dir, self.env, self.n = str(workdir), {}, 0
+
+    def file(self, doc):
+        self.n += 1
+        path = os.path.join(self.dir, f"secret-{self.n}.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return "file:" + path
+
+    def envvar(self, doc):
+        self.n += 1
+        name = f"ESMD_TEST_SECRET_{self.n}"
+        self.env[name] = json.dumps(doc)
+        return "env:" + name
+
+
+def mapping(bootstrap, topic, access, group):
+    return {"FunctionName": "fn", "Topics": [topic], "StartingPosition": "TRIM_HORIZON", "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 1,
+            "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [bootstrap]}},
+            "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group},
+            "SourceAccessConfigurations": [{"Type": t, "URI": uri} for t, uri in access],
+            "EsmdOptions": {"KafkaProperties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}}}
+
+
+def run(broker, funchost, esmd, workdir, listener, access_of):
+    """Starts esmd on a fresh topic with 5 records; access_of(secrets) -> [(Type, URI)]."""
+    kafka = kafka_mod.Kafka(broker.bootstrap)
+    topic = kafka.create_topic(partitions=1)
+    values = [f"{topic}-{i}" for i in range(RECORDS)]
+    kafka.produce(topic, [{"value": v} for v in values])
+    group = kafka_mod.unique("sec")
+    s = Secrets(workdir)
+    bootstrap = broker.bootstrap_sasl_ssl if listener == "sasl_ssl" else broker.bootstrap_ssl
+    e = esmd({"log_level": "trace",
+              "functions": {"fn": {"url": funchost.url_lambda("echo"), "protocol": "lambda", "timeout_seconds": 5}},
+              "event_source_mappings": [mapping(bootstrap, topic, access_of(s), group)]}, env=s.env)
+    return e, kafka, topic, group, values
+
+
+def assert_no_secret(broker, e):
+    written = e.log() + json.dumps(e.status()) + e.metrics()
+    state = e.config["state_dir"]
+    for root, _, files in os.walk(state):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                written += f.read().decode("latin-1")
+    leaked = [s for s in secrets_in(broker) if s in written]
+    assert not leaked, f"esmd wrote a secret: {leaked}"
+
+
+def ca(s, broker, name="ca.pem"):
+    return ("SERVER_ROOT_CA_CERTIFICATE", s.file({"certificate": pem(broker, name)}))
+
+
+def client_cert(s, broker, cert, key, password=None, via="file"):
+    doc = {"certificate": pem(broker, cert), "privateKey": pem(broker, key)}
+    if password:
+        doc["privateKeyPassword"] = password
+    return ("CLIENT_CERTIFICATE_TLS_AUTH", s.file(doc) if via == "file" else s.envvar(doc))
+
+
+def key_password(broker):
+    with open(os.path.join(broker.tls_dir, "client-enc.pass")) as f:
+        return f.read().strip()
+
+
+GOOD = {
+    "scram-512-file": ("sasl_ssl", lambda s, b: [
+        ("SASL_SCRAM_512_AUTH", s.file(dict(zip(("username", "password"), USERS["SCRAM-SHA-512"])))), ca(s, b)]),
+    "scram-256-env": ("sasl_ssl", lambda s, b: [
+        ("SASL_SCRAM_256_AUTH", s.envvar(dict(zip(("username", "password"), USERS["SCRAM-SHA-256"])))), ca(s, b)]),
+    "basic-auth-plain": ("sasl_ssl", lambda s, b: [
+        ("BASIC_AUTH", s.file(dict(zip(("username", "password"), PLAIN)))), ca(s, b)]),
+    "mtls": ("ssl", lambda s, b: [client_cert(s, b, "client.pem", "client.key"), ca(s, b)]),
+    "mtls-key-password-env": ("ssl", lambda s, b: [
+        client_cert(s, b, "client.pem", "client-enc.key", key_password(b), via="env"), ca(s, b)]),
+}
+
+BAD = {
+    "wrong-password": ("sasl_ssl", lambda s, b: [
+        ("SASL_SCRAM_512_AUTH", s.file({"username": USERS["SCRAM-SHA-512"][0], "password": "not-it"})), ca(s, b)]),
+    "wrong-mechanism": ("sasl_ssl", lambda s, b: [  # a SCRAM-512 user offered over SCRAM-256
+        ("SASL_SCRAM_256_AUTH", s.file(dict(zip(("username", "password"), USERS["SCRAM-SHA-512"])))), ca(s, b)]),
+    "unknown-ca": ("sasl_ssl", lambda s, b: [
+        ("SASL_SCRAM_512_AUTH", s.file(dict(zip(("username", "password"), USERS["SCRAM-SHA-512"])))),
+        ca(s, b, "foreign-ca.pem")]),
+    "expired-client-cert": ("ssl", lambda s, b: [client_cert(s, b, "expired.pem", "expired.key"), ca(s, b)]),
+    "foreign-client-cert": ("ssl", lambda s, b: [client_cert(s, b, "foreign.pem", "foreign.key"), ca(s, b)]),
+}
+
+
+def kafka_state(e):
+    (m,) = e.status()["EventSourceMappings"]
+    return m
+
+
+@pytest.mark.parametrize("case", list(GOOD))
+def test_access_type_consumes_end_to_end(broker, funchost, esmd, workdir, case):
+    listener, access_of = GOOD[case]
+    e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, listener, lambda s: access_of(s, broker))
+    wait_until(lambda: set(values) <= set(funchost.payloads()), 60, f"{RECORDS} records over {listener}")
+    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: RECORDS}, 30, "the offsets committed")
+    assert_no_secret(broker, e)
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_credentials_consume_and_commit_nothing(broker, funchost, esmd, workdir, case):
+    listener, access_of = BAD[case]
+    e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, listener, lambda s: access_of(s, broker))
+    wait_until(lambda: kafka_state(e)["SourceState"].get("LastError"), 60, "the refusal visible in /status")
+    assert e.alive()
+    assert not funchost.invocations(), "records were consumed with bad credentials"
+    assert kafka.committed_offsets(group, topic) == {0: -1001}, "an offset was committed"
+    assert_no_secret(broker, e)

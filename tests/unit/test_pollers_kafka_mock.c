@@ -1,0 +1,241 @@
+/* The Kafka source under faults of librdkafka's mock cluster (tests/unit/kafka_mock_harness.h):
+ * the stored offset never moves backwards, a broker down and up in the middle of a batch and
+ * failing offset commits lose no record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "kafka_mock_harness.h"
+
+static bool stat_at_least(kmock *k, const uint64_t *counter, uint64_t n)
+{
+    (void)k;
+    return *counter >= n;
+}
+
+static bool invoked_10(kmock *k, void *arg)
+{
+    (void)arg;
+    return kmock_delivered_all(k, NULL) && stat_at_least(k, &k->stats.invocations, 1);
+}
+
+static bool filtered_1(kmock *k, void *arg)
+{
+    (void)arg;
+    return stat_at_least(k, &k->stats.filtered_out, 1);
+}
+
+static bool committed_10(kmock *k, void *arg)
+{
+    (void)arg;
+    return stat_at_least(k, &k->stats.committed, 10);
+}
+
+/* Records 0-9 succeed; their checkpoint trails (held back by a locked store) while the
+ * filtered-out record 10 arrives. Its offset must wait for that checkpoint: stored at once, the
+ * trailing checkpoint would then store 10 over 11 and the group would read 10 again. */
+static void test_filtered_record_never_moves_the_stored_offset_back(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'FilterCriteria': {'Filters': [{'Pattern': "
+                   "'{\\'value\\': {\\'kind\\': [\\'keep\\']}}'}]}");
+    for (int i = 0; i < 10; i++)
+        kmock_produce_value(&k, "{\"kind\":\"keep\"}");
+    kmock_lock_store(&k);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, invoked_10, NULL, 20.0));
+    assert_int_equal(k.stats.committed, 0); /* the checkpoint still trails */
+    kmock_produce_value(&k, "{\"kind\":\"drop\"}");
+    assert_true(kmock_run_until(&k, filtered_1, NULL, 20.0));
+    kmock_unlock_store(&k);
+    assert_true(kmock_run_until(&k, committed_10, NULL, 20.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 11);
+    kmock_free(&k);
+}
+
+static bool committed_5(kmock *k, void *arg)
+{
+    (void)arg;
+    return stat_at_least(k, &k->stats.committed, 5);
+}
+
+static bool first_batch_in_flight(kmock *k, void *arg)
+{
+    (void)arg;
+    return atomic_load(&k->fn.requests) >= 1;
+}
+
+static bool source_error_seen(kmock *k, void *arg)
+{
+    (void)arg;
+    return k->stats.source_errors > 0 && k->stats.invocations >= 1;
+}
+
+static bool all_delivered_and_committed(kmock *k, void *arg)
+{
+    (void)arg;
+    return kmock_delivered_all(k, NULL) && k->stats.committed >= (uint64_t)k->produced;
+}
+
+static void test_broker_down_and_up_mid_batch_loses_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    kmock_produce(&k, "a", 30);
+    atomic_store(&k.fn.delay_ms, 300); /* the first batch stays in flight */
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, first_batch_in_flight, NULL, 20.0));
+    rd_kafka_mock_broker_set_down(k.mc, 1);
+    assert_true(kmock_run_until(&k, source_error_seen, NULL, 30.0));
+    atomic_store(&k.fn.delay_ms, 0);
+    rd_kafka_mock_broker_set_up(k.mc, 1);
+    kmock_produce(&k, "b", 10);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 60.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 40);
+    kmock_free(&k);
+}
+
+/* The group's committed offset, read at most every half second (each read is a client). */
+static bool group_committed_is(kmock *k, void *arg)
+{
+    static ev_tstamp last;
+    if (ev_now(k->loop) - last < 0.5) return false;
+    last = ev_now(k->loop);
+    return kmock_group_committed(k) == *(long long *)arg;
+}
+
+static void expect_each_delivered_once(kmock *k)
+{
+    for (long long o = 0; o < k->produced; o++)
+        assert_int_equal(kmock_times_delivered(k, o), 1);
+}
+
+/* The first offset commits fail: what is stored is committed again later (librdkafka's
+ * auto-commit carries the stored offsets), and a restart resumes without losing or repeating
+ * a record. */
+static void test_commit_errors_are_retried_and_lose_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 5");
+    rd_kafka_mock_push_request_errors(
+        k.mc, KMOCK_API_OFFSET_COMMIT, 4, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+    kmock_produce(&k, "a", 20);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    long long want = 20;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    kmock_produce(&k, "b", 5);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 25);
+    expect_each_delivered_once(&k);
+    kmock_free(&k);
+}
+
+/* Sets the store's checkpoint of partition 0 as an earlier run of esmd left it. */
+static void store_checkpoint(kmock *k, const char *position)
+{
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    assert_int_equal(esm_store_checkpoint_set(k->store, k->cfg->mappings[0].uuid, source_key, "0",
+                                              position, &err),
+                     0);
+}
+
+static void expect_store_checkpoint(kmock *k, const char *position)
+{
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    esm_store_lane row;
+    assert_int_equal(
+        esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key, "0", &row, &err),
+        0);
+    assert_string_equal(row.position, position);
+    esm_store_lane_clear(&row);
+}
+
+/* The store remembers offset 200 of an earlier log (the topic re-created, the broker's volume
+ * wiped); this log ends at 10 and the group has no offset: a log reset, and all 10 records
+ * reach the function, none is committed unread. */
+static void test_stored_position_above_the_log_end_is_a_log_reset(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "200");
+    kmock_produce(&k, "new", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    assert_int_equal(k.stats.kafka_log_resets, 1);
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    expect_store_checkpoint(&k, "10"); /* the old log's checkpoint is forgotten */
+    kmock_free(&k);
+}
+
+/* A checkpoint inside the log that the group does not confirm (Kafka deleted the group's
+ * offsets with the old topic, and the new log has outgrown the old position): records below
+ * it are read, not taken for done. */
+static void test_checkpoint_the_group_does_not_confirm_is_a_log_reset(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "5");
+    kmock_produce(&k, "new", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    assert_int_equal(k.stats.kafka_log_resets, 1);
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    expect_each_delivered_once(&k);
+    kmock_free(&k);
+}
+
+/* The store's checkpoint (200) is above the log end, but the group has an offset inside the
+ * log (committed after the re-creation, e.g. an operator's kafka-consumer-groups
+ * --reset-offsets): the group's offset wins, nothing below it is read. */
+static void test_group_offset_inside_the_log_wins_over_an_old_checkpoint(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "200");
+    kmock_produce(&k, "new", 10);
+    kmock_group_commit(&k, 5);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, committed_5, NULL, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(k.stats.kafka_log_resets, 1);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
+    kmock_free(&k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filtered_record_never_moves_the_stored_offset_back),
+        cmocka_unit_test(test_broker_down_and_up_mid_batch_loses_nothing),
+        cmocka_unit_test(test_commit_errors_are_retried_and_lose_nothing),
+        cmocka_unit_test(test_stored_position_above_the_log_end_is_a_log_reset),
+        cmocka_unit_test(test_checkpoint_the_group_does_not_confirm_is_a_log_reset),
+        cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
