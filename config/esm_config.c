@@ -9,8 +9,8 @@
 #include "config/esm_config_internal.h"
 
 static const char *const top_keys[] = {
-    "state_dir", "admin_listen",          "log_level", "aws", "shutdown_grace_seconds",
-    "functions", "event_source_mappings", NULL};
+    "state_dir", "admin_listen",           "admin_token", "admin_token_file",      "log_level",
+    "aws",       "shutdown_grace_seconds", "functions",   "event_source_mappings", NULL};
 static const char *const aws_keys[] = {"region", "endpoints", NULL};
 static const char *const endpoint_keys[] = {"sqs", "kinesis", "sns", NULL};
 
@@ -98,6 +98,7 @@ static void parse_globals(esm_cfg_ctx *c, const cJSON *root, esm_config *cfg)
     if (al && cJSON_IsString(al) && !listen_addr_ok(cfg->admin_listen))
         esm_cfg_problem(c, "admin_listen", "'%s' is not allowed: must be host:port (port 1..65535)",
                         al->valuestring);
+    esm_cfg_parse_admin_token(c, root, &cfg->admin_token);
     const cJSON *ll = cJSON_GetObjectItemCaseSensitive(root, "log_level");
     parse_string_field(c, root, "log_level", &cfg->log_level);
     if (ll && cJSON_IsString(ll) && esm_log_parse_level(cfg->log_level) < 0)
@@ -275,6 +276,8 @@ void esm_config_destroy(esm_config *cfg)
     free(cfg->functions);
     free(cfg->state_dir);
     free(cfg->admin_listen);
+    if (cfg->admin_token) explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
+    free(cfg->admin_token);
     free(cfg->log_level);
     free(cfg->region);
     free(cfg->endpoint_sqs);

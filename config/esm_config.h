@@ -87,6 +87,7 @@ typedef struct esm_mapping_config {
 typedef struct esm_config {
     char *state_dir;    /* default "/var/lib/esmd" */
     char *admin_listen; /* default "127.0.0.1:9400" */
+    char *admin_token;  /* admin_token, or what admin_token_file holds; NULL = none */
     char *log_level;    /* "log_level": trace|debug|info|warn|error, default info */
     char *region;       /* aws.region, default $AWS_REGION / $AWS_DEFAULT_REGION / us-east-1 */
     char *endpoint_sqs, *endpoint_kinesis,

@@ -73,6 +73,8 @@ char *esm_cfg_expand(esm_cfg_ctx *c, const char *s, const char *path);
 void esm_cfg_line_col(const char *text, size_t len, size_t offset, int *line, int *col);
 
 /* Top-level pieces. */
+/* admin_token / admin_token_file (read now, so --check-config and a reload see the file). */
+void esm_cfg_parse_admin_token(esm_cfg_ctx *c, const cJSON *root, char **token);
 void esm_cfg_parse_functions(esm_cfg_ctx *c, const cJSON *j, esm_config *cfg);
 void esm_cfg_parse_mapping(esm_cfg_ctx *c, const cJSON *j, const char *path, const esm_config *cfg,
                            esm_mapping_config *m, esm_cfg_seen *seen);

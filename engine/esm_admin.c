@@ -8,24 +8,123 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/esm_log.h"
+#include "engine/esm_admin_guard.h"
+#include "engine/esm_metrics.h"
+
 struct esm_admin {
     struct ev_loop *loop;
     struct MHD_Daemon *mhd;
     esm_admin_hooks hooks;
+    char *token; /* NULL = none */
     ev_io io;
     ev_timer timer;
+    uint64_t refused[ESM_ADMIN_VERDICTS]; /* by verdict ([ESM_ADMIN_ALLOW] unused) */
+    uint64_t too_large;                   /* bodies over ESM_ADMIN_MAX_BODY */
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             esm_buf *body)
+typedef struct {
+    unsigned status;
+    const char *type;
+    esm_buf *body;
+} admin_reply;
+
+/* A route answers GET and HEAD, or only POST when it is mutating (and then every request to
+ * it has passed the guard). serve returns false when
+ * its hook is not set (the path is then unknown: 404). */
+typedef struct {
+    const char *path;
+    bool mutating;
+    bool (*serve)(esm_admin *a, struct MHD_Connection *c, const esm_buf *request_body,
+                  admin_reply *out);
+} admin_route;
+
+/* A request with a method other than GET/HEAD, between its headers and its last body chunk. */
+typedef struct {
+    esm_buf body;
+} admin_request;
+
+_Static_assert(ESM_ADMIN_MAX_BODY == 65536, "too_large_json names the limit");
+static const char too_large_json[] =
+    "{\"error\":\"refused: the request body is larger than 65536 bytes\",\"reason\":"
+    "\"body_too_large\",\"fix\":\"admin requests take no body or a small JSON document\"}";
+
+/* ---- routes --------------------------------------------------------------------------------- */
+
+static bool serve_healthz(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(body->len, body->data, MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    (void)c;
+    (void)a;
+    (void)in;
+    esm_buf_puts(out->body, "ok\n");
+    out->type = "text/plain";
+    return true;
+}
+
+static bool serve_readyz(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
+{
+    (void)c;
+    (void)in;
+    esm_buf why;
+    esm_buf_init(&why);
+    bool ready = a->hooks.ready ? a->hooks.ready(a->hooks.arg, &why) : true;
+    if (ready)
+        esm_buf_puts(out->body, "ready\n");
+    else
+        esm_buf_printf(out->body, "not ready\n%s", why.len ? esm_buf_cstr(&why) : "");
+    esm_buf_free(&why);
+    out->status = ready ? 200 : 503;
+    out->type = "text/plain";
+    return true;
+}
+
+static bool serve_status(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
+{
+    (void)c;
+    (void)in;
+    if (!a->hooks.status) return false;
+    a->hooks.status(a->hooks.arg, out->body);
+    esm_buf_putc(out->body, '\n');
+    return true;
+}
+
+static void render_refusals(const esm_admin *a, esm_buf *out)
+{
+    esm_prom_header(out, "esmd_admin_refused_total", "counter",
+                    "State-changing admin requests refused, by reason.");
+    for (int v = ESM_ADMIN_ALLOW + 1; v < ESM_ADMIN_VERDICTS; v++) {
+        esm_prom_label l = {"reason", esm_admin_verdict_reason((esm_admin_verdict)v)};
+        esm_prom_sample_u64(out, "esmd_admin_refused_total", &l, 1, a->refused[v]);
+    }
+    esm_prom_label l = {"reason", "body_too_large"};
+    esm_prom_sample_u64(out, "esmd_admin_refused_total", &l, 1, a->too_large);
+}
+
+static bool serve_metrics(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
+{
+    (void)c;
+    (void)in;
+    if (!a->hooks.metrics) return false;
+    a->hooks.metrics(a->hooks.arg, out->body);
+    render_refusals(a, out->body);
+    out->type = "text/plain; version=0.0.4; charset=utf-8";
+    return true;
+}
+
+static bool serve_reload(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
+{
+    (void)c;
+    (void)in; /* takes no body */
+    if (!a->hooks.reload) return false;
+    int rc = a->hooks.reload(a->hooks.arg, out->body);
+    esm_buf_putc(out->body, '\n');
+    out->status = rc == 0 ? 200 : 400;
+    return true;
 }
 
 static const char *query_arg(void *req, const char *name)
@@ -33,22 +132,129 @@ static const char *query_arg(void *req, const char *name)
     return MHD_lookup_connection_value(req, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Every state-changing request: one place for the checks they share. */
-static enum MHD_Result handle_post(esm_admin *a, struct MHD_Connection *c, const char *url,
-                                   esm_buf *body)
+static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, bool redrive, admin_reply *out)
 {
-    if (strcmp(url, "/reload") == 0 && a->hooks.reload) {
-        int rc = a->hooks.reload(a->hooks.arg, body);
-        esm_buf_putc(body, '\n');
-        return reply(c, rc == 0 ? 200 : 400, "application/json", body);
-    }
-    if (strcmp(url, "/outbox/parked/redrive") == 0 && a->hooks.outbox_parked) {
-        unsigned status = a->hooks.outbox_parked(a->hooks.arg, true, query_arg, c, body);
-        esm_buf_putc(body, '\n');
-        return reply(c, status, "application/json", body);
-    }
-    esm_buf_puts(body, "{\"error\":\"method not allowed\"}\n");
-    return reply(c, 405, "application/json", body);
+    if (!a->hooks.outbox_parked) return false;
+    out->status = a->hooks.outbox_parked(a->hooks.arg, redrive, query_arg, c, out->body);
+    esm_buf_putc(out->body, '\n');
+    return true;
+}
+
+static bool serve_parked(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                         admin_reply *out)
+{
+    (void)in;
+    return serve_outbox(a, c, false, out);
+}
+
+static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
+{
+    (void)in; /* the selection is in the query */
+    return serve_outbox(a, c, true, out);
+}
+
+static const admin_route routes[] = {
+    {"/healthz", false, serve_healthz},
+    {"/readyz", false, serve_readyz},
+    {"/status", false, serve_status},
+    {"/metrics", false, serve_metrics},
+    {"/reload", true, serve_reload},
+    {"/outbox/parked", false, serve_parked},
+    {"/outbox/parked/redrive", true, serve_redrive},
+};
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *data, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *json)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text, "%s\n", json);
+    return send_reply(c, status, "application/json", text, n > 0 ? (size_t)n : 0);
+}
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static const struct sockaddr *client_addr(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
+static void client_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    snprintf(out, n, "?");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* The one gate of every state-changing request (any method but GET/HEAD, before routing). */
+static esm_admin_verdict guard(esm_admin *a, struct MHD_Connection *c, const char *method)
+{
+    const struct sockaddr *sa = client_addr(c);
+    esm_admin_request r = {.method = method,
+                           .host = header(c, MHD_HTTP_HEADER_HOST),
+                           .origin = header(c, "Origin"),
+                           .sec_fetch_site = header(c, "Sec-Fetch-Site"),
+                           .content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE),
+                           .content_length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH),
+                           .transfer_encoding = header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING),
+                           .authorization = header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+                           .loopback = esm_admin_addr_is_loopback(sa)};
+    return esm_admin_guard(&r, a->token);
+}
+
+static void log_refusal(struct MHD_Connection *c, const char *method, const char *url,
+                        const char *reason)
+{
+    char who[INET6_ADDRSTRLEN];
+    client_text(client_addr(c), who, sizeof who);
+    ESM_WARN(NULL, "admin: refused %.16s %.128s from %s: %s", method, url, who, reason);
+}
+
+static bool body_too_large(struct MHD_Connection *c)
+{
+    const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl && strtoull(cl, NULL, 10) > ESM_ADMIN_MAX_BODY;
+}
+
+static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const char *url,
+                                const char *method, const esm_buf *request_body)
+{
+    const admin_route *route = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !route; i++)
+        if (strcmp(url, routes[i].path) == 0) route = &routes[i];
+    bool allowed =
+        route && (route->mutating ? strcmp(method, "POST") == 0 : esm_admin_is_read_method(method));
+    if (route && !allowed) return send_json(c, 405, "{\"error\":\"method not allowed\"}");
+    esm_buf body;
+    esm_buf_init(&body);
+    admin_reply out = {.status = 200, .type = "application/json", .body = &body};
+    enum MHD_Result ret;
+    if (route && route->serve(a, c, request_body, &out))
+        ret = send_reply(c, out.status, out.type, body.data, body.len);
+    else
+        ret = send_json(c, 404, "{\"error\":\"not found\"}");
+    esm_buf_free(&body);
+    return ret;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -56,61 +262,57 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     (void)version;
-    (void)upload;
     esm_admin *a = cls;
-    bool post = strcmp(method, "POST") == 0;
-    if (post) {
-        /* MHD calls a POST handler several times: once for the headers, once per body chunk
-         * (ignored: /reload takes no body), once at the end, where we answer. */
-        if (*con_cls == NULL) {
-            *con_cls = a;
-            return MHD_YES;
+    if (esm_admin_is_read_method(method)) return dispatch(a, c, url, method, NULL);
+    admin_request *req = *con_cls;
+    if (!req) {
+        /* Headers only: refuse before reading any of the body. */
+        esm_admin_verdict v = guard(a, c, method);
+        if (v != ESM_ADMIN_ALLOW) {
+            a->refused[v]++;
+            log_refusal(c, method, url, esm_admin_verdict_reason(v));
+            return send_json(c, 403, esm_admin_verdict_json(v));
         }
-        if (*upload_size) {
-            *upload_size = 0;
-            return MHD_YES;
+        if (body_too_large(c)) {
+            a->too_large++;
+            log_refusal(c, method, url, "body_too_large");
+            return send_json(c, 413, too_large_json);
         }
+        req = calloc(1, sizeof *req);
+        if (!req) return MHD_NO;
+        esm_buf_init(&req->body);
+        *con_cls = req;
+        return MHD_YES;
     }
-    esm_buf body;
-    esm_buf_init(&body);
-    enum MHD_Result ret;
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (post) {
-        ret = handle_post(a, c, url, &body);
-    } else if (!get) {
-        esm_buf_puts(&body, "{\"error\":\"method not allowed\"}\n");
-        ret = reply(c, 405, "application/json", &body);
-    } else if (strcmp(url, "/healthz") == 0) {
-        esm_buf_puts(&body, "ok\n");
-        ret = reply(c, 200, "text/plain", &body);
-    } else if (strcmp(url, "/readyz") == 0) {
-        esm_buf why;
-        esm_buf_init(&why);
-        bool ready = a->hooks.ready ? a->hooks.ready(a->hooks.arg, &why) : true;
-        if (ready)
-            esm_buf_puts(&body, "ready\n");
-        else
-            esm_buf_printf(&body, "not ready\n%s", why.len ? esm_buf_cstr(&why) : "");
-        esm_buf_free(&why);
-        ret = reply(c, ready ? 200 : 503, "text/plain", &body);
-    } else if (strcmp(url, "/status") == 0 && a->hooks.status) {
-        a->hooks.status(a->hooks.arg, &body);
-        esm_buf_putc(&body, '\n');
-        ret = reply(c, 200, "application/json", &body);
-    } else if (strcmp(url, "/outbox/parked") == 0 && a->hooks.outbox_parked) {
-        unsigned status = a->hooks.outbox_parked(a->hooks.arg, false, query_arg, c, &body);
-        esm_buf_putc(&body, '\n');
-        ret = reply(c, status, "application/json", &body);
-    } else if (strcmp(url, "/metrics") == 0 && a->hooks.metrics) {
-        a->hooks.metrics(a->hooks.arg, &body);
-        ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
-    } else {
-        esm_buf_puts(&body, "{\"error\":\"not found\"}\n");
-        ret = reply(c, 404, "application/json", &body);
+    if (*upload_size) {
+        /* Only a chunked body gets here past the limit (a Content-Length was checked above);
+         * MHD 0.9 cannot answer in the middle of a body, so the connection is closed. */
+        if (req->body.len + *upload_size > ESM_ADMIN_MAX_BODY) {
+            a->too_large++;
+            log_refusal(c, method, url, "body_too_large (chunked; connection closed)");
+            return MHD_NO;
+        }
+        esm_buf_append(&req->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
     }
-    esm_buf_free(&body);
-    return ret;
+    return dispatch(a, c, url, method, &req->body);
 }
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    admin_request *req = *con_cls;
+    if (!req) return;
+    esm_buf_free(&req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+/* ---- event loop ----------------------------------------------------------------------------- */
 
 static void schedule(esm_admin *a)
 {
@@ -164,8 +366,15 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, esm_err *err
     return 0;
 }
 
-esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const esm_admin_hooks *hooks,
-                            esm_err *err)
+void esm_admin_set_token(esm_admin *a, const char *token)
+{
+    if (a->token) explicit_bzero(a->token, strlen(a->token));
+    free(a->token);
+    a->token = token && token[0] ? strdup(token) : NULL;
+}
+
+esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const char *token,
+                            const esm_admin_hooks *hooks, esm_err *err)
 {
     if (!listen || !listen[0]) return NULL;
     struct sockaddr_in sa;
@@ -174,12 +383,18 @@ esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const esm_
     if (!a) return NULL;
     a->loop = loop;
     a->hooks = *hooks;
+    esm_admin_set_token(a, token);
     /* MHD_USE_EPOLL without a thread: one epoll fd that the libev loop watches. */
-    a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    a->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ESM_ADMIN_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ESM_ADMIN_MAX_CONNECTIONS_PER_IP,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ESM_ADMIN_IDLE_TIMEOUT_SECONDS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ESM_ADMIN_CONNECTION_MEMORY, MHD_OPTION_END);
     if (!a->mhd) {
         esm_err_set(err, ESM_ERR_IO, false, "cannot listen on %s (address in use?)", listen);
+        esm_admin_set_token(a, NULL);
         free(a);
         return NULL;
     }
@@ -189,6 +404,11 @@ esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const esm_
     ev_io_start(loop, &a->io);
     ev_timer_init(&a->timer, on_timer, 0., 0.);
     a->timer.data = a;
+    if (!a->token && !esm_admin_addr_is_loopback((struct sockaddr *)&sa))
+        ESM_INFO(NULL,
+                 "admin API on %s has no admin token: state-changing requests are "
+                 "accepted from loopback only (docs/operations.md \"Securing the admin API\")",
+                 listen);
     return a;
 }
 
@@ -198,5 +418,6 @@ void esm_admin_destroy(esm_admin *a)
     ev_io_stop(a->loop, &a->io);
     ev_timer_stop(a->loop, &a->timer);
     MHD_stop_daemon(a->mhd);
+    esm_admin_set_token(a, NULL);
     free(a);
 }

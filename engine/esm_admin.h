@@ -8,8 +8,9 @@
  *                   JSON with every problem when the new config is invalid (the old one runs)
  *   GET  /outbox/parked            parked failure records (JSON; ?after=ID&limit=N)
  *   POST /outbox/parked/redrive    re-queue parked records (all, ?id=ID and/or ?destination=D)
- * Every POST goes through one path (handle_post), so checks on state-changing requests apply
- * to all of them. See docs/operations.md. */
+ * Every method but GET and HEAD passes esm_admin_guard() first (engine/esm_admin_guard.h):
+ * 403 for a browser, a form content type, a remote client without a configured token, or a
+ * wrong token. See docs/operations.md "Securing the admin API". */
 #ifndef ESM_ADMIN_H
 #define ESM_ADMIN_H
 
@@ -17,6 +18,16 @@
 
 #include "common/esm_buf.h"
 #include "common/esm_err.h"
+
+/* Bounds on what a client can hold: open connections (all, and per client address), idle
+ * seconds before MHD closes a connection (a half-sent request included), the memory MHD
+ * gives one connection for its request line and headers (larger: 431), and the request body
+ * (larger: 413). */
+#define ESM_ADMIN_MAX_CONNECTIONS 64
+#define ESM_ADMIN_MAX_CONNECTIONS_PER_IP 16
+#define ESM_ADMIN_IDLE_TIMEOUT_SECONDS 10
+#define ESM_ADMIN_CONNECTION_MEMORY (32 * 1024)
+#define ESM_ADMIN_MAX_BODY (64 * 1024)
 
 struct ev_loop;
 typedef struct esm_admin esm_admin;
@@ -37,9 +48,12 @@ typedef struct {
 } esm_admin_hooks;
 
 /* listen is "host:port" (loopback by default); NULL or "" disables the server (returns NULL
- * without an error). */
-esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const esm_admin_hooks *hooks,
-                            esm_err *err);
+ * without an error). token: Authorization: Bearer <token> that state-changing requests must
+ * carry; NULL or "" = none (then only loopback clients may change state). */
+esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const char *token,
+                            const esm_admin_hooks *hooks, esm_err *err);
+/* A reload's new token (or none); the old one stops working at once. */
+void esm_admin_set_token(esm_admin *a, const char *token);
 void esm_admin_destroy(esm_admin *a);
 
 #endif

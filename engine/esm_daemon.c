@@ -429,6 +429,8 @@ static int do_reload(daemon_state *d, const char *trigger, esm_buf *report)
     free(ig_text);
     esm_generation_unref(d->gen);
     d->gen = gen;
+    /* The token follows the file: a reload rotates it (a rejected reload keeps the old one). */
+    if (d->admin) esm_admin_set_token(d->admin, esm_generation_config(gen)->admin_token);
     d->reloads_ok++;
     ESM_INFO(NULL, "%s: configuration generation %u applied", trigger, esm_generation_id(gen));
     notify_status(d);
@@ -743,7 +745,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .reload = admin_reload,
                              .outbox_parked = admin_outbox_parked,
                              .arg = &d};
-    d.admin = esm_admin_create(d.loop, cfg->admin_listen, &hooks, &err);
+    d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);
     if (!d.admin && cfg->admin_listen && cfg->admin_listen[0]) {
         ESM_ERROR(NULL, "admin HTTP on %s: %s", cfg->admin_listen, err.message);
         rc = 1;

@@ -3,12 +3,18 @@
 message group) with EsmdOptions.StuckLaneSeconds=2. Every wait is a condition with a
 deadline."""
 
+import http.client as httpclient
 import json
 import re
+import socket
+import subprocess
+import urllib.parse
+
+import pytest
 
 from helpers import aws, http
 from helpers.esmd import aws_block
-from helpers.procs import wait_until
+from helpers.procs import free_port, wait_until
 
 PEERS = ("sqs",)
 
@@ -216,3 +222,230 @@ def test_failing_fifo_group_is_a_blocked_lane(peers, sqs, funchost, esmd):
     assert groups[0]["BlockedSince"] is not None
     assert st["Stuck"] is True
     assert any("fine" in p for p in funchost.payloads())
+
+
+# ---- securing the admin API (docs/operations.md "Securing the admin API") --------------------
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+IDLE_DEADLINE = 40  # esmd closes idle connections after 10 s; generous for a loaded machine
+
+
+def bare_config():
+    return {"functions": {}, "event_source_mappings": []}
+
+
+def call(url, method="POST", body=None, headers=None):
+    """-> (status, json-or-text body); http.client so that no header is added behind our back
+    (urllib would set a form Content-Type on any body)."""
+    u = urllib.parse.urlsplit(url)
+    c = httpclient.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        c.request(method, u.path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    try:
+        return r.status, json.loads(data)
+    except ValueError:
+        return r.status, data.decode(errors="replace")
+
+
+def generation(e):
+    return e.status()["Generation"]
+
+
+def refused_total(e, reason):
+    _, samples = parse_metrics(e.metrics())
+    return value(samples, "esmd_admin_refused_total", reason=reason)
+
+
+def non_loopback_ipv4():
+    """An IPv4 address of this host that is not loopback, or None."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return None
+    for line in out.splitlines():
+        addr = line.split()[3].split("/")[0]
+        if not addr.startswith("127."):
+            return addr
+    return None
+
+
+def closed_by_server(sock, deadline):
+    """True when the server closes sock (EOF or reset) before the deadline (seconds)."""
+    sock.settimeout(deadline)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def connect(e, source=None):
+    host, port = e.config["admin_listen"].rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if source:
+        s.bind((source, 0))
+    s.connect((host, int(port)))
+    return s
+
+
+def test_requests_a_browser_could_send_are_refused(esmd):
+    e = esmd(bare_config())
+    url = e.admin_url + "/reload"
+    port = e.config["admin_listen"].rsplit(":", 1)[1]
+    cases = [
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=1", "form_content_type"),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, b"--x--", "form_content_type"),
+        ({"Content-Type": "text/plain"}, b"{}", "form_content_type"),
+        ({"Content-Type": "text/plain"}, None, "form_content_type"),
+        ({}, b"{}", "body_not_json"),  # fetch() with a Blob: a body without a type
+        ({"Content-Type": "application/json", "Origin": "http://evil.example"}, b"{}",
+         "cross_site"),
+        ({"Origin": "null"}, None, "cross_site"),
+        ({"Sec-Fetch-Site": "cross-site"}, None, "cross_site"),
+        ({"Sec-Fetch-Site": "same-site"}, None, "cross_site"),
+        # DNS rebinding: same origin for the browser, but Host is the attacker's name.
+        ({"Host": f"rebind.example:{port}", "Origin": f"http://rebind.example:{port}",
+          "Sec-Fetch-Site": "same-origin"}, None, "cross_site"),
+    ]
+    for headers, body, reason in cases:
+        code, doc = call(url, body=body, headers=headers)
+        assert code == 403, (headers, body, code, doc)
+        assert doc["reason"] == reason, (headers, doc)
+        assert doc["error"].startswith("refused: ") and doc["fix"], doc
+    assert generation(e) == 1, "a refused request reloaded the config"
+    assert refused_total(e, "form_content_type") == 4
+    assert refused_total(e, "body_not_json") == 1
+    assert refused_total(e, "cross_site") == 5
+    assert "admin: refused POST /reload from 127.0.0.1: cross_site" in e.log()
+
+    # curl from the host: a bodiless POST, or a JSON body, still reloads.
+    assert call(url)[0] == 200
+    assert call(url, body=b"{}", headers={"Content-Type": "application/json"})[0] == 200
+    assert call(url, headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
+    assert generation(e) == 4
+    assert call(url, method="PUT")[0] == 405  # mutating routes take POST only
+    # Every state-changing endpoint passes the same guard, not just /reload.
+    code, doc = call(e.admin_url + "/outbox/parked/redrive", headers={"Origin": "http://evil.example"})
+    assert code == 403 and doc["reason"] == "cross_site", doc
+    code, doc = call(e.admin_url + "/outbox/parked/redrive", headers={"Content-Type": "text/plain"})
+    assert code == 403 and doc["reason"] == "form_content_type", doc
+    assert call(e.admin_url + "/outbox/parked/redrive")[0] == 200
+
+
+def test_a_non_loopback_client_needs_a_token(esmd, tmp_path):
+    ip = non_loopback_ipv4()
+    if not ip:
+        pytest.skip("this host has no non-loopback IPv4 address to bind the admin API on")
+    # Connecting to our own global address makes the client address that address too.
+    e = esmd(dict(bare_config(), admin_listen=f"{ip}:{free_port(ip)}"), name="open")
+    code, doc = call(e.admin_url + "/reload")
+    assert code == 403 and doc["reason"] == "remote_without_token", doc
+    assert "admin_token_file" in doc["fix"]
+    code, doc = call(e.admin_url + "/outbox/parked/redrive")
+    assert code == 403 and doc["reason"] == "remote_without_token", doc
+    for path in ("/healthz", "/readyz", "/status", "/metrics", "/outbox/parked"):  # reads stay open
+        assert call(e.admin_url + path, method="GET")[0] == 200, path
+    assert generation(e) == 1
+    assert f"admin: refused POST /reload from {ip}: remote_without_token" in e.log()
+    assert "has no admin token: state-changing requests are accepted from loopback only" in e.log()
+
+    token_file = tmp_path / "admin_token"
+    token_file.write_text(TOKEN + "\n")
+    t = esmd(dict(bare_config(), admin_listen=f"{ip}:{free_port(ip)}",
+                  admin_token_file=str(token_file)), name="token")
+    url = t.admin_url + "/reload"
+    for auth in (None, "Bearer wrong-token-0123456789", "Basic " + TOKEN, "Bearer " + TOKEN[:-1]):
+        code, doc = call(url, headers={"Authorization": auth} if auth else {})
+        assert code == 403 and doc["reason"] == "bad_token", (auth, doc)
+    assert generation(t) == 1
+    code, doc = call(url, headers={"Authorization": "Bearer " + TOKEN})
+    assert code == 200 and doc["applied"] is True, doc
+    assert refused_total(t, "bad_token") == 4
+    assert TOKEN not in t.log()
+
+    # A reload re-reads the file: the new token works at once, the old one no longer.
+    new = "fedcba9876543210fedcba9876543210"
+    token_file.write_text(new + "\n")
+    assert call(url, headers={"Authorization": "Bearer " + TOKEN})[0] == 200
+    assert call(url, headers={"Authorization": "Bearer " + TOKEN})[1]["reason"] == "bad_token"
+    assert call(url, headers={"Authorization": "Bearer " + new})[0] == 200
+    assert generation(t) == 4
+
+
+def test_connections_are_bounded_per_client_and_queued_beyond_the_total(esmd):
+    e = esmd(bare_config())
+    held = [connect(e) for _ in range(16)]  # ESM_ADMIN_MAX_CONNECTIONS_PER_IP
+    extra = connect(e)
+    assert closed_by_server(extra, 10), "a 17th connection from one address was kept open"
+    # Another client address is still served while 127.0.0.1 is at its limit.
+    other = connect(e, source="127.0.0.2")
+    other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    other.settimeout(10)
+    assert other.recv(64).startswith(b"HTTP/1.1 200")
+    other.close()
+    # 64 in total (ESM_ADMIN_MAX_CONNECTIONS): 16 more from each of three other addresses. MHD
+    # then stops accepting, so a 65th waits in the listen backlog until one of them closes.
+    for src in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        held += [connect(e, source=src) for _ in range(16)]
+    queued = connect(e, source="127.0.0.6")
+    queued.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    held.pop().close()
+    queued.settimeout(10)
+    assert queued.recv(64).startswith(b"HTTP/1.1 200"), "served once a slot was free"
+    queued.close()
+    for s in held:
+        s.close()
+    wait_until(lambda: http.ok(e.admin_url + "/healthz"), 10, "served again once they closed")
+
+
+def test_idle_and_half_sent_requests_are_closed(esmd):
+    e = esmd(bare_config())
+    idle = connect(e)
+    half = connect(e)
+    half.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    short = connect(e)
+    short.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 10\r\n\r\n{\"a\"")  # body never finished
+    assert http.ok(e.admin_url + "/healthz"), "the loop serves others meanwhile"
+    for name, s in (("idle", idle), ("half request", half), ("half body", short)):
+        assert closed_by_server(s, IDLE_DEADLINE), f"{name} connection kept open"
+        s.close()
+    assert generation(e) == 1
+
+
+def test_oversized_requests_are_refused(esmd):
+    e = esmd(bare_config())
+    url = e.admin_url + "/reload"
+    code, doc = call(url, body=b"{" + b" " * 100000 + b"}",
+                     headers={"Content-Type": "application/json"})
+    assert code == 413 and doc["reason"] == "body_too_large", doc
+    # Chunked, so the size is unknown up front: the connection is closed once it passes the cap.
+    s = connect(e)
+    s.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (8192, b" " * 8192)
+    answer = b""
+    try:
+        for _ in range(16):
+            s.sendall(chunk)
+        s.settimeout(10)
+        answer = s.recv(64)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    s.close()
+    assert not answer.startswith(b"HTTP/1.1 2"), answer
+    assert refused_total(e, "body_too_large") == 2
+    s = connect(e)
+    s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+    s.settimeout(10)
+    assert s.recv(64).startswith(b"HTTP/1.1 431")
+    s.close()
+    assert generation(e) == 1

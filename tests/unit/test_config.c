@@ -224,8 +224,9 @@ static void test_unknown_keys_everywhere(void **state)
                  &p);
     assert_null(cfg);
     assert_problem(&p, "bogus",
-                   "unknown key; allowed: state_dir, admin_listen, log_level, aws, "
-                   "shutdown_grace_seconds, functions, event_source_mappings");
+                   "unknown key; allowed: state_dir, admin_listen, admin_token, "
+                   "admin_token_file, log_level, aws, shutdown_grace_seconds, functions, "
+                   "event_source_mappings");
     assert_problem(&p, "aws.zone", "unknown key; allowed: region, endpoints");
     assert_problem(&p, "aws.endpoints.s3", "unknown key; allowed: sqs, kinesis, sns");
     assert_problem(&p, "functions.orders.retries",
