@@ -78,3 +78,14 @@ def test_grafana_dashboard_parses_and_uses_only_exported_metrics(promtool, scrap
             re.sub(r"_(bucket|sum|count)$", "", m) in families else m
             for e in exprs for m in re.findall(r"\besmd_[a-z0-9_]+", e)}
     assert used - families == set(), f"the dashboard uses metrics esmd does not export: {sorted(used - families)}"
+
+
+def test_every_exported_metric_is_in_the_operations_table(scrape):
+    # docs/operations.md "/metrics" is where operators look a metric up: none may be missing
+    with open(os.path.join(REPO, "docs", "operations.md")) as f:
+        doc = f.read()
+    table = doc[doc.index("| Metric | Type"):]
+    table = table[:table.index("\n\n")]
+    documented = set(re.findall(r"^\| `(esmd_[a-z0-9_]+)", table, re.M))
+    families = set(re.findall(r"^# TYPE (\S+) ", scrape, re.M))
+    assert families - documented == set(), f"not in docs/operations.md's metrics table: {sorted(families - documented)}"
