@@ -24,6 +24,7 @@ static const struct {
 } esm_store_migrations[] = {
     {1, "lanes, batch state, window state, outbox", SQL_MIGRATION_1},
     {2, "outbox: parked rows, dedupe keys", SQL_MIGRATION_2},
+    {3, "lanes: checkpoint confirmed by the source", SQL_MIGRATION_3},
 };
 
 #define ESM_STORE_STMT_SQL(name, sql) sql,

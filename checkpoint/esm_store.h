@@ -41,7 +41,7 @@
 typedef struct esm_store esm_store;
 
 /* The schema version this build creates and understands. */
-#define ESM_STORE_SCHEMA_VERSION 2
+#define ESM_STORE_SCHEMA_VERSION 3
 
 /* Creates state_dir (mode 0700) if missing, opens or creates esmd.db, checks it (PRAGMA
  * quick_check), runs pending migrations. Refuses, with a message naming the file and what to do:
@@ -64,6 +64,7 @@ typedef struct {
     bool finished;         /* closed shard fully processed */
     char *parents;         /* NULL or the parent lane list, as registered (e.g. "sh-1,sh-2") */
     int64_t updated_at_ms; /* epoch ms of the last write */
+    bool confirmed; /* the source's own position store confirmed it (esm_store_lane_confirm) */
 } esm_store_lane;
 
 void esm_store_lane_clear(esm_store_lane *l);
@@ -84,6 +85,10 @@ int esm_store_checkpoint_list(esm_store *s, const char *mapping, const char *sou
  * with no monotonic check; clears the lane's batch and window state. */
 int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *source,
                              const char *lane, const char *position, esm_err *err);
+/* Marks a lane's checkpoint as confirmed by the source's own position store (a Kafka group's
+ * commit); checkpoint_set clears the mark. 0 marked, 1 no checkpoint to mark yet, -1 error. */
+int esm_store_lane_confirm(esm_store *s, const char *mapping, const char *source, const char *lane,
+                           esm_err *err);
 /* Forgets a lane (checkpoint, batch and window state), e.g. an expired closed shard. */
 int esm_store_lane_delete(esm_store *s, const char *mapping, const char *source, const char *lane,
                           esm_err *err);

@@ -72,6 +72,7 @@ static int esm_store_read_lane(sqlite3_stmt *st, esm_store_lane *l)
     const unsigned char *state = sqlite3_column_text(st, 3);
     l->finished = state && strcmp((const char *)state, "finished") == 0;
     l->updated_at_ms = sqlite3_column_int64(st, 5);
+    l->confirmed = sqlite3_column_int(st, 6) != 0;
     return 0;
 }
 
@@ -182,6 +183,18 @@ int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *sour
 rollback:
     esm_store_tx_rollback(s);
 out:
+    UNLOCK(s);
+    return ret;
+}
+
+int esm_store_lane_confirm(esm_store *s, const char *mapping, const char *source, const char *lane,
+                           esm_err *err)
+{
+    if (!esm_store_args_ok(mapping, source, lane)) return esm_store_bad_lane(s, mapping, err);
+    LOCK(s);
+    int ret = esm_store_lane_write(s, ESM_STMT_LANE_CONFIRM, mapping, source, lane,
+                                   "confirming a checkpoint", err);
+    if (ret == 0 && sqlite3_changes(s->db) == 0) ret = 1;
     UNLOCK(s);
     return ret;
 }

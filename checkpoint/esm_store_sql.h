@@ -84,6 +84,15 @@
     " expires_at_ms INTEGER NOT NULL) WITHOUT ROWID;"                                              \
     "CREATE INDEX outbox_dedupe_expiry ON outbox_dedupe (expires_at_ms);"
 
+/* Migration 3: whether the source's own position store has confirmed a lane's checkpoint
+ * (Kafka: the consumer group committed an offset of the partition; docs/operations.md "Kafka log
+ * re-created"). A checkpoint never confirmed explains a group without offsets (commits failed,
+ * or esmd stopped before the first one); a confirmed one the group lost belongs to an old log.
+ * Rows of earlier schemas count as confirmed: they keep the stricter reading they had. */
+#define SQL_MIGRATION_3                                                                            \
+    "ALTER TABLE lane_checkpoint ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;"                 \
+    "UPDATE lane_checkpoint SET confirmed = 1 WHERE position IS NOT NULL;"
+
 /* The prepared statements kept for the life of the store: X(name, sql). */
 #define ESM_STORE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -94,9 +103,9 @@
     X(ROLLBACK_TO, "ROLLBACK TO step")                                                             \
     X(META_PUT, "INSERT OR REPLACE INTO esmd_meta (key, value) VALUES (?1, ?2)")                   \
     X(SCHEMA_VERSION, SQL_SCHEMA_VERSION)                                                          \
-    X(LANE_GET, "SELECT source, lane, position, state, parents, updated_at_ms"                     \
+    X(LANE_GET, "SELECT source, lane, position, state, parents, updated_at_ms, confirmed"          \
                 " FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3")          \
-    X(LANE_LIST, "SELECT source, lane, position, state, parents, updated_at_ms"                    \
+    X(LANE_LIST, "SELECT source, lane, position, state, parents, updated_at_ms, confirmed"         \
                  " FROM lane_checkpoint WHERE mapping = ?1 AND (?2 IS NULL OR source = ?2)"        \
                  " ORDER BY source, length(lane), lane")                                           \
     X(LANE_REGISTER, "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, "       \
@@ -112,12 +121,14 @@
       " SET position = coalesce(excluded.position, lane_checkpoint.position),"                     \
       " state = CASE WHEN excluded.state = 'finished' THEN 'finished' ELSE lane_checkpoint.state"  \
       " END, updated_at_ms = excluded.updated_at_ms")                                              \
-    X(LANE_SET,                                                                                    \
-      "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, parents, "             \
-      "updated_at_ms)"                                                                             \
-      " VALUES (?1, ?2, ?3, ?4, 'open', NULL, ?5)"                                                 \
-      " ON CONFLICT (mapping, source, lane) DO UPDATE"                                             \
-      " SET position = excluded.position, state = 'open', updated_at_ms = excluded.updated_at_ms") \
+    X(LANE_SET, "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, parents, "   \
+                "updated_at_ms)"                                                                   \
+                " VALUES (?1, ?2, ?3, ?4, 'open', NULL, ?5)"                                       \
+                " ON CONFLICT (mapping, source, lane) DO UPDATE"                                   \
+                " SET position = excluded.position, state = 'open', confirmed = 0,"                \
+                " updated_at_ms = excluded.updated_at_ms")                                         \
+    X(LANE_CONFIRM, "UPDATE lane_checkpoint SET confirmed = 1"                                     \
+                    " WHERE mapping = ?1 AND source = ?2 AND lane = ?3 AND position IS NOT NULL")  \
     X(LANE_DELETE, "DELETE FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3") \
     X(MAPPING_DELETE_LANES, "DELETE FROM lane_checkpoint WHERE mapping = ?1")                      \
     X(BATCH_GET, "SELECT first_id, last_id, policy_state, updated_at_ms FROM lane_batch"           \

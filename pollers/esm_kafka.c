@@ -174,7 +174,7 @@ static void resolve_timestamps(kafka_source *s, rd_kafka_topic_partition_list_t 
     rd_kafka_topic_partition_list_destroy(t);
 }
 
-/* A stored position the partition's log cannot hold, or one the group does not confirm, may
+/* A stored position the partition's log cannot hold, or one the group confirmed and lost, may
  * belong to an old log (docs/operations.md "Kafka log re-created"): such a partition is
  * assigned at its log start, never past records it has not read. Without the watermarks the
  * log end is checked on the first record (esm_kafka_part.c behind_new_log). */
@@ -197,9 +197,18 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
                       e->partition, rd_kafka_err2str(err));
             lo = hi = -1;
         }
-        if (esm_kafka_part_check_log(p, committed, c != NULL, lo, hi) ==
-            ESM_KAFKA_LOG_RESET_AT_START)
+        int64_t resume_at = RD_KAFKA_OFFSET_INVALID;
+        switch (esm_kafka_part_check_log(p, committed, c != NULL, lo, hi, &resume_at)) {
+        case ESM_KAFKA_LOG_RESET_AT_START:
             e->offset = RD_KAFKA_OFFSET_BEGINNING;
+            break;
+        case ESM_KAFKA_LOG_AT_CHECKPOINT:
+            e->offset = resume_at;
+            break;
+        case ESM_KAFKA_LOG_FITS:
+        case ESM_KAFKA_LOG_RESET_AT_GROUP:
+            break;
+        }
     }
 }
 
@@ -379,12 +388,15 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)rk;
     kafka_source *s = opaque;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        if (offsets)
-            for (int i = 0; i < offsets->cnt; i++)
-                if (!offsets->elems[i].err)
-                    ESM_TRACE(s->env.log_ctx, "committed %s-%" PRId32 " at %" PRId64,
-                              offsets->elems[i].topic, offsets->elems[i].partition,
-                              offsets->elems[i].offset);
+        for (int i = 0; offsets && i < offsets->cnt; i++) {
+            const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+            if (e->err || e->offset < 0) continue;
+            ESM_TRACE(s->env.log_ctx, "committed %s-%" PRId32 " at %" PRId64, e->topic,
+                      e->partition, e->offset);
+            esm_kafka_part *p =
+                strcmp(e->topic, s->map->topic) == 0 ? part_of(s, e->partition) : NULL;
+            if (p) esm_kafka_part_group_confirmed(p);
+        }
         return;
     }
     /* Stored offsets stay stored: the next (auto) commit carries them. */

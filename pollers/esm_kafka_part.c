@@ -36,6 +36,7 @@ struct esm_kafka_part {
     int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
     int64_t nudge_mark;    /* next_expected at the last esm_kafka_part_nudge look */
     int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
+    bool group_confirmed;  /* the group has committed an offset since the checkpoint was made */
     int64_t stored;        /* the highest offset handed to librdkafka to commit (-1 none) */
     int64_t last_ckpt;     /* the last checkpoint position the lane asked for */
     /* A filtered-out record that arrived while the checkpoint of earlier records still trails
@@ -550,6 +551,7 @@ static void forget_old_log(esm_kafka_part *p)
                       err.message);
     }
     p->floor = p->committed = p->stored = p->next_expected = p->deferred = -1;
+    p->group_confirmed = false;
 }
 
 /* Reads the new log from its start once the lane has settled (the batch of old records in
@@ -600,7 +602,8 @@ static void begin_reset(esm_kafka_part *p, int64_t position, int64_t lo, int64_t
 }
 
 esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
-                                             bool group_known, int64_t lo, int64_t hi)
+                                             bool group_known, int64_t lo, int64_t hi,
+                                             int64_t *resume_at)
 {
     if (p->next_expected >= 0 || !esm_kafka_part_idle(p)) return ESM_KAFKA_LOG_FITS;
     int64_t c = group_committed, f = p->floor;
@@ -614,13 +617,24 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
     } else if (known_end && (f > hi || c > hi)) {
         why = "above the log end";
         verdict = ESM_KAFKA_LOG_RESET_AT_START;
-    } else if (group_known && c < 0 && f >= 0) {
-        /* Kafka deletes a topic's group offsets with the topic: a checkpoint the group does
-         * not confirm may belong to an old log the new one has outgrown. Reading again costs
-         * duplicates (offsets expired, a stop before the first commit); trusting it may skip. */
-        why = "the group has no committed offset to confirm it";
+    } else if (group_known && c < 0 && f >= 0 && p->group_confirmed) {
+        /* Kafka deletes a topic's group offsets with the topic: a checkpoint the group once
+         * confirmed and no longer has may belong to an old log the new one has outgrown.
+         * Reading again costs duplicates (offsets expired); trusting it may skip. */
+        why = "the group no longer has the committed offset it confirmed";
         verdict = ESM_KAFKA_LOG_RESET_AT_START;
+    } else if (group_known && c < 0 && f >= 0) {
+        /* Never committed (commits failed, or a stop before the first): the group's lack of an
+         * offset is no news. Resume at the checkpoint, not at StartingPosition (LATEST would
+         * skip what came since); a log trimmed past it resumes at its start. */
+        *resume_at = lo >= 0 && f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
+        ESM_INFO(p->log_ctx,
+                 "the group has no committed offset yet: resuming at the stored checkpoint %" PRId64
+                 "%s",
+                 f, *resume_at == f ? "" : " (trimmed since: from the log start)");
+        return ESM_KAFKA_LOG_AT_CHECKPOINT;
     }
+    if (c >= 0 && !why) esm_kafka_part_group_confirmed(p);
     if (!why) return ESM_KAFKA_LOG_FITS;
     char then[96];
     snprintf(then, sizeof then, "resuming at the group's committed offset %" PRId64, c);
@@ -628,6 +642,18 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
               verdict == ESM_KAFKA_LOG_RESET_AT_GROUP ? then : FROM_START);
     forget_old_log(p); /* not assigned yet: the caller picks the start */
     return verdict;
+}
+
+void esm_kafka_part_group_confirmed(esm_kafka_part *p)
+{
+    if (p->group_confirmed || !p->sh.env->store) return;
+    esm_err err = {0};
+    int rc = esm_store_lane_confirm(p->sh.env->store, p->sh.map->uuid, p->sh.source_key,
+                                    p->lane_key, &err);
+    if (rc < 0)
+        ESM_WARN(p->log_ctx, "cannot mark the checkpoint as committed to the group (%s)",
+                 err.message);
+    p->group_confirmed = rc == 0;
 }
 
 /* A record below what this partition has already read or checkpointed: legitimate re-reads
@@ -772,6 +798,7 @@ static void read_floor(esm_kafka_part *p)
         long long v = strtoll(row.position, &end, 10);
         if (end != row.position && *end == '\0' && v >= 0) p->floor = v;
     }
+    p->group_confirmed = p->floor >= 0 && row.confirmed;
     esm_store_lane_clear(&row);
 }
 

@@ -68,15 +68,22 @@ typedef enum {
     ESM_KAFKA_LOG_FITS,           /* the stored position is used */
     ESM_KAFKA_LOG_RESET_AT_START, /* a log reset: assign the partition at its log start */
     ESM_KAFKA_LOG_RESET_AT_GROUP, /* a log reset: the group's committed offset is used */
+    ESM_KAFKA_LOG_AT_CHECKPOINT,  /* the group has none yet: assign at the stored checkpoint */
 } esm_kafka_log_check;
 
 /* At assignment: group_committed is the group's committed offset (-1 none; group_known false
  * when it could not be read), [lo, hi) the partition's log (-1 unknown). When the stored
  * position cannot be used — above the log end (a re-created topic, a wiped broker), or a store
- * checkpoint the group does not confirm — logs and counts a log reset and forgets the old
- * checkpoint (docs/operations.md "Kafka log re-created"). */
+ * checkpoint the group once confirmed and has lost — logs and counts a log reset and forgets
+ * the old checkpoint (docs/operations.md "Kafka log re-created"). A checkpoint the group never
+ * confirmed (its commits failed, or esmd stopped before the first) is where the partition
+ * resumes: ESM_KAFKA_LOG_AT_CHECKPOINT, the offset in *resume_at. */
 esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
-                                             bool group_known, int64_t lo, int64_t hi);
+                                             bool group_known, int64_t lo, int64_t hi,
+                                             int64_t *resume_at);
+/* The group committed an offset of this partition: its checkpoint is confirmed (the mark is
+ * written to the store once). */
+void esm_kafka_part_group_confirmed(esm_kafka_part *p);
 /* The lane's stored checkpoint (next offset not yet final), -1 when none. */
 int64_t esm_kafka_part_floor(const esm_kafka_part *p);
 /* Next offset to commit (-1 = not known yet). */

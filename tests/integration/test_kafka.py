@@ -499,3 +499,28 @@ def test_topic_recreated_under_running_esmd_reads_the_new_log(kafka, funchost, e
     wait_until(lambda: e.metric("esmd_kafka_log_resets_total", source="kafka") == 1, 20, "the log reset counted")
     assert "log reset" in e.log()
     assert e.alive()
+
+
+def test_topic_recreated_past_the_old_position_reads_the_new_log(kafka, funchost, esmd):
+    """The re-created log (50 records) has outgrown the old position (20): only the group's
+    lost offset tells. esmd marked its checkpoint as confirmed when the group committed it, so
+    the missing offset is a log reset and all 50 new records arrive, none skipped."""
+    topic = kafka.create_topic(partitions=1)
+    kafka.produce(topic, [{"value": f"old-{i}", "key": "k"} for i in range(20)])
+    cfg = config(kafka, topic, funchost.url_lambda("echo"), BatchSize=10)
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 20, 60, "the old log delivered")
+    wait_committed(kafka, group_of(cfg), topic)
+    assert e.stop() == 0
+    kafka.delete_topic(topic)
+    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
+               "the topic gone")
+    kafka.create_topic(name=topic, partitions=1)
+    new = [f"new-{i}" for i in range(50)]
+    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    e.start()
+    wait_until(lambda: set(new) <= set(values(funchost)), 60, "all 50 records of the new log delivered")
+    assert values(funchost)[20:] == new  # in order, none twice
+    assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 1
+    assert "no longer has the committed offset" in e.log()
+

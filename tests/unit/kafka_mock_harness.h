@@ -194,16 +194,19 @@ static void kmock_init(kmock *k, const char *mapping_extra)
     kmock_fn_start(&k->fn);
 
     char json[4096];
+    const char *start = mapping_extra && strstr(mapping_extra, "StartingPosition")
+                            ? ""
+                            : "'StartingPosition': 'TRIM_HORIZON', ";
     snprintf(json, sizeof json,
              "{'state_dir': '%s', 'functions': {'fn': {'url': "
              "'http://127.0.0.1:%d/2015-03-31/functions/fn/invocations', 'protocol': 'lambda', "
              "'timeout_seconds': 5}}, 'event_source_mappings': [{'FunctionName': 'fn', "
-             "'Topics': ['" KMOCK_TOPIC "'], 'StartingPosition': 'TRIM_HORIZON', "
+             "'Topics': ['" KMOCK_TOPIC "'], %s"
              "'SelfManagedEventSource': {'Endpoints': {'KAFKA_BOOTSTRAP_SERVERS': ['%s']}}, "
              "'SelfManagedKafkaEventSourceConfig': {'ConsumerGroupId': '%s'}, "
              "'EsmdOptions': {'KafkaProperties': {'session.timeout.ms': '6000', "
              "'heartbeat.interval.ms': '500'}}%s%s}]}",
-             k->dir, k->fn.port, k->bootstrap, k->group, mapping_extra ? ", " : "",
+             k->dir, k->fn.port, start, k->bootstrap, k->group, mapping_extra ? ", " : "",
              mapping_extra ? mapping_extra : "");
     for (char *p = json; *p; p++)
         if (*p == '\'') *p = '"';

@@ -185,7 +185,7 @@ static void test_a_version_1_database_migrates_with_its_rows(void **state)
                             " next_attempt_at_ms) VALUES ('" M "', 'file:///tmp/a', '{}', 1, 1);"),
                      SQLITE_OK);
     s = open_ok(dir);
-    assert_int_equal(esm_store_schema_version(s), 2);
+    assert_int_equal(esm_store_schema_version(s), ESM_STORE_SCHEMA_VERSION);
     assert_int_equal(due_count(s, NULL), 1);
     esm_err err = {0};
     assert_int_equal(esm_store_outbox_park(s, 1, 1000, "refused", &err), 0);

@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 
 #include "checkpoint/esm_store.h"
-#include "checkpoint/esm_store_int.h" /* test_write_failure_is_reported */
+#include "checkpoint/esm_store_int.h"
+#include "checkpoint/esm_store_sql.h" /* test_write_failure_is_reported */
 #include "common/esm_time.h"
 #include "test_checkpoint_util.h"
 
@@ -638,6 +639,63 @@ static void test_outbox_order_retry_delete(void **state)
     esm_store_close(s);
 }
 
+static bool confirmed(esm_store *s, const char *lane)
+{
+    esm_err err;
+    esm_store_lane l;
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, lane, &l, &err), 0);
+    bool c = l.confirmed;
+    esm_store_lane_clear(&l);
+    return c;
+}
+
+/* A lane's confirmation by the source (a Kafka group's commit): a new checkpoint starts
+ * unconfirmed, the mark stays while it advances, an operator's move clears it; a lane without
+ * a checkpoint cannot be marked. */
+static void test_confirmation_follows_the_checkpoint(void **state)
+{
+    esm_store *s = open_ok(*state);
+    esm_err err;
+    assert_int_equal(esm_store_lane_confirm(s, M, SRC, SH0, &err), 1); /* no such lane */
+    assert_int_equal(esm_store_lane_register(s, M, SRC, SH0, NULL, &err), 0);
+    assert_int_equal(esm_store_lane_confirm(s, M, SRC, SH0, &err), 1); /* no position yet */
+    assert_false(confirmed(s, SH0));
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "5"}, &err),
+                     0);
+    assert_false(confirmed(s, SH0));
+    assert_int_equal(esm_store_lane_confirm(s, M, SRC, SH0, &err), 0);
+    assert_true(confirmed(s, SH0));
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "9"}, &err),
+                     0);
+    assert_true(confirmed(s, SH0));
+    assert_int_equal(esm_store_checkpoint_set(s, M, SRC, SH0, "3", &err), 0);
+    assert_false(confirmed(s, SH0));
+    esm_store_close(s);
+}
+
+/* A version 2 database's checkpoints count as confirmed after the migration: they keep the
+ * stricter reading (a group without offsets is a log reset) they had before. */
+static void test_version_2_checkpoints_migrate_as_confirmed(void **state)
+{
+    const char *dir = *state;
+    esm_store_close(open_ok(dir));
+    char path[1024];
+    tc_db_path(dir, path, sizeof path);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(tc_sql(dir, SQL_SCHEMA_TABLE
+                            ";" SQL_MIGRATION_1 SQL_MIGRATION_2
+                            "INSERT INTO esmd_schema VALUES (1, 'v1', 0), (2, 'v2', 0);"
+                            "INSERT INTO lane_checkpoint (mapping, source, lane, position,"
+                            " updated_at_ms) VALUES ('" M "', '" SRC "', '" SH0 "', '7', 1),"
+                            " ('" M "', '" SRC "', '" SH1 "', NULL, 1);"),
+                     SQLITE_OK);
+    esm_store *s = open_ok(dir);
+    assert_int_equal(esm_store_schema_version(s), ESM_STORE_SCHEMA_VERSION);
+    assert_true(confirmed(s, SH0));
+    assert_false(confirmed(s, SH1));
+    esm_store_close(s);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -660,6 +718,8 @@ int main(void)
         T(test_advance_is_atomic),
         T(test_write_failure_is_reported),
         T(test_outbox_order_retry_delete),
+        T(test_confirmation_follows_the_checkpoint),
+        T(test_version_2_checkpoints_migrate_as_confirmed),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);

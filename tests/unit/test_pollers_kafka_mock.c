@@ -155,6 +155,31 @@ static void store_checkpoint(kmock *k, const char *position)
                      0);
 }
 
+/* As store_checkpoint, and the group once committed an offset of it (then lost it). */
+static void store_confirmed_checkpoint(kmock *k, const char *position)
+{
+    store_checkpoint(k, position);
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    assert_int_equal(
+        esm_store_lane_confirm(k->store, k->cfg->mappings[0].uuid, source_key, "0", &err), 0);
+}
+
+static bool store_confirmed(kmock *k)
+{
+    char source_key[300];
+    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    esm_err err = {0};
+    esm_store_lane row;
+    assert_int_equal(
+        esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key, "0", &row, &err),
+        0);
+    bool confirmed = row.confirmed;
+    esm_store_lane_clear(&row);
+    return confirmed;
+}
+
 static void expect_store_checkpoint(kmock *k, const char *position)
 {
     char source_key[300];
@@ -187,15 +212,15 @@ static void test_stored_position_above_the_log_end_is_a_log_reset(void **state)
     kmock_free(&k);
 }
 
-/* A checkpoint inside the log that the group does not confirm (Kafka deleted the group's
- * offsets with the old topic, and the new log has outgrown the old position): records below
- * it are read, not taken for done. */
-static void test_checkpoint_the_group_does_not_confirm_is_a_log_reset(void **state)
+/* A checkpoint inside the log that the group once confirmed and no longer has (Kafka deleted
+ * the group's offsets with the old topic, and the new log has outgrown the old position):
+ * records below it are read, not taken for done. */
+static void test_checkpoint_the_group_lost_is_a_log_reset(void **state)
 {
     (void)state;
     kmock k;
     kmock_init(&k, "'BatchSize': 10");
-    store_checkpoint(&k, "5");
+    store_confirmed_checkpoint(&k, "5");
     kmock_produce(&k, "new", 10);
     kmock_start(&k);
     assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
@@ -203,6 +228,28 @@ static void test_checkpoint_the_group_does_not_confirm_is_a_log_reset(void **sta
     kmock_stop(&k);
     assert_int_equal(kmock_group_committed(&k), 10);
     expect_each_delivered_once(&k);
+    kmock_free(&k);
+}
+
+/* A checkpoint the group never confirmed (every commit of the first run failed, or esmd
+ * stopped before its first): the group has no offset, which is no news. The partition resumes
+ * at the checkpoint: not at StartingPosition LATEST (records 5-9 would be skipped), not at
+ * the log start (records 0-4 read twice). */
+static void test_checkpoint_never_committed_resumes_there(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    store_checkpoint(&k, "5");
+    kmock_produce(&k, "a", 10);
+    kmock_start(&k);
+    long long want = 10;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(k.stats.kafka_log_resets, 0);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
+    assert_true(store_confirmed(&k)); /* the group's commit marked it */
     kmock_free(&k);
 }
 
@@ -234,7 +281,8 @@ int main(void)
         cmocka_unit_test(test_broker_down_and_up_mid_batch_loses_nothing),
         cmocka_unit_test(test_commit_errors_are_retried_and_lose_nothing),
         cmocka_unit_test(test_stored_position_above_the_log_end_is_a_log_reset),
-        cmocka_unit_test(test_checkpoint_the_group_does_not_confirm_is_a_log_reset),
+        cmocka_unit_test(test_checkpoint_the_group_lost_is_a_log_reset),
+        cmocka_unit_test(test_checkpoint_never_committed_resumes_there),
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
