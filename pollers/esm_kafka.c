@@ -252,6 +252,11 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
         rd_kafka_error_destroy(e);
     } else if (err) {
         set_error(s, "assign failed: %s", rd_kafka_err2str(err));
+    } else {
+        for (int i = 0; i < parts->cnt; i++) {
+            esm_kafka_part *p = part_of(s, parts->elems[i].partition);
+            if (p && strcmp(parts->elems[i].topic, s->map->topic) == 0) esm_kafka_part_assigned(p);
+        }
     }
     /* librdkafka keeps a partition's pause across revoke and re-assign: start unpaused. */
     rd_kafka_resume_partitions(s->rk, parts);

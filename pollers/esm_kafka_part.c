@@ -30,15 +30,16 @@ struct esm_kafka_part {
     size_t batch_n;
     bool in_start, done_in_start, done_abandoned;
     bool quiesced, paused;
-    bool full;             /* counted in *sh.n_full */
-    int64_t full_since_ms; /* when it became full */
-    int64_t committed;     /* next offset to consume once everything stored is final */
-    int64_t next_expected; /* drops re-fetched duplicates (e.g. after a resume) */
-    int64_t nudge_mark;    /* next_expected at the last esm_kafka_part_nudge look */
-    int64_t floor;         /* the lane's stored checkpoint: offsets below it are final */
-    bool group_confirmed;  /* the group has committed an offset since the checkpoint was made */
-    int64_t stored;        /* the highest offset handed to librdkafka to commit (-1 none) */
-    int64_t last_ckpt;     /* the last checkpoint position the lane asked for */
+    bool full;                /* counted in *sh.n_full */
+    int64_t full_since_ms;    /* when it became full */
+    int64_t committed;        /* next offset to consume once everything stored is final */
+    int64_t next_expected;    /* drops re-fetched duplicates (e.g. after a resume) */
+    int64_t nudge_mark;       /* next_expected at the last esm_kafka_part_nudge look */
+    int64_t floor;            /* the lane's stored checkpoint: offsets below it are final */
+    bool group_confirmed;     /* the group has committed an offset since the checkpoint was made */
+    int64_t commit_on_assign; /* the group lacks the checkpoint it resumes at: commit it (-1) */
+    int64_t stored;           /* the highest offset handed to librdkafka to commit (-1 none) */
+    int64_t last_ckpt;        /* the last checkpoint position the lane asked for */
     /* A filtered-out record that arrived while the checkpoint of earlier records still trails
      * (not durable): its offset is stored once the checkpoint >= deferred_gate is durable. */
     int64_t deferred, deferred_gate;
@@ -550,7 +551,7 @@ static void forget_old_log(esm_kafka_part *p)
                       "are refused until it is reset",
                       err.message);
     }
-    p->floor = p->committed = p->stored = p->next_expected = p->deferred = -1;
+    p->floor = p->committed = p->stored = p->next_expected = p->deferred = p->commit_on_assign = -1;
     p->group_confirmed = false;
 }
 
@@ -628,6 +629,7 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
          * offset is no news. Resume at the checkpoint, not at StartingPosition (LATEST would
          * skip what came since); a log trimmed past it resumes at its start. */
         *resume_at = lo >= 0 && f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
+        if (*resume_at == f) p->commit_on_assign = f;
         ESM_INFO(p->log_ctx,
                  "the group has no committed offset yet: resuming at the stored checkpoint %" PRId64
                  "%s",
@@ -642,6 +644,14 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
               verdict == ESM_KAFKA_LOG_RESET_AT_GROUP ? then : FROM_START);
     forget_old_log(p); /* not assigned yet: the caller picks the start */
     return verdict;
+}
+
+void esm_kafka_part_assigned(esm_kafka_part *p)
+{
+    /* Without it the group would lag until the next record arrives, and a host that takes the
+     * partition over without this store would read it all again. */
+    if (p->commit_on_assign >= 0) store_offset(p, p->commit_on_assign);
+    p->commit_on_assign = -1;
 }
 
 void esm_kafka_part_group_confirmed(esm_kafka_part *p)
@@ -811,7 +821,7 @@ esm_kafka_part *esm_kafka_part_create(const esm_kafka_shared *sh, int32_t partit
     p->committed = -1;
     p->next_expected = -1;
     p->nudge_mark = -1;
-    p->stored = p->last_ckpt = p->deferred = p->deferred_gate = -1;
+    p->stored = p->last_ckpt = p->deferred = p->deferred_gate = p->commit_on_assign = -1;
     snprintf(p->lane_key, sizeof p->lane_key, "%" PRId32, partition);
     snprintf(p->log_ctx, sizeof p->log_ctx, "%s %s-%" PRId32, sh->env->log_ctx, sh->topic,
              partition);

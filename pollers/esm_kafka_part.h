@@ -81,6 +81,9 @@ typedef enum {
 esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
                                              bool group_known, int64_t lo, int64_t hi,
                                              int64_t *resume_at);
+/* After librdkafka assigned the partition: a checkpoint resumed at (ESM_KAFKA_LOG_AT_CHECKPOINT)
+ * is stored to be committed, so the group catches up with no new record. */
+void esm_kafka_part_assigned(esm_kafka_part *p);
 /* The group committed an offset of this partition: its checkpoint is confirmed (the mark is
  * written to the store once). */
 void esm_kafka_part_group_confirmed(esm_kafka_part *p);

@@ -144,14 +144,20 @@ static void test_commit_errors_are_retried_and_lose_nothing(void **state)
     kmock_free(&k);
 }
 
+/* The store's key of the mock topic's partition 0 lane. */
+static const char *source_key_of(kmock *k)
+{
+    static char key[300];
+    snprintf(key, sizeof key, "%s/" KMOCK_TOPIC, k->bootstrap);
+    return key;
+}
+
 /* Sets the store's checkpoint of partition 0 as an earlier run of esmd left it. */
 static void store_checkpoint(kmock *k, const char *position)
 {
-    char source_key[300];
-    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
     esm_err err = {0};
-    assert_int_equal(esm_store_checkpoint_set(k->store, k->cfg->mappings[0].uuid, source_key, "0",
-                                              position, &err),
+    assert_int_equal(esm_store_checkpoint_set(k->store, k->cfg->mappings[0].uuid, source_key_of(k),
+                                              "0", position, &err),
                      0);
 }
 
@@ -159,22 +165,25 @@ static void store_checkpoint(kmock *k, const char *position)
 static void store_confirmed_checkpoint(kmock *k, const char *position)
 {
     store_checkpoint(k, position);
-    char source_key[300];
-    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
     esm_err err = {0};
     assert_int_equal(
-        esm_store_lane_confirm(k->store, k->cfg->mappings[0].uuid, source_key, "0", &err), 0);
+        esm_store_lane_confirm(k->store, k->cfg->mappings[0].uuid, source_key_of(k), "0", &err), 0);
+}
+
+/* Partition 0's lane row as the store has it; esm_store_lane_clear it. */
+static esm_store_lane stored_lane(kmock *k)
+{
+    esm_err err = {0};
+    esm_store_lane row;
+    assert_int_equal(esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key_of(k),
+                                              "0", &row, &err),
+                     0);
+    return row;
 }
 
 static bool store_confirmed(kmock *k)
 {
-    char source_key[300];
-    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
-    esm_err err = {0};
-    esm_store_lane row;
-    assert_int_equal(
-        esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key, "0", &row, &err),
-        0);
+    esm_store_lane row = stored_lane(k);
     bool confirmed = row.confirmed;
     esm_store_lane_clear(&row);
     return confirmed;
@@ -182,13 +191,7 @@ static bool store_confirmed(kmock *k)
 
 static void expect_store_checkpoint(kmock *k, const char *position)
 {
-    char source_key[300];
-    snprintf(source_key, sizeof source_key, "%s/" KMOCK_TOPIC, k->bootstrap);
-    esm_err err = {0};
-    esm_store_lane row;
-    assert_int_equal(
-        esm_store_checkpoint_get(k->store, k->cfg->mappings[0].uuid, source_key, "0", &row, &err),
-        0);
+    esm_store_lane row = stored_lane(k);
     assert_string_equal(row.position, position);
     esm_store_lane_clear(&row);
 }
@@ -253,6 +256,26 @@ static void test_checkpoint_never_committed_resumes_there(void **state)
     kmock_free(&k);
 }
 
+/* The group has no offset and the checkpoint is the log end (every commit failed, then the
+ * session was lost): resumed there with nothing new to read, the group still gets the offset.
+ * Left behind, it would show a lag that never shrinks, and a host without this store would
+ * read the partition again. */
+static void test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    store_checkpoint(&k, "10");
+    kmock_produce(&k, "a", 10);
+    kmock_start(&k);
+    long long want = 10;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), 0);
+    kmock_free(&k);
+}
+
 /* The store's checkpoint (200) is above the log end, but the group has an offset inside the
  * log (committed after the re-creation, e.g. an operator's kafka-consumer-groups
  * --reset-offsets): the group's offset wins, nothing below it is read. */
@@ -283,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_stored_position_above_the_log_end_is_a_log_reset),
         cmocka_unit_test(test_checkpoint_the_group_lost_is_a_log_reset),
         cmocka_unit_test(test_checkpoint_never_committed_resumes_there),
+        cmocka_unit_test(test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group),
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
