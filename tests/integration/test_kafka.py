@@ -449,6 +449,18 @@ def partition_state(e, n=0):
     return next(p for p in kafka_source(e)["Partitions"] if p["Partition"] == n)
 
 
+def recreate_topic(kafka, topic, n_new):
+    """Deletes the topic, waits until it is gone, re-creates it with one partition and produces
+    n_new records to the new log; returns their values."""
+    kafka.delete_topic(topic)
+    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
+               "the topic gone")
+    kafka.create_topic(name=topic, partitions=1)
+    new = [f"new-{i}" for i in range(n_new)]
+    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    return new
+
+
 def test_topic_recreated_while_stopped_reads_the_new_log(kafka, funchost, esmd):
     """The stored position (200) is above the re-created log's end: a log reset, logged,
     counted and shown, and every record of the new log reaches the function."""
@@ -460,12 +472,7 @@ def test_topic_recreated_while_stopped_reads_the_new_log(kafka, funchost, esmd):
     wait_committed(kafka, group_of(cfg), topic)
     assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 0
     assert e.stop() == 0
-    kafka.delete_topic(topic)
-    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
-               "the topic gone")
-    kafka.create_topic(name=topic, partitions=1)
-    new = [f"new-{i}" for i in range(50)]
-    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    new = recreate_topic(kafka, topic, 50)
     e.start()
     wait_until(lambda: set(new) <= set(values(funchost)), 60, "all 50 records of the new log delivered")
     assert values(funchost)[200:] == new  # in order, none twice
@@ -488,12 +495,7 @@ def test_topic_recreated_under_running_esmd_reads_the_new_log(kafka, funchost, e
     kafka.produce(topic, [{"value": f"old-{i}", "key": "k"} for i in range(200)])
     wait_until(lambda: len(values(funchost)) >= 200, 60, "the old log delivered")
     wait_committed(kafka, group_of(cfg), topic)
-    kafka.delete_topic(topic)
-    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
-               "the topic gone")
-    kafka.create_topic(name=topic, partitions=1)
-    new = [f"new-{i}" for i in range(50)]
-    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    new = recreate_topic(kafka, topic, 50)
     wait_until(lambda: set(new) <= set(values(funchost)), 90, "all 50 records of the new log delivered")
     assert values(funchost)[200:] == new
     wait_until(lambda: e.metric("esmd_kafka_log_resets_total", source="kafka") == 1, 20, "the log reset counted")
@@ -512,12 +514,7 @@ def test_topic_recreated_past_the_old_position_reads_the_new_log(kafka, funchost
     wait_until(lambda: len(values(funchost)) >= 20, 60, "the old log delivered")
     wait_committed(kafka, group_of(cfg), topic)
     assert e.stop() == 0
-    kafka.delete_topic(topic)
-    wait_until(lambda: topic not in kafka_mod.admin(kafka.bootstrap).list_topics(timeout=5).topics, 30,
-               "the topic gone")
-    kafka.create_topic(name=topic, partitions=1)
-    new = [f"new-{i}" for i in range(50)]
-    kafka.produce(topic, [{"value": v, "key": "k"} for v in new])
+    new = recreate_topic(kafka, topic, 50)
     e.start()
     wait_until(lambda: set(new) <= set(values(funchost)), 60, "all 50 records of the new log delivered")
     assert values(funchost)[20:] == new  # in order, none twice
