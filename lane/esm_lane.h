@@ -19,7 +19,7 @@
 
 #include "common/esm_buf.h"
 #include "config/esm_config.h"
-#include "engine/esm_metrics_hist.h"
+#include "common/esm_metrics_hist.h"
 #include "invoker/esm_invoker.h"
 #include "invoker/esm_rbif.h"
 #include "policy/esm_failure_record.h"

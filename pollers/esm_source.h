@@ -10,7 +10,7 @@
 #include "common/esm_buf.h"
 #include "common/esm_err.h"
 #include "config/esm_config.h"
-#include "engine/esm_metrics_hist.h"
+#include "common/esm_metrics_hist.h"
 #include "filter/esm_filter.h"
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
@@ -40,7 +40,7 @@ typedef struct {
                                   (re-created topic, wiped broker): read again from the start */
     uint64_t data_trimmed;     /* Kinesis: resumed positions older than the trim horizon */
     /* Histograms, last result, bisect splits: one esm_invoke_stats_record() per invocation
-     * attempt (engine/esm_metrics_hist.h). Lanes get &stats->invokes as counters.invokes. */
+     * attempt (common/esm_metrics_hist.h). Lanes get &stats->invokes as counters.invokes. */
     esm_invoke_stats invokes;
 } esm_source_stats;
 

@@ -1,4 +1,4 @@
-/* libFuzzer target for the Kafka event renderer (pollers/esm_kafka_render.c): topic, key,
+/* libFuzzer target for the Kafka event renderer (pollers/kafka/esm_kafka_render.c): topic, key,
  * value and headers are arbitrary bytes (invalid UTF-8, NULs, empty). Input layout: byte 0 =
  * flags (null key, null value, timestamp type), bytes 1..8 = offset, then fields separated by
  * 0xFF bytes: topic, key, value, then header name/value pairs. Invariants:
@@ -6,8 +6,8 @@
  *  - "value" / "key" are base64 of exactly the bytes given (absent when null);
  *  - every header value is an array of signed bytes equal to the bytes given;
  *  - open + record + close parses, and its size is what esm_kafka_event_overhead predicts. */
-// FUZZ_SOURCES: pollers/esm_kafka_render.c
-#include "pollers/esm_kafka_render.h"
+// FUZZ_SOURCES: pollers/kafka/esm_kafka_render.c
+#include "pollers/kafka/esm_kafka_int.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

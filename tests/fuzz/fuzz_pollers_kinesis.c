@@ -1,13 +1,13 @@
 /* libFuzzer target for the Kinesis source's response parsers (GetRecords, ListShards) and
- * event renderer (pollers/esm_kinesis_records.c). Input: the response body. Invariants, for
+ * event renderer (pollers/kinesis/esm_kinesis_records.c). Input: the response body. Invariants, for
  * every input cJSON parses:
  *  - a refused GetRecords response says why; an accepted one has records with a valid sequence
  *    number and a rendered record that parses, names that sequence number and
  *    that data (when valid UTF-8);
  *  - the event parses, holds every record and has the size esm_kinesis_event_size predicts;
  *  - the sequence comparison is antisymmetric and reflexive on the page's records. */
-// FUZZ_SOURCES: pollers/esm_kinesis_records.c
-#include "pollers/esm_kinesis_records.h"
+// FUZZ_SOURCES: pollers/kinesis/esm_kinesis_records.c
+#include "pollers/kinesis/esm_kinesis_int.h"
 #include "tests/fuzz/fuzz_utf8.h"
 
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* libFuzzer target for the SQS source's ReceiveMessage parser and event renderer
- * (pollers/esm_sqs_msg.c). Input: the response body. Invariants, for every input:
+ * (pollers/sqs/esm_sqs_msg.c). Input: the response body. Invariants, for every input:
  *  - no crash; a refused response (-1) says why; otherwise at most cap messages, each with a
  *    message id, a receipt handle and a rendered record;
  *  - every rendered record is one JSON object whose messageId, receiptHandle and body are the
@@ -9,8 +9,8 @@
  *  - when cJSON also parses the input (the way responses were read before): the same messages,
  *    and every record, id, handle, group and body byte for byte what the cJSON-based renderer
  *    before the rewrite produced (tests/fuzz/sqs_render_ref.h). */
-// FUZZ_SOURCES: pollers/esm_sqs_msg.c filter/esm_filter_json.c
-#include "pollers/esm_sqs_msg.h"
+// FUZZ_SOURCES: pollers/sqs/esm_sqs_msg.c filter/esm_filter_json.c
+#include "pollers/sqs/esm_sqs_int.h"
 #include "tests/fuzz/fuzz_utf8.h"
 #include "tests/fuzz/sqs_render_ref.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/esm_buf.h"
-#include "pollers/esm_sqs_msg.h"
+#include "pollers/sqs/esm_sqs_int.h"
 
 static const char *ref_str_item(const cJSON *obj, const char *key)
 {

@@ -1,7 +1,7 @@
-/* A Kafka source (pollers/esm_kafka.c) against librdkafka's mock cluster (rdkafka_mock.h), with
- * the real invoker, store and store writer, and an in-process function that records the offsets
- * it receives. For fault tests the real broker cannot produce on demand: a broker going down and
- * up, request errors (rd_kafka_mock_push_request_errors), a slow checkpoint store.
+/* A Kafka source (pollers/kafka/esm_kafka.c) against librdkafka's mock cluster (rdkafka_mock.h),
+ * with the real invoker, store and store writer, and an in-process function that records the
+ * offsets it receives. For fault tests the real broker cannot produce on demand: a broker going
+ * down and up, request errors (rd_kafka_mock_push_request_errors), a slow checkpoint store.
  *
  *   kmock k;
  *   kmock_init(&k, "'BatchSize': 10");      // extra mapping keys, single-quoted JSON

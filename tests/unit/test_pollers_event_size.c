@@ -19,8 +19,8 @@
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
 #include "policy/esm_policy.h"
-#include "pollers/esm_kafka_render.h"
-#include "pollers/esm_kinesis_records.h"
+#include "pollers/kafka/esm_kafka_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 #define LIMIT ESM_INVOKE_MAX_PAYLOAD
 #define SWEEP_BELOW 600

@@ -1,4 +1,4 @@
-/* Mapping config -> librdkafka properties (pollers/esm_kafka_conf.h): esmd's base settings,
+/* Mapping config -> librdkafka properties (pollers/kafka/esm_kafka_int.h): esmd's base settings,
  * starting positions, SourceAccessConfigurations with env:/file: secrets, pass-through
  * properties and the keys esmd refuses to hand over. */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pollers/esm_kafka_conf.h"
+#include "pollers/kafka/esm_kafka_int.h"
 
 /* A config with one Kafka mapping; extra is spliced into the mapping object. */
 static esm_config *load(const char *extra)

@@ -1,4 +1,4 @@
-/* The Kafka event rendering (pollers/esm_kafka_render.h), byte for byte: signed header bytes,
+/* The Kafka event rendering (pollers/kafka/esm_kafka_int.h), byte for byte: signed header bytes,
  * null keys and values, escaping, timestamp types, the envelope and its size. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pollers/esm_kafka_render.h"
+#include "pollers/kafka/esm_kafka_int.h"
 
 static char *render(const esm_kafka_record_view *r)
 {

@@ -3,7 +3,7 @@
  * answers, expired iterators, answers that would end an open shard, and a checkpoint older
  * than the trim horizon. Every record reaches the function, nothing is checkpointed past what
  * the function answered, throttles back off, and each fault shows in the status and counters. */
-#include "pollers/esm_kinesis_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 #include "tests/unit/source_fault_fixture.h"
 
 #define STREAM_ARN "arn:aws:kinesis:us-east-1:000000000000:stream/faults"

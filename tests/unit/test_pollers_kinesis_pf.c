@@ -25,7 +25,7 @@
 #include "config/esm_config.h"
 #include "destinations/esm_outbox.h"
 #include "fail_vfs.h"
-#include "pollers/esm_kinesis_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 #include "test_checkpoint_util.h"
 
 #define SHARD "shardId-000000000000"

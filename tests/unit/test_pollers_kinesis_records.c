@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pollers/esm_kinesis_records.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 #define SEQ1 "49651234567890123456789012345678901234567890123456789012"
 #define SEQ2 "49651234567890123456789012345678901234567890123456799999"

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "pollers/esm_kinesis_shards.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 /* 0 split into 1 and 2; 1 and 2 merged into 3; 4 is unrelated; 5's parent has expired. */
 static esm_kinesis_lineage_node nodes[] = {

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "pollers/esm_sqs_msg.h"
+#include "pollers/sqs/esm_sqs_int.h"
 #include "tests/fuzz/sqs_render_ref.h"
 
 static const esm_sqs_render_ctx ctx = {.queue_arn = "arn:aws:sqs:eu-west-1:111122223333:orders",

@@ -3,7 +3,7 @@
  * connection resets, a failing function. Every message reaches the function and is deleted,
  * none is deleted before the function answered for it, failed receives back off, and each
  * fault shows in the status and counters. */
-#include "pollers/esm_sqs_ops.h"
+#include "pollers/sqs/esm_sqs_int.h"
 #include "tests/unit/source_fault_fixture.h"
 
 #define MAPPING                                                                                    \

@@ -11,7 +11,7 @@
 #include "checkpoint/esm_store.h"
 #include "config/esm_config.h"
 #include "fail_vfs.h"
-#include "pollers/esm_sqs_ops.h"
+#include "pollers/sqs/esm_sqs_int.h"
 #include "test_checkpoint_util.h"
 
 static void test_unstorable_failure_record_is_counted_and_kept(void **state)

@@ -1,8 +1,8 @@
-/* One assigned Kafka partition of the Kafka source: its records waiting for a batch, the batch
- * in flight on its ordered lane (lane/esm_lane.h), and its committed position. Internal to
- * pollers/esm_kafka*.c. */
-#ifndef ESM_KAFKA_PART_H
-#define ESM_KAFKA_PART_H
+/* The Kafka source's internal interface, shared by the files of pollers/kafka/ and their tests:
+ * the event rendering, the consumer configuration and one partition. Not a public interface;
+ * the engine sees only esm_kafka_source (pollers/esm_source.h). */
+#ifndef ESM_KAFKA_INT_H
+#define ESM_KAFKA_INT_H
 
 #include <ev.h>
 #include <librdkafka/rdkafka.h>
@@ -10,9 +10,112 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/esm_buf.h"
+#include "common/esm_err.h"
+#include "config/esm_config.h"
 #include "lane/esm_lane.h"
 #include "pollers/esm_source.h"
 
+/* The Kafka event in AWS's shape (docs/design.md "Kafka event"), rendered without librdkafka so it
+ * can be tested byte for byte:
+ *   {"eventSource":"SelfManagedKafka","bootstrapServers":"h:p,...",
+ *    "records":{"<topic>-<partition>":[{topic,partition,offset,timestamp,timestampType,
+ *                                       key?,value?,headers:[{"name":[signed bytes]}]}]}}
+ * Each record is rendered once when it is polled; an event is the envelope around the
+ * pre-rendered records of one partition. */
+typedef enum {
+    ESM_KAFKA_TS_NONE,      /* "NO_TIMESTAMP_TYPE", timestamp -1 */
+    ESM_KAFKA_TS_CREATE,    /* "CREATE_TIME" */
+    ESM_KAFKA_TS_LOG_APPEND /* "LOG_APPEND_TIME" */
+} esm_kafka_ts_type;
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const void *value; /* NULL: a header with a null value, rendered as [] */
+    size_t value_len;
+} esm_kafka_header;
+
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    esm_kafka_ts_type timestamp_type;
+    const void *key; /* NULL: null key, "key" is left out (AWS: absent when null) */
+    size_t key_len;
+    const void *value; /* NULL: null value (tombstone), "value" is left out */
+    size_t value_len;
+    const esm_kafka_header *headers;
+    size_t n_headers;
+} esm_kafka_record_view;
+
+/* Appends one record object. Header names are JSON-escaped (invalid UTF-8 becomes U+FFFD);
+ * header values are arrays of signed byte values (-128..127), as Java's byte[] on AWS. */
+void esm_kafka_render_record(const esm_kafka_record_view *r, esm_buf *out);
+
+/* The envelope: open writes everything up to and including the '[' of the partition's array,
+ * close writes "]}}". Records go in between, separated by ','. */
+void esm_kafka_render_event_open(const char *bootstrap, const char *topic, int32_t partition,
+                                 esm_buf *out);
+void esm_kafka_render_event_close(esm_buf *out);
+/* Bytes of open + close for this partition: the envelope of esm_event_size (an event of n
+ * records of total length L has esm_event_size(overhead, n, L) bytes). */
+size_t esm_kafka_event_overhead(const char *bootstrap, const char *topic, int32_t partition);
+
+/* "h1:p1,h2:p2" from SelfManagedEventSource; malloc'ed (NULL when out of memory). */
+char *esm_kafka_bootstrap_join(const esm_mapping_config *m);
+
+/* Mapping config -> librdkafka consumer properties, in the order they are applied:
+ *   1. esmd's base: bootstrap.servers, group.id, client.id, enable.auto.offset.store=false
+ *      (offsets are stored only after a final outcome), enable.auto.commit=true (flushes the
+ *      stored offsets periodically and on revoke/close), auto.offset.reset from
+ *      StartingPosition (TRIM_HORIZON/AT_TIMESTAMP earliest, LATEST latest),
+ *      enable.partition.eof=false.
+ *   2. SourceAccessConfigurations:
+ *        BASIC_AUTH                  SASL_SSL + PLAIN,          secret {"username","password"}
+ *        SASL_SCRAM_256_AUTH         SASL_SSL + SCRAM-SHA-256,  same secret
+ *        SASL_SCRAM_512_AUTH         SASL_SSL + SCRAM-SHA-512,  same secret
+ *        CLIENT_CERTIFICATE_TLS_AUTH SSL (SASL_SSL with a SASL type): ssl.certificate.pem,
+ *                                    ssl.key.pem, ssl.key.password from {"certificate",
+ *                                    "privateKey","privateKeyPassword"}
+ *        SERVER_ROOT_CA_CERTIFICATE  ssl.ca.pem from {"certificate"}
+ *        VPC_SUBNET / VPC_SECURITY_GROUP: no meaning outside AWS, ignored.
+ *      The URI is a Secrets Manager ARN on AWS; esmd reads `env:VAR` (the variable holds the
+ *      secret JSON) or `file:/path` (the file holds it). An ARN is refused with that advice.
+ *   3. EsmdOptions.KafkaProperties, verbatim (they win), except the keys esmd manages:
+ *      bootstrap.servers, group.id and enable.auto.offset.store are refused.
+ * Values that come from secrets are marked so they are never logged. */
+typedef struct {
+    char *name;
+    char *value;
+    bool secret;
+} esm_kafka_prop;
+
+typedef struct {
+    esm_kafka_prop *items;
+    size_t n, cap;
+} esm_kafka_props;
+
+/* Fills out (initialised here). Returns 0, or -1 with err set (the message names the
+ * offending SourceAccessConfigurations entry or KafkaProperties key); out is then empty. */
+int esm_kafka_props_build(const esm_mapping_config *m, esm_kafka_props *out, esm_err *err);
+void esm_kafka_props_free(esm_kafka_props *p);
+/* The value of name, or NULL. */
+const char *esm_kafka_props_get(const esm_kafka_props *p, const char *name);
+/* Sets (replaces) name; returns 0 or -1 when out of memory. */
+int esm_kafka_props_set(esm_kafka_props *p, const char *name, const char *value, bool secret);
+
+/* Reads a secret reference: "env:VAR" or "file:/path". Returns the malloc'ed content, or NULL
+ * with err set (unknown scheme, unset variable, unreadable file). */
+char *esm_kafka_secret_read(const char *uri, esm_err *err);
+
+/* The consumer group: ConsumerGroupId (the config defaults it to "esmd-" + the mapping UUID). */
+const char *esm_kafka_group_id(const esm_mapping_config *m);
+
+/* One assigned Kafka partition of the Kafka source: its records waiting for a batch, the batch
+ * in flight on its ordered lane (lane/esm_lane.h), and its committed position. Internal to
+ * pollers/esm_kafka*.c. */
 /* A polled record, rendered once (json) and kept until its final outcome. */
 typedef struct {
     int64_t offset;

@@ -1,12 +1,10 @@
-#include "pollers/esm_kafka_conf.h"
+#include "pollers/kafka/esm_kafka_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "pollers/esm_kafka_render.h"
 
 #define SECRET_MAX (1024 * 1024)
 

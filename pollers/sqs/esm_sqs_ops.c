@@ -1,4 +1,4 @@
-#include "pollers/esm_sqs_ops.h"
+#include "pollers/sqs/esm_sqs_int.h"
 
 #include <ev.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "pollers/esm_sqs_stuck.h"
+#include "pollers/sqs/esm_sqs_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

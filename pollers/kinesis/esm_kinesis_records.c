@@ -1,4 +1,4 @@
-#include "pollers/esm_kinesis_records.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 #include "common/esm_event_size.h"
 

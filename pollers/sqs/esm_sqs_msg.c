@@ -1,4 +1,4 @@
-#include "pollers/esm_sqs_msg.h"
+#include "pollers/sqs/esm_sqs_int.h"
 
 #include "common/esm_event_size.h"
 

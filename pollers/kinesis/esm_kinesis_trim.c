@@ -13,7 +13,7 @@
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
-#include "pollers/esm_kinesis_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 #define KIN_TRIM_PAGES 3 /* empty pages followed from the trim horizon before giving up */
 

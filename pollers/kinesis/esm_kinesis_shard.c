@@ -14,7 +14,7 @@
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
-#include "pollers/esm_kinesis_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 /* ---- kin_deque ----------------------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
-#include "pollers/esm_kinesis_int.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 long kin_call_timeout_ms = 15000L;
 

@@ -1,4 +1,4 @@
-#include "pollers/esm_kinesis_shards.h"
+#include "pollers/kinesis/esm_kinesis_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "pollers/esm_kafka_part.h"
+#include "pollers/kafka/esm_kafka_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,7 +9,6 @@
 #include "common/esm_event_size.h"
 #include "common/esm_log.h"
 #include "common/esm_time.h"
-#include "pollers/esm_kafka_render.h"
 
 #define MAX_HEADERS 64
 

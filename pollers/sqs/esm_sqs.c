@@ -14,9 +14,7 @@
 #include "common/esm_time.h"
 #include "invoker/esm_rbif.h"
 #include "pollers/esm_source.h"
-#include "pollers/esm_sqs_msg.h"
-#include "pollers/esm_sqs_ops.h"
-#include "pollers/esm_sqs_stuck.h"
+#include "pollers/sqs/esm_sqs_int.h"
 
 #define SQS_MAX_RECEIVE 10
 #define SQS_WAIT_SECONDS 20

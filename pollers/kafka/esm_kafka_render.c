@@ -1,4 +1,4 @@
-#include "pollers/esm_kafka_render.h"
+#include "pollers/kafka/esm_kafka_int.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

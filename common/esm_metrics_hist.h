@@ -1,7 +1,7 @@
 /* Per-mapping invocation statistics that sources record with ONE call per invocation:
  * invoke-latency and batch-size histograms (fixed Prometheus-style buckets) and the time of
- * the last good / failed invocation (for AWS's LastProcessingResult). Header-only so that
- * lane/ and pollers/ can record without linking the engine. */
+ * the last good / failed invocation (for AWS's LastProcessingResult). Header-only and in
+ * common/ so that lane/ and pollers/ record without depending on the engine above them. */
 #ifndef ESM_METRICS_HIST_H
 #define ESM_METRICS_HIST_H
 

@@ -2,7 +2,7 @@
  * in the mapping's consumer group, subscribed to the mapping's one topic. librdkafka's queue
  * io-event fd wakes the libev loop (no thread of our own, no busy polling; a 1 s tick keeps
  * max.poll.interval.ms satisfied while partitions are paused and re-evaluates pausing).
- * Each assigned partition is an ordered lane (pollers/esm_kafka_part.c): batches per
+ * Each assigned partition is an ordered lane (pollers/kafka/esm_kafka_part.c): batches per
  * partition, one in flight, offsets stored only after the final outcome and committed soon
  * after (one commit for all partitions, at most every COMMIT_GAP_S).
  *
@@ -22,9 +22,7 @@
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
-#include "pollers/esm_kafka_conf.h"
-#include "pollers/esm_kafka_part.h"
-#include "pollers/esm_kafka_render.h"
+#include "pollers/kafka/esm_kafka_int.h"
 #include "pollers/esm_source.h"
 
 #define REVOKE_GRACE_S 10.0
