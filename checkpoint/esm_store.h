@@ -43,6 +43,10 @@ typedef struct esm_store esm_store;
 /* The schema version this build creates and understands. */
 #define ESM_STORE_SCHEMA_VERSION 3
 
+/* The longest position any source stores, with its NUL: Kinesis sequence numbers have up to 128
+ * digits, Kafka offsets 19, SQS stores none. Every buffer that holds a position uses this. */
+#define ESM_POSITION_MAX 136
+
 /* Creates state_dir (mode 0700) if missing, opens or creates esmd.db, checks it (PRAGMA
  * quick_check), runs pending migrations. Refuses, with a message naming the file and what to do:
  * a corrupt file or one that is not an esmd database, a schema newer than this build, a

@@ -1,5 +1,6 @@
-/* ${VAR} expansion of string values. Problems name the variable, never a value, because the
- * expanded text is often a secret (tokens in headers, credentials in URLs). */
+/* String values: read and ${VAR}-expanded. Problems name the variable, never a value, because
+ * the expanded text is often a secret (tokens in headers, credentials in URLs). Built on
+ * esm_config_util.c, which does not call back here. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,4 +65,15 @@ char *esm_cfg_expand(esm_cfg_ctx *c, const char *s, const char *path)
     char *out = ok ? esm_cfg_xstrdup(esm_buf_cstr(&b)) : NULL;
     esm_buf_free(&b);
     return out;
+}
+
+bool esm_cfg_get_string(esm_cfg_ctx *c, const cJSON *j, const char *path, char **out)
+{
+    *out = NULL;
+    if (!cJSON_IsString(j)) {
+        esm_cfg_problem(c, path, "must be a string, got %s", esm_cfg_type_name(j));
+        return false;
+    }
+    *out = esm_cfg_expand(c, j->valuestring, path);
+    return *out != NULL;
 }

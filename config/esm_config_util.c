@@ -138,17 +138,6 @@ bool esm_cfg_check_keys(esm_cfg_ctx *c, const cJSON *obj, const char *path,
     return ok;
 }
 
-bool esm_cfg_get_string(esm_cfg_ctx *c, const cJSON *j, const char *path, char **out)
-{
-    *out = NULL;
-    if (!cJSON_IsString(j)) {
-        esm_cfg_problem(c, path, "must be a string, got %s", esm_cfg_type_name(j));
-        return false;
-    }
-    *out = esm_cfg_expand(c, j->valuestring, path);
-    return *out != NULL;
-}
-
 void esm_cfg_format_number(double d, char *out, size_t n)
 {
     if (isfinite(d) && d == floor(d) && fabs(d) < 1e18)

@@ -24,7 +24,7 @@ typedef enum { LANE_IDLE, LANE_WAITING, LANE_INVOKING, LANE_PERSISTING } lane_ph
 typedef struct {
     esm_store_write *job;
     size_t acked;
-    char position[104]; /* Kinesis sequence numbers have up to 56 digits, Kafka offsets 19 */
+    char position[ESM_POSITION_MAX];
 } trailing_write;
 
 /* What the last invocation that ran said: the responseContext of failure records. */

@@ -12,19 +12,20 @@
 #include "common/esm_time.h"
 #include "pollers/kinesis/esm_kinesis_int.h"
 
-long kin_call_timeout_ms = 15000L;
+long esm_kinesis_call_timeout_ms = 15000L;
 
-static void list_shards(kin_source *s, const char *next_token);
-static void discovery_failed(kin_source *s, const char *what, const esm_aws_result *res,
+static void list_shards(esm_kinesis_stream *s, const char *next_token);
+static void discovery_failed(esm_kinesis_stream *s, const char *what, const esm_aws_result *res,
                              const char *why);
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+static void stream_maybe_stopped(esm_kinesis_stream *s);
 
-static void set_error(kin_source *s, const char *prefix, const char *detail)
+static void set_error(esm_kinesis_stream *s, const char *prefix, const char *detail)
 {
     snprintf(s->last_error, sizeof s->last_error, "%.60s%.190s", prefix, detail);
 }
 
-static kin_shard *find_shard(kin_source *s, const char *id)
+static esm_kinesis_shard *find_shard(esm_kinesis_stream *s, const char *id)
 {
     for (size_t i = 0; i < s->n_shards; i++)
         if (strcmp(s->shards[i]->info.id, id) == 0) return s->shards[i];
@@ -33,7 +34,7 @@ static kin_shard *find_shard(kin_source *s, const char *id)
 
 /* ---- what the store holds -------------------------------------------------------------------- */
 
-static int load_store(kin_source *s, esm_err *err)
+static int load_store(esm_kinesis_stream *s, esm_err *err)
 {
     const esm_mapping_config *m = s->map;
     if (esm_store_checkpoint_list(s->env.store, m->uuid, m->event_source_arn, &s->stored,
@@ -60,16 +61,16 @@ static int load_store(kin_source *s, esm_err *err)
 
 /* ---- discovery ------------------------------------------------------------------------------- */
 
-static void start_ready_shards(kin_source *s)
+static void start_ready_shards(esm_kinesis_stream *s)
 {
     if (s->state != K_RUNNING || s->n_shards == 0) return;
     esm_kinesis_lineage_node *nodes = calloc(s->n_shards, sizeof *nodes);
     size_t *order = calloc(s->n_shards, sizeof *order);
-    kin_shard **listed = calloc(s->n_shards, sizeof *listed);
+    esm_kinesis_shard **listed = calloc(s->n_shards, sizeof *listed);
     if (!nodes || !order || !listed) goto out;
     size_t n = 0;
     for (size_t i = 0; i < s->n_shards; i++) {
-        kin_shard *sh = s->shards[i];
+        esm_kinesis_shard *sh = s->shards[i];
         if (!sh->listed) continue;
         listed[n] = sh;
         nodes[n].id = sh->info.id;
@@ -84,7 +85,7 @@ static void start_ready_shards(kin_source *s)
         size_t i = order[k];
         if (listed[i]->state == KS_WAITING &&
             esm_kinesis_lineage_gate(nodes, n, i) == ESM_KINESIS_SHARD_READY)
-            kin_shard_start(listed[i]);
+            esm_kinesis_shard_start(listed[i]);
     }
 out:
     free(nodes);
@@ -92,14 +93,14 @@ out:
     free(listed);
 }
 
-static void note_unknown_checkpoints(kin_source *s)
+static void note_unknown_checkpoints(esm_kinesis_stream *s)
 {
     char buf[sizeof s->unknown_shards] = "";
     size_t len = 0;
     for (size_t i = 0; i < s->n_stored; i++) {
         const esm_store_lane *l = &s->stored[i];
         if (l->lane[0] == '@' || strchr(l->lane, '/') || l->finished || !l->position) continue;
-        kin_shard *sh = find_shard(s, l->lane);
+        esm_kinesis_shard *sh = find_shard(s, l->lane);
         if (sh && sh->listed) continue;
         int w = snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", l->lane);
         if (w < 0 || (size_t)w >= sizeof buf - len) break;
@@ -113,12 +114,12 @@ static void note_unknown_checkpoints(kin_source *s)
     snprintf(s->unknown_shards, sizeof s->unknown_shards, "%s", buf);
 }
 
-static bool add_shard(kin_source *s, const esm_kinesis_shard_info *si)
+static bool add_shard(esm_kinesis_stream *s, const esm_kinesis_shard_info *si)
 {
-    kin_shard **p = realloc(s->shards, (s->n_shards + 1) * sizeof *p);
+    esm_kinesis_shard **p = realloc(s->shards, (s->n_shards + 1) * sizeof *p);
     if (!p) return false;
     s->shards = p;
-    kin_shard *sh = kin_shard_new(s, si);
+    esm_kinesis_shard *sh = esm_kinesis_shard_new(s, si);
     if (!sh) return false;
     esm_kinesis_stored st;
     esm_kinesis_stored_shard(s->stored, s->n_stored, si->id, s->stream_created_ms, &st);
@@ -132,7 +133,7 @@ static bool add_shard(kin_source *s, const esm_kinesis_shard_info *si)
                  "it was stored at %s, before the stream was created at %s (the stream was "
                  "deleted and re-created)",
                  stored, created);
-        kin_shard_mismatch(sh, why);
+        esm_kinesis_shard_mismatch(sh, why);
     }
     sh->first_discovery = s->latest_fresh && !s->listed_once;
     sh->listed = true;
@@ -150,7 +151,7 @@ static bool add_shard(kin_source *s, const esm_kinesis_shard_info *si)
 }
 
 /* Replaces a shard's ListShards facts (a shard closes: it gets an ending sequence number). */
-static void update_info(kin_shard *sh, esm_kinesis_shard_info *si)
+static void update_info(esm_kinesis_shard *sh, esm_kinesis_shard_info *si)
 {
     free(sh->info.starting_seq);
     free(sh->info.ending_seq);
@@ -159,14 +160,14 @@ static void update_info(kin_shard *sh, esm_kinesis_shard_info *si)
     si->starting_seq = si->ending_seq = NULL;
 }
 
-static void apply_listing(kin_source *s)
+static void apply_listing(esm_kinesis_stream *s)
 {
     for (size_t i = 0; i < s->n_shards; i++)
         s->shards[i]->listed = false;
     size_t added = 0;
     for (size_t i = 0; i < s->list_n; i++) {
         esm_kinesis_shard_info *si = &s->list_acc[i];
-        kin_shard *sh = find_shard(s, si->id);
+        esm_kinesis_shard *sh = find_shard(s, si->id);
         if (sh) {
             sh->listed = true;
             update_info(sh, si);
@@ -185,7 +186,7 @@ static void apply_listing(kin_source *s)
     start_ready_shards(s);
 }
 
-static void schedule_list(kin_source *s, double delay)
+static void schedule_list(esm_kinesis_stream *s, double delay)
 {
     ev_timer_stop(s->env.loop, &s->list_timer);
     ev_timer_set(&s->list_timer, delay, 0.);
@@ -194,10 +195,10 @@ static void schedule_list(kin_source *s, double delay)
 
 static void on_list(const esm_aws_result *res, void *arg)
 {
-    kin_source *s = arg;
+    esm_kinesis_stream *s = arg;
     s->list_call = NULL;
     if (s->state != K_RUNNING) {
-        kin_source_maybe_stopped(s);
+        stream_maybe_stopped(s);
         return;
     }
     char *next = NULL;
@@ -225,9 +226,9 @@ static void on_list(const esm_aws_result *res, void *arg)
     discovery_failed(s, "ListShards", res, why);
 }
 
-static void describe_stream(kin_source *s);
+static void describe_stream(esm_kinesis_stream *s);
 
-static void discovery_failed(kin_source *s, const char *what, const esm_aws_result *res,
+static void discovery_failed(esm_kinesis_stream *s, const char *what, const esm_aws_result *res,
                              const char *why)
 {
     s->list_errors++;
@@ -245,10 +246,10 @@ static void discovery_failed(kin_source *s, const char *what, const esm_aws_resu
 /* The stream's creation time tells checkpoints of an earlier stream of the same name apart. */
 static void on_describe(const esm_aws_result *res, void *arg)
 {
-    kin_source *s = arg;
+    esm_kinesis_stream *s = arg;
     s->list_call = NULL;
     if (s->state != K_RUNNING) {
-        kin_source_maybe_stopped(s);
+        stream_maybe_stopped(s);
         return;
     }
     if (!res->ok && strcmp(res->error_type, "UnknownOperationException") != 0) {
@@ -261,7 +262,7 @@ static void on_describe(const esm_aws_result *res, void *arg)
     list_shards(s, NULL);
 }
 
-static void describe_stream(kin_source *s)
+static void describe_stream(esm_kinesis_stream *s)
 {
     esm_buf body;
     esm_buf_init(&body);
@@ -273,7 +274,7 @@ static void describe_stream(kin_source *s)
     if (!s->list_call) schedule_list(s, 1.0);
 }
 
-static void list_shards(kin_source *s, const char *next_token)
+static void list_shards(esm_kinesis_stream *s, const char *next_token)
 {
     esm_buf body;
     esm_buf_init(&body);
@@ -294,7 +295,7 @@ static void on_list_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    kin_source *s = w->data;
+    esm_kinesis_stream *s = w->data;
     if (s->state != K_RUNNING || s->list_call) return;
     if (s->described)
         list_shards(s, NULL);
@@ -302,25 +303,25 @@ static void on_list_timer(struct ev_loop *loop, ev_timer *w, int revents)
         describe_stream(s);
 }
 
-void kin_source_refresh_shards(kin_source *s)
+static void stream_refresh_shards(esm_kinesis_stream *s)
 {
     if (s->state == K_RUNNING && !s->list_call) schedule_list(s, 0.);
 }
 
-void kin_source_shard_finished(kin_source *s, kin_shard *sh)
+static void stream_shard_finished(esm_kinesis_stream *s, esm_kinesis_shard *sh)
 {
     (void)sh;
-    start_ready_shards(s);        /* children already known */
-    kin_source_refresh_shards(s); /* children not listed yet */
+    start_ready_shards(s);    /* children already known */
+    stream_refresh_shards(s); /* children not listed yet */
 }
 
 /* ---- stopping -------------------------------------------------------------------------------- */
 
-void kin_source_maybe_stopped(kin_source *s)
+static void stream_maybe_stopped(esm_kinesis_stream *s)
 {
     if (s->state != K_STOPPING || s->list_call) return;
     for (size_t i = 0; i < s->n_shards; i++)
-        if (!kin_shard_idle(s->shards[i])) return;
+        if (!esm_kinesis_shard_idle(s->shards[i])) return;
     s->state = K_STOPPED;
     ev_timer_stop(s->env.loop, &s->stop_deadline);
     ev_timer_stop(s->env.loop, &s->stop_tick);
@@ -334,7 +335,7 @@ static void on_stopped_notify(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    kin_source *s = w->data;
+    esm_kinesis_stream *s = w->data;
     if (s->stopped_cb) s->stopped_cb(s->stopped_arg);
 }
 
@@ -342,33 +343,40 @@ static void on_stop_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    kin_source *s = w->data;
+    esm_kinesis_stream *s = w->data;
     for (size_t i = 0; i < s->n_shards; i++)
-        kin_shard_settle(s->shards[i]);
-    kin_source_maybe_stopped(s);
+        esm_kinesis_shard_settle(s->shards[i]);
+    stream_maybe_stopped(s);
 }
 
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    kin_source *s = w->data;
+    esm_kinesis_stream *s = w->data;
     ESM_WARN(s->env.log_ctx, "batches still in flight at the shutdown deadline are abandoned "
                              "unacknowledged (read again after the checkpoint on restart)");
     for (size_t i = 0; i < s->n_shards; i++)
-        kin_shard_abandon(s->shards[i]);
-    kin_source_maybe_stopped(s);
+        esm_kinesis_shard_abandon(s->shards[i]);
+    stream_maybe_stopped(s);
 }
+
+const esm_kinesis_stream_up esm_kinesis_stream_calls = {
+    .shard_finished = stream_shard_finished,
+    .refresh_shards = stream_refresh_shards,
+    .maybe_stopped = stream_maybe_stopped,
+};
 
 /* ---- the source table ------------------------------------------------------------------------ */
 
-static void *kin_create(const esm_source_env *env, esm_err *err)
+static void *kinesis_create(const esm_source_env *env, esm_err *err)
 {
-    kin_source *s = calloc(1, sizeof *s);
+    esm_kinesis_stream *s = calloc(1, sizeof *s);
     if (!s) {
         esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
         return NULL;
     }
+    s->up = &esm_kinesis_stream_calls;
     s->env = *env;
     s->map = env->mapping;
     const esm_config *cfg = env->config;
@@ -411,9 +419,9 @@ static void *kin_create(const esm_source_env *env, esm_err *err)
     return s;
 }
 
-static int kin_start(void *source, esm_err *err)
+static int kinesis_start(void *source, esm_err *err)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     if (load_store(s, err) != 0) {
         ESM_ERROR(s->env.log_ctx, "cannot read the stored checkpoints: %s", err->message);
         return -1;
@@ -433,9 +441,9 @@ static int kin_start(void *source, esm_err *err)
     return 0;
 }
 
-static void kin_stop(void *source, esm_source_stopped_cb done, void *arg)
+static void kinesis_stop(void *source, esm_source_stopped_cb done, void *arg)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     s->stopped_cb = done;
     s->stopped_arg = arg;
     ev_timer_stop(s->env.loop, &s->list_timer);
@@ -446,16 +454,16 @@ static void kin_stop(void *source, esm_source_stopped_cb done, void *arg)
     s->list_n = 0;
     s->state = K_STOPPING;
     for (size_t i = 0; i < s->n_shards; i++)
-        kin_shard_stop(s->shards[i]);
+        esm_kinesis_shard_stop(s->shards[i]);
     ev_timer_set(&s->stop_deadline, s->env.config->shutdown_grace_seconds, 0.);
     ev_timer_start(s->env.loop, &s->stop_deadline);
     ev_timer_start(s->env.loop, &s->stop_tick);
-    kin_source_maybe_stopped(s);
+    stream_maybe_stopped(s);
 }
 
-static void kin_destroy(void *source)
+static void kinesis_destroy(void *source)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     if (!s) return;
     ev_timer_stop(s->env.loop, &s->list_timer);
     ev_timer_stop(s->env.loop, &s->stop_deadline);
@@ -464,7 +472,7 @@ static void kin_destroy(void *source)
     if (s->list_call) esm_http_cancel(s->list_call);
     s->state = K_STOPPED;
     for (size_t i = 0; i < s->n_shards; i++)
-        kin_shard_free(s->shards[i]);
+        esm_kinesis_shard_free(s->shards[i]);
     free(s->shards);
     esm_kinesis_shard_info_free(s->list_acc, s->list_n);
     esm_store_lanes_free(s->stored, s->n_stored);
@@ -472,7 +480,7 @@ static void kin_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(const kin_source *s)
+static const char *state_name(const esm_kinesis_stream *s)
 {
     switch (s->state) {
     case K_INIT:
@@ -487,9 +495,9 @@ static const char *state_name(const kin_source *s)
     return "Unknown";
 }
 
-static void kin_status(void *source, esm_buf *out)
+static void kinesis_status(void *source, esm_buf *out)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     esm_buf_puts(out, "{\"State\":");
     esm_buf_json_cstr(out, state_name(s));
     esm_buf_puts(out, ",\"StreamArn\":");
@@ -507,7 +515,7 @@ static void kin_status(void *source, esm_buf *out)
     for (size_t i = 0; i < s->n_shards; i++) {
         if (!s->shards[i]->listed && s->shards[i]->state == KS_FINISHED) continue;
         if (!first) esm_buf_putc(out, ',');
-        kin_shard_status(s->shards[i], out);
+        esm_kinesis_shard_status(s->shards[i], out);
         first = false;
     }
     esm_buf_puts(out, "],\"UnknownCheckpointShards\":");
@@ -517,9 +525,9 @@ static void kin_status(void *source, esm_buf *out)
     esm_buf_putc(out, '}');
 }
 
-static int64_t kin_stuck_since(void *source)
+static int64_t esm_kinesis_stuck_since(void *source)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     int64_t since = 0;
     for (size_t i = 0; i < s->n_shards; i++)
         for (unsigned l = 0; l < s->shards[i]->n_lanes; l++) {
@@ -529,17 +537,17 @@ static int64_t kin_stuck_since(void *source)
     return since;
 }
 
-static void kin_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
+static void kinesis_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
 {
-    kin_source *s = source;
+    esm_kinesis_stream *s = source;
     int64_t now = esm_now_ms();
     for (size_t i = 0; i < s->n_shards; i++) {
-        kin_shard *sh = s->shards[i];
+        esm_kinesis_shard *sh = s->shards[i];
         if (sh->state == KS_FINISHED || sh->state == KS_WAITING) continue;
         emit(arg, sh->info.id, ESM_GAUGE_ITERATOR_AGE_SECONDS,
-             (double)kin_shard_iterator_age_ms(sh, now) / 1000.0);
+             (double)esm_kinesis_shard_iterator_age_ms(sh, now) / 1000.0);
         for (unsigned l = 0; l < sh->n_lanes; l++) {
-            const kin_lane *kl = &sh->lanes[l];
+            const esm_kinesis_lane *kl = &sh->lanes[l];
             int64_t b = esm_lane_blocked_since_ms(kl->lane);
             emit(arg, kl->key, ESM_GAUGE_LANE_BLOCKED_SECONDS,
                  b > 0 && now > b ? (double)(now - b) / 1000.0 : 0.0);
@@ -548,20 +556,20 @@ static void kin_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
     }
 }
 
-static bool kin_ready(void *source)
+static bool kinesis_ready(void *source)
 {
-    const kin_source *s = source;
+    const esm_kinesis_stream *s = source;
     return s->state == K_RUNNING && s->listed_once;
 }
 
 const esm_source_ops esm_kinesis_source = {
     .name = "kinesis",
-    .create = kin_create,
-    .start = kin_start,
-    .stop = kin_stop,
-    .destroy = kin_destroy,
-    .status = kin_status,
-    .ready = kin_ready,
-    .stuck_since = kin_stuck_since,
-    .lane_gauges = kin_lane_gauges,
+    .create = kinesis_create,
+    .start = kinesis_start,
+    .stop = kinesis_stop,
+    .destroy = kinesis_destroy,
+    .status = kinesis_status,
+    .ready = kinesis_ready,
+    .stuck_since = esm_kinesis_stuck_since,
+    .lane_gauges = kinesis_lane_gauges,
 };

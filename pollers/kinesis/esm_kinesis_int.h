@@ -186,7 +186,7 @@ const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kine
  * shard lane ("<shardId>/lane-N"); every row stores the shard's watermark, so the checkpoint is
  * the highest position among them. */
 typedef struct {
-    char checkpoint[136]; /* "" = none */
+    char checkpoint[ESM_POSITION_MAX]; /* "" = none */
     bool finished;
     /* A row with a position or the finished flag written before the stream was created: it
      * belongs to an earlier stream of the same name (deleted and re-created), so it must not be
@@ -206,7 +206,6 @@ bool esm_kinesis_row_of_shard(const char *lane_key, const char *shard_id);
  * discovery, status) and esm_kinesis_shard.c (one shard: iterator, GetRecords, lanes,
  * checkpoint). Not a public interface. */
 #define KIN_TARGET(action) "Kinesis_20131202." action
-#define KIN_SEQ_MAX 136                   /* sequence numbers are up to 128 digits */
 #define KIN_MIN_POLL_MS 200               /* never more than 5 GetRecords a second per shard */
 #define KIN_READ_LIMIT 10000              /* GetRecords Limit: AWS's maximum */
 #define KIN_FIRST_READ 1000               /* the first GetRecords Limit (at least BatchSize) */
@@ -218,28 +217,28 @@ bool esm_kinesis_row_of_shard(const char *lane_key, const char *shard_id);
 
 /* One Kinesis API call: 15 s (KIN_CALL_TIMEOUT_MS); the fault tests lower it to see a slow
  * answer time out. */
-extern long kin_call_timeout_ms;
-#define KIN_CALL_TIMEOUT_MS kin_call_timeout_ms
+extern long esm_kinesis_call_timeout_ms;
+#define KIN_CALL_TIMEOUT_MS esm_kinesis_call_timeout_ms
 
-typedef struct kin_source kin_source;
-typedef struct kin_shard kin_shard;
+typedef struct esm_kinesis_stream esm_kinesis_stream;
+typedef struct esm_kinesis_shard esm_kinesis_shard;
 
 /* A FIFO of record pointers that can also take records back at its front. */
 typedef struct {
     esm_kinesis_record **v;
     size_t head, len, cap;
-} kin_deque;
+} esm_kinesis_deque;
 
 /* One ordered lane of a shard (the shard itself when ParallelizationFactor is 1). */
 typedef struct {
-    kin_shard *shard;
+    esm_kinesis_shard *shard;
     unsigned idx;
     char key[200]; /* store lane key: shardId, or shardId/lane-N */
     char log_ctx[256];
     esm_lane *lane;
-    kin_deque queue;        /* matched records waiting for a batch */
-    size_t queue_bytes;     /* their JSON bytes */
-    int64_t queue_since_ms; /* when the oldest queued record arrived here (batching window) */
+    esm_kinesis_deque queue; /* matched records waiting for a batch */
+    size_t queue_bytes;      /* their JSON bytes */
+    int64_t queue_since_ms;  /* when the oldest queued record arrived here (batching window) */
     ev_timer window;
     /* the batch handed to the lane */
     esm_kinesis_record **batch;
@@ -247,22 +246,23 @@ typedef struct {
     size_t n_batch;
     size_t resolved; /* records [0, resolved) of the batch are done */
     bool in_batch;
-    unsigned gen;                  /* batches started: tells a batch apart from the one after it */
-    char pending_pos[KIN_SEQ_MAX]; /* the position the lane's write in flight stores ("" none) */
-} kin_lane;
+    unsigned gen; /* batches started: tells a batch apart from the one after it */
+    char pending_pos[ESM_POSITION_MAX]; /* the position the lane's write in flight stores ("" none)
+                                         */
+} esm_kinesis_lane;
 
 /* Trimmed-data detection (esm_kinesis_trim.c): a shard about to resume after a position first
  * compares it with the oldest record still in the shard. */
 typedef struct {
     bool checked; /* the position about to be resumed has been compared */
     int pages;    /* empty pages followed at the trim horizon */
-    char after[KIN_SEQ_MAX];
+    char after[ESM_POSITION_MAX];
     /* the last detection, for /status */
     unsigned count;
-    char lost_after[KIN_SEQ_MAX]; /* the position resumed */
-    char oldest[KIN_SEQ_MAX];     /* the oldest record the shard still had */
+    char lost_after[ESM_POSITION_MAX]; /* the position resumed */
+    char oldest[ESM_POSITION_MAX];     /* the oldest record the shard still had */
     int64_t at_ms;
-} kin_trim;
+} esm_kinesis_trim;
 
 typedef enum {
     KS_WAITING,  /* a parent shard is still being read */
@@ -271,19 +271,19 @@ typedef enum {
     KS_DRAINING, /* SHARD_END read; waiting for the lanes to resolve every record */
     KS_FINISHED, /* drained and recorded as finished */
     KS_FAILED,   /* the checkpoint does not fit the stream: not read, reported */
-} kin_shard_state;
+} esm_kinesis_shard_state;
 
-struct kin_shard {
-    kin_source *src;
+struct esm_kinesis_shard {
+    esm_kinesis_stream *src;
     esm_kinesis_shard_info info; /* latest ListShards facts (owned) */
     bool listed;                 /* in the latest complete ListShards answer */
     bool first_discovery;        /* found by the first ListShards of a LATEST mapping's life */
-    kin_shard_state state;
+    esm_kinesis_shard_state state;
     char log_ctx[224];
     esm_kinesis_render_ctx rctx;
-    char checkpoint[KIN_SEQ_MAX]; /* last position stored for the shard ("" = none) */
+    char checkpoint[ESM_POSITION_MAX]; /* last position stored for the shard ("" = none) */
     char *iterator;
-    char fetch_pos[KIN_SEQ_MAX]; /* last sequence number read ("" = none yet) */
+    char fetch_pos[ESM_POSITION_MAX]; /* last sequence number read ("" = none yet) */
     esm_http_call *call;
     ev_timer timer; /* next GetRecords / GetShardIterator */
     unsigned errors;
@@ -293,16 +293,25 @@ struct kin_shard {
     int read_size;         /* Limit wanted for the next GetRecords (0: the first), see get_limit */
     int64_t millis_behind; /* MillisBehindLatest of the last GetRecords; -1 unknown */
     int64_t last_arrival_ms;
-    kin_deque order; /* fetched records not yet passed by the watermark */
+    esm_kinesis_deque order; /* fetched records not yet passed by the watermark */
     size_t order_bytes;
-    char watermark[KIN_SEQ_MAX]; /* every record up to here is resolved ("" = none yet) */
-    kin_lane *lanes;
+    char watermark[ESM_POSITION_MAX]; /* every record up to here is resolved ("" = none yet) */
+    esm_kinesis_lane *lanes;
     unsigned n_lanes;
-    kin_trim trim;
+    esm_kinesis_trim trim;
     char last_error[384];
 };
 
-struct kin_source {
+/* What a shard asks of its stream. The shard files call up through this table (never into
+ * esm_kinesis.c by name), so the stream depends on its shards and not the other way round. */
+typedef struct {
+    void (*shard_finished)(esm_kinesis_stream *s, esm_kinesis_shard *sh); /* drained for good */
+    void (*refresh_shards)(esm_kinesis_stream *s); /* list the shards again (soon) */
+    void (*maybe_stopped)(esm_kinesis_stream *s);  /* a stop may have finished */
+} esm_kinesis_stream_up;
+
+struct esm_kinesis_stream {
+    const esm_kinesis_stream_up *up;
     esm_source_env env;
     const esm_mapping_config *map;
     esm_aws *aws;
@@ -312,7 +321,7 @@ struct kin_source {
     bool listed_once;          /* a ListShards answer came back: the stream exists */
     bool described;            /* DescribeStreamSummary answered */
     int64_t stream_created_ms; /* StreamCreationTimestamp; 0 = unknown */
-    kin_shard **shards;
+    esm_kinesis_shard **shards;
     size_t n_shards;
     /* discovery */
     esm_http_call *list_call;
@@ -336,60 +345,58 @@ struct kin_source {
 };
 
 /* esm_kinesis_shard.c */
-kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info);
-void kin_shard_free(kin_shard *sh);
+esm_kinesis_shard *esm_kinesis_shard_new(esm_kinesis_stream *s, const esm_kinesis_shard_info *info);
+void esm_kinesis_shard_free(esm_kinesis_shard *sh);
 /* Starts reading (state must be KS_WAITING): checks the checkpoint, gets an iterator. */
-void kin_shard_start(kin_shard *sh);
+void esm_kinesis_shard_start(esm_kinesis_shard *sh);
 /* Stop reading: cancels calls and timers, drops queued records, settles the lanes. */
-void kin_shard_stop(kin_shard *sh);
+void esm_kinesis_shard_stop(esm_kinesis_shard *sh);
 /* While stopping: abandons every lane batch that is not waiting for an invocation's answer (a
  * batch waiting to retry would not run again; its retry state stays persisted). Lanes invoking
  * keep going, so the outcome of a call that ran is recorded. */
-void kin_shard_settle(kin_shard *sh);
+void esm_kinesis_shard_settle(esm_kinesis_shard *sh);
 /* Takes records read from the shard (in order; each taken one is set to NULL in recs): into the
  * order list and, when they match the filters, their lane's queue. Returns how many it took
  * (fewer when out of memory). */
-size_t kin_shard_take(kin_shard *sh, esm_kinesis_record **recs, size_t n);
-/* After kin_shard_take (and the iterator update): stores a watermark that filtered-out records
- * moved and gives the lanes their batches. */
-void kin_shard_offer(kin_shard *sh);
+size_t esm_kinesis_shard_take(esm_kinesis_shard *sh, esm_kinesis_record **recs, size_t n);
+/* After esm_kinesis_shard_take (and the iterator update): stores a watermark that filtered-out
+ * records moved and gives the lanes their batches. */
+void esm_kinesis_shard_offer(esm_kinesis_shard *sh);
 /* Marks the shard's checkpoint as not fitting the stream: not read, logged, in the status. */
-void kin_shard_mismatch(kin_shard *sh, const char *why);
+void esm_kinesis_shard_mismatch(esm_kinesis_shard *sh, const char *why);
 /* Abandons every lane batch (the shutdown deadline). */
-void kin_shard_abandon(kin_shard *sh);
-bool kin_shard_idle(const kin_shard *sh);
-void kin_shard_status(kin_shard *sh, esm_buf *out);
+void esm_kinesis_shard_abandon(esm_kinesis_shard *sh);
+bool esm_kinesis_shard_idle(const esm_kinesis_shard *sh);
+void esm_kinesis_shard_status(esm_kinesis_shard *sh, esm_buf *out);
 /* IteratorAge: how far behind the shard is: MillisBehindLatest, or the age of the oldest record
  * read but not yet resolved when that is more (so a blocked shard's age keeps growing, and a
  * caught-up shard's is 0). */
-int64_t kin_shard_iterator_age_ms(const kin_shard *sh, int64_t now);
-const char *kin_shard_state_name(kin_shard_state st);
+int64_t esm_kinesis_shard_iterator_age_ms(const esm_kinesis_shard *sh, int64_t now);
+const char *esm_kinesis_shard_state_name(esm_kinesis_shard_state st);
 
 /* A failed call of the shard (or a 2xx answer it cannot use): counted, shown in the status,
  * logged (the first and every 10th in a row); the shard's timer fires after the returned
  * backoff. */
-int64_t kin_shard_call_failed(kin_shard *sh, const char *what, const char *type,
-                              const char *message, bool throttled);
+int64_t esm_kinesis_shard_call_failed(esm_kinesis_shard *sh, const char *what, const char *type,
+                                      const char *message, bool throttled);
 /* Requests the shard's iterator (state KS_STARTING), after the trim check. */
-void kin_shard_request_iterator(kin_shard *sh);
+void esm_kinesis_shard_request_iterator(esm_kinesis_shard *sh);
 
 /* esm_kinesis_trim.c */
 /* Reads the oldest record of the shard, compares it with `after`, then requests the iterator
- * (kin_shard_request_iterator) with sh->trim.checked set. */
-void kin_trim_check(kin_shard *sh, const char *after);
+ * (esm_kinesis_shard_request_iterator) with sh->trim.checked set. */
+void esm_kinesis_trim_check(esm_kinesis_shard *sh, const char *after);
 /* Appends the last detection ({"Count":..,"After":..,"OldestAvailable":..,"At":..} or null). */
-void kin_trim_status(const kin_shard *sh, esm_buf *out);
+void esm_kinesis_trim_status(const esm_kinesis_shard *sh, esm_buf *out);
 
-/* esm_kinesis.c */
-void kin_source_shard_finished(kin_source *s, kin_shard *sh);
-void kin_source_refresh_shards(kin_source *s);
-void kin_source_maybe_stopped(kin_source *s);
+/* esm_kinesis.c: the stream's answers to its shards, set as esm_kinesis_stream.up. */
+extern const esm_kinesis_stream_up esm_kinesis_stream_calls;
 
-/* kin_deque (esm_kinesis_shard.c) */
-bool kin_deque_push(kin_deque *d, esm_kinesis_record *r);
-esm_kinesis_record *kin_deque_pop(kin_deque *d);
-esm_kinesis_record *kin_deque_at(const kin_deque *d, size_t i);
-bool kin_deque_unshift(kin_deque *d, esm_kinesis_record *const *rs, size_t n);
-void kin_deque_free(kin_deque *d);
+/* esm_kinesis_deque (esm_kinesis_shard.c) */
+bool esm_kinesis_deque_push(esm_kinesis_deque *d, esm_kinesis_record *r);
+esm_kinesis_record *esm_kinesis_deque_pop(esm_kinesis_deque *d);
+esm_kinesis_record *esm_kinesis_deque_at(const esm_kinesis_deque *d, size_t i);
+bool esm_kinesis_deque_unshift(esm_kinesis_deque *d, esm_kinesis_record *const *rs, size_t n);
+void esm_kinesis_deque_free(esm_kinesis_deque *d);
 
 #endif

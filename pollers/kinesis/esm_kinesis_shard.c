@@ -16,9 +16,10 @@
 #include "common/esm_time.h"
 #include "pollers/kinesis/esm_kinesis_int.h"
 
-/* ---- kin_deque ----------------------------------------------------------------------------- */
+/* ---- esm_kinesis_deque
+ * ----------------------------------------------------------------------------- */
 
-static bool deque_room(kin_deque *d, size_t extra)
+static bool deque_room(esm_kinesis_deque *d, size_t extra)
 {
     if (d->head + d->len + extra <= d->cap) return true;
     if (d->head > 0) { /* compact first */
@@ -36,14 +37,14 @@ static bool deque_room(kin_deque *d, size_t extra)
     return true;
 }
 
-bool kin_deque_push(kin_deque *d, esm_kinesis_record *r)
+bool esm_kinesis_deque_push(esm_kinesis_deque *d, esm_kinesis_record *r)
 {
     if (!deque_room(d, 1)) return false;
     d->v[d->head + d->len++] = r;
     return true;
 }
 
-esm_kinesis_record *kin_deque_pop(kin_deque *d)
+esm_kinesis_record *esm_kinesis_deque_pop(esm_kinesis_deque *d)
 {
     if (d->len == 0) return NULL;
     esm_kinesis_record *r = d->v[d->head++];
@@ -51,12 +52,12 @@ esm_kinesis_record *kin_deque_pop(kin_deque *d)
     return r;
 }
 
-esm_kinesis_record *kin_deque_at(const kin_deque *d, size_t i)
+esm_kinesis_record *esm_kinesis_deque_at(const esm_kinesis_deque *d, size_t i)
 {
     return i < d->len ? d->v[d->head + i] : NULL;
 }
 
-bool kin_deque_unshift(kin_deque *d, esm_kinesis_record *const *rs, size_t n)
+bool esm_kinesis_deque_unshift(esm_kinesis_deque *d, esm_kinesis_record *const *rs, size_t n)
 {
     if (n == 0) return true;
     if (d->head < n) {
@@ -70,7 +71,7 @@ bool kin_deque_unshift(kin_deque *d, esm_kinesis_record *const *rs, size_t n)
     return true;
 }
 
-void kin_deque_free(kin_deque *d)
+void esm_kinesis_deque_free(esm_kinesis_deque *d)
 {
     free(d->v);
     memset(d, 0, sizeof *d);
@@ -78,7 +79,7 @@ void kin_deque_free(kin_deque *d)
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-const char *kin_shard_state_name(kin_shard_state st)
+const char *esm_kinesis_shard_state_name(esm_kinesis_shard_state st)
 {
     switch (st) {
     case KS_WAITING:
@@ -97,8 +98,9 @@ const char *kin_shard_state_name(kin_shard_state st)
     return "Unknown";
 }
 
-static void set_error(kin_shard *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(kin_shard *sh, const char *fmt, ...)
+static void set_error(esm_kinesis_shard *sh, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_error(esm_kinesis_shard *sh, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -106,12 +108,12 @@ static void set_error(kin_shard *sh, const char *fmt, ...)
     va_end(ap);
 }
 
-static bool running(const kin_shard *sh)
+static bool running(const esm_kinesis_shard *sh)
 {
     return sh->src->state == K_RUNNING;
 }
 
-static void schedule(kin_shard *sh, int64_t delay_ms)
+static void schedule(esm_kinesis_shard *sh, int64_t delay_ms)
 {
     ev_timer_stop(sh->src->env.loop, &sh->timer);
     ev_timer_set(&sh->timer, delay_ms > 0 ? (double)delay_ms / 1000.0 : 0., 0.);
@@ -119,7 +121,7 @@ static void schedule(kin_shard *sh, int64_t delay_ms)
 }
 
 /* Exponential backoff for failed calls: 0.5 s doubling to 30 s (1 s first for throttles). */
-static int64_t backoff_ms(kin_shard *sh, bool throttled)
+static int64_t backoff_ms(esm_kinesis_shard *sh, bool throttled)
 {
     sh->errors++;
     unsigned e = sh->errors + (throttled ? 1 : 0);
@@ -127,8 +129,8 @@ static int64_t backoff_ms(kin_shard *sh, bool throttled)
     return d > 30000 ? 30000 : d;
 }
 
-int64_t kin_shard_call_failed(kin_shard *sh, const char *what, const char *type,
-                              const char *message, bool throttled)
+int64_t esm_kinesis_shard_call_failed(esm_kinesis_shard *sh, const char *what, const char *type,
+                                      const char *message, bool throttled)
 {
     sh->src->env.stats->source_errors++;
     int64_t d = backoff_ms(sh, throttled);
@@ -140,21 +142,21 @@ int64_t kin_shard_call_failed(kin_shard *sh, const char *what, const char *type,
     return d;
 }
 
-static void get_records(kin_shard *sh);
-static void request_iterator(kin_shard *sh);
-static void lane_kick(kin_lane *kl);
-static void lane_kick_later(kin_lane *kl);
-static void check_drained(kin_shard *sh);
+static void get_records(esm_kinesis_shard *sh);
+static void request_iterator(esm_kinesis_shard *sh);
+static void lane_kick(esm_kinesis_lane *kl);
+static void lane_kick_later(esm_kinesis_lane *kl);
+static void check_drained(esm_kinesis_shard *sh);
 
 /* ---- the watermark and the checkpoint ------------------------------------------------------ */
 
 /* Pops resolved records off the front of the order list; true when the watermark moved. */
-static bool advance_watermark(kin_shard *sh)
+static bool advance_watermark(esm_kinesis_shard *sh)
 {
     bool moved = false;
-    for (esm_kinesis_record *r = kin_deque_at(&sh->order, 0); r && r->done;
-         r = kin_deque_at(&sh->order, 0)) {
-        kin_deque_pop(&sh->order);
+    for (esm_kinesis_record *r = esm_kinesis_deque_at(&sh->order, 0); r && r->done;
+         r = esm_kinesis_deque_at(&sh->order, 0)) {
+        esm_kinesis_deque_pop(&sh->order);
         snprintf(sh->watermark, sizeof sh->watermark, "%s", r->seq);
         sh->order_bytes -= r->json_len;
         r->in_order = false;
@@ -164,7 +166,7 @@ static bool advance_watermark(kin_shard *sh)
     return moved;
 }
 
-static bool watermark_ahead(const kin_shard *sh)
+static bool watermark_ahead(const esm_kinesis_shard *sh)
 {
     return sh->watermark[0] &&
            (!sh->checkpoint[0] || esm_kinesis_seq_cmp(sh->watermark, sh->checkpoint) > 0);
@@ -173,9 +175,9 @@ static bool watermark_ahead(const kin_shard *sh)
 /* Stores a watermark that moved without a lane step (filtered-out records). The row is the
  * shard's own; with ParallelizationFactor 1 it is also the lane's, whose retry state a write
  * clears, so only while that lane is idle (its next step stores the watermark anyway). */
-static void persist_watermark(kin_shard *sh, bool finished)
+static void persist_watermark(esm_kinesis_shard *sh, bool finished)
 {
-    kin_source *s = sh->src;
+    esm_kinesis_stream *s = sh->src;
     if (!watermark_ahead(sh) && !finished) return;
     if (sh->n_lanes == 1 && esm_lane_busy(sh->lanes[0].lane)) return;
     esm_store_step step = {.position = sh->watermark[0] ? sh->watermark : NULL,
@@ -200,7 +202,7 @@ static void persist_watermark(kin_shard *sh, bool finished)
 
 /* A closed shard read to its end with every record resolved is recorded as finished; then its
  * children may start. */
-static void check_drained(kin_shard *sh)
+static void check_drained(esm_kinesis_shard *sh)
 {
     if (sh->state != KS_DRAINING || sh->order.len > 0) return;
     for (unsigned i = 0; i < sh->n_lanes; i++)
@@ -208,7 +210,7 @@ static void check_drained(kin_shard *sh)
             return;
     persist_watermark(sh, true);
     if (sh->state == KS_FINISHED) {
-        kin_source_shard_finished(sh->src, sh);
+        sh->src->up->shard_finished(sh->src, sh);
     } else {
         schedule(sh, 1000); /* the store refused: try again */
     }
@@ -218,7 +220,7 @@ static void check_drained(kin_shard *sh)
 
 static void cb_render_event(void *arg, size_t lo, size_t hi, esm_buf *out)
 {
-    kin_lane *kl = arg;
+    esm_kinesis_lane *kl = arg;
     esm_kinesis_render_event(kl->batch + lo, hi - lo, out);
 }
 
@@ -226,7 +228,7 @@ static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *des
                                 esm_failure_record *fr)
 {
     (void)dest;
-    kin_lane *kl = arg;
+    esm_kinesis_lane *kl = arg;
     fr->source = ESM_FR_KINESIS;
     fr->batch_size = hi - lo;
     fr->stream.shard_id = kl->shard->info.id;
@@ -243,14 +245,14 @@ static void cb_describe_failure(void *arg, size_t lo, size_t hi, const char *des
  * checkpoint pass its records (docs/operations.md "Disk full / store write errors"). */
 static const char *cb_checkpoint_after(void *arg, size_t resolved)
 {
-    kin_lane *kl = arg;
-    kin_shard *sh = kl->shard;
+    esm_kinesis_lane *kl = arg;
+    esm_kinesis_shard *sh = kl->shard;
     if (resolved > kl->n_batch) resolved = kl->n_batch;
     advance_watermark(sh);
     const char *pos = sh->watermark[0] ? sh->watermark : NULL;
     size_t next = kl->resolved; /* this lane's next record in shard order */
     for (size_t i = 0; i < sh->order.len; i++) {
-        const esm_kinesis_record *r = kin_deque_at(&sh->order, i);
+        const esm_kinesis_record *r = esm_kinesis_deque_at(&sh->order, i);
         if (next < resolved && r == kl->batch[next])
             next++;
         else if (!r->done)
@@ -266,8 +268,8 @@ static const char *cb_checkpoint_after(void *arg, size_t resolved)
 /* Records [0, resolved) of the batch are durable: they are done, the watermark may pass them. */
 static void cb_acknowledged(void *arg, size_t resolved)
 {
-    kin_lane *kl = arg;
-    kin_shard *sh = kl->shard;
+    esm_kinesis_lane *kl = arg;
+    esm_kinesis_shard *sh = kl->shard;
     if (resolved > kl->n_batch) resolved = kl->n_batch;
     for (size_t i = kl->resolved; i < resolved; i++)
         kl->batch[i]->done = true;
@@ -281,8 +283,8 @@ static void cb_acknowledged(void *arg, size_t resolved)
 
 static void cb_done(void *arg, bool abandoned)
 {
-    kin_lane *kl = arg;
-    kin_shard *sh = kl->shard;
+    esm_kinesis_lane *kl = arg;
+    esm_kinesis_shard *sh = kl->shard;
     kl->in_batch = false;
     /* Records the lane resolved leave it; the rest (abandoned, or not taken because a persisted
      * retry covered a shorter range) go back to the front of the queue, in order. */
@@ -294,7 +296,7 @@ static void cb_done(void *arg, bool abandoned)
     if (kl->resolved < kl->n_batch) {
         size_t back = kl->n_batch - kl->resolved;
         if (kl->queue.len == 0) kl->queue_since_ms = esm_now_ms();
-        if (kin_deque_unshift(&kl->queue, kl->batch + kl->resolved, back)) {
+        if (esm_kinesis_deque_unshift(&kl->queue, kl->batch + kl->resolved, back)) {
             for (size_t i = kl->resolved; i < kl->n_batch; i++)
                 kl->queue_bytes += kl->batch[i]->json_len;
         } else {
@@ -324,7 +326,7 @@ static void cb_done(void *arg, bool abandoned)
         check_drained(sh);
         if (sh->state == KS_READING && !sh->call && !ev_is_active(&sh->timer)) get_records(sh);
     }
-    kin_source_maybe_stopped(sh->src);
+    sh->src->up->maybe_stopped(sh->src);
 }
 
 static const esm_lane_source lane_source = {
@@ -346,7 +348,7 @@ static void on_lane_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Kicks from the loop, not from inside a lane callback (no re-entry into esm_lane_start). */
-static void lane_kick_later(kin_lane *kl)
+static void lane_kick_later(esm_kinesis_lane *kl)
 {
     struct ev_loop *loop = kl->shard->src->env.loop;
     ev_timer_stop(loop, &kl->window);
@@ -356,10 +358,10 @@ static void lane_kick_later(kin_lane *kl)
 
 /* Gives the lane its next batch: up to BatchSize queued records within the 6 MB event limit,
  * once the batch is full, the batching window has passed, or (no window) at once. */
-static void lane_kick(kin_lane *kl)
+static void lane_kick(esm_kinesis_lane *kl)
 {
-    kin_shard *sh = kl->shard;
-    kin_source *s = sh->src;
+    esm_kinesis_shard *sh = kl->shard;
+    esm_kinesis_stream *s = sh->src;
     const esm_mapping_config *m = s->map;
     if (!running(sh) || kl->in_batch || esm_lane_busy(kl->lane) || kl->queue.len == 0) return;
     size_t bs = (size_t)m->batch_size;
@@ -379,7 +381,7 @@ static void lane_kick(kin_lane *kl)
     ev_timer_stop(s->env.loop, &kl->window);
     size_t n = 0, bytes = 0;
     while (n < kl->queue.len && n < bs) {
-        const esm_kinesis_record *r = kin_deque_at(&kl->queue, n);
+        const esm_kinesis_record *r = esm_kinesis_deque_at(&kl->queue, n);
         if (n > 0 && !esm_invoke_payload_fits(esm_kinesis_event_size(n + 1, bytes + r->json_len)))
             break;
         bytes += r->json_len;
@@ -398,7 +400,7 @@ static void lane_kick(kin_lane *kl)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        esm_kinesis_record *r = kin_deque_pop(&kl->queue);
+        esm_kinesis_record *r = esm_kinesis_deque_pop(&kl->queue);
         kl->queue_bytes -= r->json_len;
         kl->batch[i] = r;
         kl->precs[i].id = r->seq;
@@ -423,7 +425,7 @@ static void lane_kick(kin_lane *kl)
     if ((size_t)took < kl->n_batch) { /* a persisted retry covers fewer records */
         size_t back = kl->n_batch - (size_t)took;
         if (kl->queue.len == 0) kl->queue_since_ms = esm_now_ms();
-        if (kin_deque_unshift(&kl->queue, kl->batch + took, back)) {
+        if (esm_kinesis_deque_unshift(&kl->queue, kl->batch + took, back)) {
             for (size_t i = (size_t)took; i < kl->n_batch; i++)
                 kl->queue_bytes += kl->batch[i]->json_len;
             kl->n_batch = (size_t)took;
@@ -437,13 +439,13 @@ static void lane_kick(kin_lane *kl)
  * reads up to KIN_READ_LIMIT records and batches are cut locally (as AWS's poller does), so a
  * small BatchSize is not capped at 5 x BatchSize records/s; the bound keeps a lane that is
  * blocked in retries from growing memory: at least twice a full batch per lane. */
-static size_t cap_records(const kin_shard *sh)
+static size_t cap_records(const esm_kinesis_shard *sh)
 {
     size_t per_batch = 2 * (size_t)sh->src->map->batch_size * sh->n_lanes;
     return per_batch > KIN_BUFFER_RECORDS ? per_batch : KIN_BUFFER_RECORDS;
 }
 
-static size_t cap_bytes(const kin_shard *sh)
+static size_t cap_bytes(const esm_kinesis_shard *sh)
 {
     size_t per_batch = 2 * (size_t)ESM_INVOKE_MAX_PAYLOAD * sh->n_lanes;
     return per_batch > KIN_BUFFER_BYTES ? per_batch : KIN_BUFFER_BYTES;
@@ -453,7 +455,7 @@ static size_t cap_bytes(const kin_shard *sh)
  * list bounds the lanes' queues too. Reading resumes only once half the room is free
  * (hysteresis): a shard draining a full buffer makes a few large reads, not one small read per
  * batch. One response may overshoot the bytes bound (AWS returns at most 10 MB). */
-static bool buffer_has_room(const kin_shard *sh)
+static bool buffer_has_room(const esm_kinesis_shard *sh)
 {
     return sh->order.len <= cap_records(sh) / 2 && sh->order_bytes <= cap_bytes(sh) / 2;
 }
@@ -464,7 +466,7 @@ static bool buffer_has_room(const kin_shard *sh)
  * read; a backlog is soon read in large pages), and falls back to BatchSize when GetRecords is
  * throttled (AWS throttles on bytes read per shard: read less). Starting at BatchSize cost a
  * backlog at BatchSize 10 five calls, 200 ms apart, before reads were large (bench N2). */
-static int get_limit(const kin_shard *sh)
+static int get_limit(const esm_kinesis_shard *sh)
 {
     size_t bs = (size_t)sh->src->map->batch_size;
     size_t want = sh->read_size ? (size_t)sh->read_size : bs > KIN_FIRST_READ ? bs : KIN_FIRST_READ;
@@ -475,7 +477,7 @@ static int get_limit(const kin_shard *sh)
     return want < 1 ? 1 : (int)want;
 }
 
-static void grow_read_size(kin_shard *sh)
+static void grow_read_size(esm_kinesis_shard *sh)
 {
     int next = sh->read_limit > KIN_READ_LIMIT / 4 ? KIN_READ_LIMIT : sh->read_limit * 4;
     if (next > sh->read_size) sh->read_size = next;
@@ -483,7 +485,7 @@ static void grow_read_size(kin_shard *sh)
 
 /* Renews the iterator from the last record read (or the start position if none): nothing is
  * skipped and nothing read is read twice. */
-static void renew_iterator(kin_shard *sh, int64_t delay_ms)
+static void renew_iterator(esm_kinesis_shard *sh, int64_t delay_ms)
 {
     free(sh->iterator);
     sh->iterator = NULL;
@@ -492,10 +494,10 @@ static void renew_iterator(kin_shard *sh, int64_t delay_ms)
     schedule(sh, delay_ms);
 }
 
-static bool take_record(kin_shard *sh, esm_kinesis_record *r)
+static bool take_record(esm_kinesis_shard *sh, esm_kinesis_record *r)
 {
-    kin_source *s = sh->src;
-    if (!kin_deque_push(&sh->order, r)) return false;
+    esm_kinesis_stream *s = sh->src;
+    if (!esm_kinesis_deque_push(&sh->order, r)) return false;
     r->in_order = true;
     sh->order_bytes += r->json_len;
     s->env.stats->polled++;
@@ -517,9 +519,9 @@ static bool take_record(kin_shard *sh, esm_kinesis_record *r)
         ESM_TRACE(sh->log_ctx, "record %s filtered out", r->seq);
         return true;
     }
-    kin_lane *kl = &sh->lanes[esm_kinesis_lane_of(r->partition_key, sh->n_lanes)];
+    esm_kinesis_lane *kl = &sh->lanes[esm_kinesis_lane_of(r->partition_key, sh->n_lanes)];
     r->lane = kl->idx;
-    if (!kin_deque_push(&kl->queue, r)) {
+    if (!esm_kinesis_deque_push(&kl->queue, r)) {
         /* Undo: the caller frees it and reads again from the record before it. */
         sh->order.len--;
         sh->order_bytes -= r->json_len;
@@ -532,7 +534,7 @@ static bool take_record(kin_shard *sh, esm_kinesis_record *r)
     return true;
 }
 
-size_t kin_shard_take(kin_shard *sh, esm_kinesis_record **recs, size_t n)
+size_t esm_kinesis_shard_take(esm_kinesis_shard *sh, esm_kinesis_record **recs, size_t n)
 {
     size_t taken = 0;
     for (; taken < n; taken++) {
@@ -545,7 +547,7 @@ size_t kin_shard_take(kin_shard *sh, esm_kinesis_record **recs, size_t n)
     return taken;
 }
 
-void kin_shard_offer(kin_shard *sh)
+void esm_kinesis_shard_offer(esm_kinesis_shard *sh)
 {
     if (advance_watermark(sh)) persist_watermark(sh, false);
     for (unsigned i = 0; i < sh->n_lanes; i++)
@@ -554,11 +556,11 @@ void kin_shard_offer(kin_shard *sh)
 
 static void on_records(const esm_aws_result *res, void *arg)
 {
-    kin_shard *sh = arg;
-    kin_source *s = sh->src;
+    esm_kinesis_shard *sh = arg;
+    esm_kinesis_stream *s = sh->src;
     sh->call = NULL;
     if (!running(sh) || sh->state != KS_READING) {
-        kin_source_maybe_stopped(s);
+        s->up->maybe_stopped(s);
         return;
     }
     if (!res->ok) {
@@ -581,7 +583,7 @@ static void on_records(const esm_aws_result *res, void *arg)
             ESM_WARN(sh->log_ctx, "GetRecords failed (%s: %s); retry in %lld ms", res->error_type,
                      res->message, (long long)d);
         if (strcmp(res->error_type, "ResourceNotFoundException") == 0) {
-            kin_source_refresh_shards(s);
+            s->up->refresh_shards(s);
             renew_iterator(sh, d);
             return;
         }
@@ -606,7 +608,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     if (page.skipped)
         ESM_WARN(sh->log_ctx, "GetRecords returned %zu malformed records (left out)", page.skipped);
     sh->millis_behind = page.millis_behind_latest;
-    size_t taken = kin_shard_take(sh, page.records, page.n);
+    size_t taken = esm_kinesis_shard_take(sh, page.records, page.n);
     bool oom = taken < page.n;
     if (!oom) {
         free(sh->iterator);
@@ -615,7 +617,7 @@ static void on_records(const esm_aws_result *res, void *arg)
     }
     esm_kinesis_page_clear(&page);
     if (taken) ESM_TRACE(sh->log_ctx, "read %zu records up to %s", taken, sh->fetch_pos);
-    kin_shard_offer(sh);
+    esm_kinesis_shard_offer(sh);
     if (oom) {
         ESM_ERROR(sh->log_ctx, "out of memory taking records; reading again after %s in 1 s",
                   sh->fetch_pos[0] ? sh->fetch_pos : "the start position");
@@ -625,10 +627,10 @@ static void on_records(const esm_aws_result *res, void *arg)
     if (!sh->iterator && !sh->info.ending_seq) {
         /* As in on_iterator: a shard listed as open is not ended on this answer; the listing is
          * refreshed (a shard that did close gets its ending sequence number there). */
-        kin_source_refresh_shards(s);
-        renew_iterator(sh, kin_shard_call_failed(sh, "GetRecords", "InvalidResponse",
-                                                 "no NextShardIterator for a shard listed as open",
-                                                 false));
+        s->up->refresh_shards(s);
+        renew_iterator(sh, esm_kinesis_shard_call_failed(
+                               sh, "GetRecords", "InvalidResponse",
+                               "no NextShardIterator for a shard listed as open", false));
         return;
     }
     if (!sh->iterator) {
@@ -647,9 +649,9 @@ static void on_records(const esm_aws_result *res, void *arg)
     schedule(sh, behind ? 0 : KIN_IDLE_POLL_MS);
 }
 
-static void get_records(kin_shard *sh)
+static void get_records(esm_kinesis_shard *sh)
 {
-    kin_source *s = sh->src;
+    esm_kinesis_stream *s = sh->src;
     if (!running(sh) || sh->state != KS_READING || sh->call || !sh->iterator) return;
     if (!buffer_has_room(sh)) return; /* a lane finishing a batch calls again */
     int64_t now = esm_now_ms();
@@ -671,7 +673,7 @@ static void get_records(kin_shard *sh)
 
 /* ---- GetShardIterator ------------------------------------------------------------------------ */
 
-void kin_shard_mismatch(kin_shard *sh, const char *why)
+void esm_kinesis_shard_mismatch(esm_kinesis_shard *sh, const char *why)
 {
     sh->state = KS_FAILED;
     const char *cp = sh->checkpoint[0] ? sh->checkpoint : "(finished)";
@@ -684,11 +686,11 @@ void kin_shard_mismatch(kin_shard *sh, const char *why)
 
 static void on_iterator(const esm_aws_result *res, void *arg)
 {
-    kin_shard *sh = arg;
-    kin_source *s = sh->src;
+    esm_kinesis_shard *sh = arg;
+    esm_kinesis_stream *s = sh->src;
     sh->call = NULL;
     if (!running(sh) || sh->state != KS_STARTING) {
-        kin_source_maybe_stopped(s);
+        s->up->maybe_stopped(s);
         return;
     }
     if (!res->ok) {
@@ -698,7 +700,7 @@ static void on_iterator(const esm_aws_result *res, void *arg)
             char why[300];
             snprintf(why, sizeof why, "GetShardIterator AFTER_SEQUENCE_NUMBER refused it (%.200s)",
                      res->message);
-            kin_shard_mismatch(sh, why);
+            esm_kinesis_shard_mismatch(sh, why);
             return;
         }
         int64_t d = backoff_ms(sh, res->throttled);
@@ -706,7 +708,7 @@ static void on_iterator(const esm_aws_result *res, void *arg)
         if (sh->errors == 1 || sh->errors % 10 == 0)
             ESM_WARN(sh->log_ctx, "GetShardIterator failed (%s: %s); retry in %lld ms",
                      res->error_type, res->message, (long long)d);
-        if (strcmp(res->error_type, "ResourceNotFoundException") == 0) kin_source_refresh_shards(s);
+        if (strcmp(res->error_type, "ResourceNotFoundException") == 0) s->up->refresh_shards(s);
         schedule(sh, d);
         return;
     }
@@ -718,9 +720,9 @@ static void on_iterator(const esm_aws_result *res, void *arg)
     if (!sh->iterator && !sh->info.ending_seq) {
         /* Only a closed shard has no iterator: an answer that ends a shard ListShards lists as
          * open would have it recorded as finished and never read again. */
-        kin_shard_call_failed(sh, "GetShardIterator", "InvalidResponse",
-                              "no ShardIterator for a shard listed as open", false);
-        kin_source_refresh_shards(s);
+        esm_kinesis_shard_call_failed(sh, "GetShardIterator", "InvalidResponse",
+                                      "no ShardIterator for a shard listed as open", false);
+        s->up->refresh_shards(s);
         return;
     }
     if (!sh->iterator) { /* a closed shard with nothing after the position */
@@ -733,9 +735,9 @@ static void on_iterator(const esm_aws_result *res, void *arg)
     get_records(sh);
 }
 
-static void request_iterator(kin_shard *sh)
+static void request_iterator(esm_kinesis_shard *sh)
 {
-    kin_source *s = sh->src;
+    esm_kinesis_stream *s = sh->src;
     const esm_mapping_config *m = s->map;
     if (!running(sh) || sh->state != KS_STARTING || sh->call) return;
     esm_kinesis_start st;
@@ -748,7 +750,7 @@ static void request_iterator(kin_shard *sh)
                                    sh->info.ending_seq == NULL, s->latest_since_ms);
     }
     if (st.type == ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER && !sh->trim.checked) {
-        kin_trim_check(sh, st.seq);
+        esm_kinesis_trim_check(sh, st.seq);
         return;
     }
     esm_buf body;
@@ -767,7 +769,7 @@ static void request_iterator(kin_shard *sh)
               st.seq ? " " : "", st.seq ? st.seq : "");
 }
 
-void kin_shard_request_iterator(kin_shard *sh)
+void esm_kinesis_shard_request_iterator(esm_kinesis_shard *sh)
 {
     request_iterator(sh);
 }
@@ -776,7 +778,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    kin_shard *sh = w->data;
+    esm_kinesis_shard *sh = w->data;
     if (sh->state == KS_STARTING)
         request_iterator(sh);
     else if (sh->state == KS_READING)
@@ -785,13 +787,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         check_drained(sh);
 }
 
-void kin_shard_start(kin_shard *sh)
+void esm_kinesis_shard_start(esm_kinesis_shard *sh)
 {
     if (sh->state != KS_WAITING) return;
     if (sh->checkpoint[0]) {
         const char *why = esm_kinesis_checkpoint_misfit(sh->checkpoint, &sh->info);
         if (why) {
-            kin_shard_mismatch(sh, why);
+            esm_kinesis_shard_mismatch(sh, why);
             return;
         }
     }
@@ -803,9 +805,9 @@ void kin_shard_start(kin_shard *sh)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
+esm_kinesis_shard *esm_kinesis_shard_new(esm_kinesis_stream *s, const esm_kinesis_shard_info *info)
 {
-    kin_shard *sh = calloc(1, sizeof *sh);
+    esm_kinesis_shard *sh = calloc(1, sizeof *sh);
     if (!sh) return NULL;
     sh->src = s;
     sh->info.id = strdup(info->id);
@@ -819,7 +821,7 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
     unsigned pf = s->map->parallelization_factor > 1 ? (unsigned)s->map->parallelization_factor : 1;
     sh->lanes = calloc(pf, sizeof *sh->lanes);
     if (!sh->info.id || !sh->lanes) {
-        kin_shard_free(sh);
+        esm_kinesis_shard_free(sh);
         return NULL;
     }
     sh->n_lanes = pf;
@@ -830,7 +832,7 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
     ev_timer_init(&sh->timer, on_timer, 0., 0.);
     sh->timer.data = sh;
     for (unsigned i = 0; i < pf; i++) {
-        kin_lane *kl = &sh->lanes[i];
+        esm_kinesis_lane *kl = &sh->lanes[i];
         kl->shard = sh;
         kl->idx = i;
         if (pf == 1)
@@ -857,14 +859,14 @@ kin_shard *kin_shard_new(kin_source *s, const esm_kinesis_shard_info *info)
                            .arg = kl};
         kl->lane = esm_lane_create(&le);
         if (!kl->lane) {
-            kin_shard_free(sh);
+            esm_kinesis_shard_free(sh);
             return NULL;
         }
     }
     return sh;
 }
 
-void kin_shard_settle(kin_shard *sh)
+void esm_kinesis_shard_settle(esm_kinesis_shard *sh)
 {
     for (unsigned i = 0; i < sh->n_lanes; i++) {
         esm_lane *lane = sh->lanes[i].lane;
@@ -872,29 +874,29 @@ void kin_shard_settle(kin_shard *sh)
     }
 }
 
-void kin_shard_stop(kin_shard *sh)
+void esm_kinesis_shard_stop(esm_kinesis_shard *sh)
 {
     struct ev_loop *loop = sh->src->env.loop;
     ev_timer_stop(loop, &sh->timer);
     if (sh->call) esm_http_cancel(sh->call);
     sh->call = NULL;
     for (unsigned i = 0; i < sh->n_lanes; i++) {
-        kin_lane *kl = &sh->lanes[i];
+        esm_kinesis_lane *kl = &sh->lanes[i];
         ev_timer_stop(loop, &kl->window);
         /* Queued records stay in the order list unresolved (freed with the shard). */
         kl->queue.len = kl->queue.head = 0;
         kl->queue_bytes = 0;
     }
-    kin_shard_settle(sh);
+    esm_kinesis_shard_settle(sh);
 }
 
-void kin_shard_abandon(kin_shard *sh)
+void esm_kinesis_shard_abandon(esm_kinesis_shard *sh)
 {
     for (unsigned i = 0; i < sh->n_lanes; i++)
         if (sh->lanes[i].lane) esm_lane_abandon(sh->lanes[i].lane);
 }
 
-bool kin_shard_idle(const kin_shard *sh)
+bool esm_kinesis_shard_idle(const esm_kinesis_shard *sh)
 {
     if (sh->call) return false;
     for (unsigned i = 0; i < sh->n_lanes; i++)
@@ -903,26 +905,27 @@ bool kin_shard_idle(const kin_shard *sh)
     return true;
 }
 
-void kin_shard_free(kin_shard *sh)
+void esm_kinesis_shard_free(esm_kinesis_shard *sh)
 {
     if (!sh) return;
     struct ev_loop *loop = sh->src->env.loop;
     ev_timer_stop(loop, &sh->timer);
     if (sh->call) esm_http_cancel(sh->call);
     for (unsigned i = 0; sh->lanes && i < sh->n_lanes; i++) {
-        kin_lane *kl = &sh->lanes[i];
+        esm_kinesis_lane *kl = &sh->lanes[i];
         ev_timer_stop(loop, &kl->window);
         esm_lane_destroy(kl->lane); /* abandons a batch in flight without calling back */
         for (size_t k = 0; k < kl->n_batch; k++)
             if (!kl->batch[k]->in_order) esm_kinesis_record_free(kl->batch[k]);
         free(kl->batch);
         free(kl->precs);
-        kin_deque_free(&kl->queue);
+        esm_kinesis_deque_free(&kl->queue);
     }
     /* Every record not yet passed by the watermark is here, queued ones included. */
-    for (esm_kinesis_record *r = kin_deque_pop(&sh->order); r; r = kin_deque_pop(&sh->order))
+    for (esm_kinesis_record *r = esm_kinesis_deque_pop(&sh->order); r;
+         r = esm_kinesis_deque_pop(&sh->order))
         esm_kinesis_record_free(r);
-    kin_deque_free(&sh->order);
+    esm_kinesis_deque_free(&sh->order);
     free(sh->lanes);
     free(sh->iterator);
     free(sh->info.id);
@@ -946,22 +949,22 @@ static void put_iso(esm_buf *out, int64_t ms)
     esm_buf_json_cstr(out, iso);
 }
 
-int64_t kin_shard_iterator_age_ms(const kin_shard *sh, int64_t now)
+int64_t esm_kinesis_shard_iterator_age_ms(const esm_kinesis_shard *sh, int64_t now)
 {
     int64_t age = sh->millis_behind > 0 ? sh->millis_behind : 0;
-    const esm_kinesis_record *oldest = kin_deque_at(&sh->order, 0);
+    const esm_kinesis_record *oldest = esm_kinesis_deque_at(&sh->order, 0);
     if (oldest && now - oldest->arrival_ms > age) age = now - oldest->arrival_ms;
     return age;
 }
 
-void kin_shard_status(kin_shard *sh, esm_buf *out)
+void esm_kinesis_shard_status(esm_kinesis_shard *sh, esm_buf *out)
 {
     int64_t now = esm_now_ms();
-    int64_t age = kin_shard_iterator_age_ms(sh, now);
+    int64_t age = esm_kinesis_shard_iterator_age_ms(sh, now);
     esm_buf_puts(out, "{\"ShardId\":");
     esm_buf_json_cstr(out, sh->info.id);
     esm_buf_puts(out, ",\"State\":");
-    esm_buf_json_cstr(out, kin_shard_state_name(sh->state));
+    esm_buf_json_cstr(out, esm_kinesis_shard_state_name(sh->state));
     esm_buf_puts(out, ",\"ParentShardId\":");
     esm_buf_json_cstr(out, sh->info.parent);
     esm_buf_puts(out, ",\"AdjacentParentShardId\":");
@@ -981,7 +984,7 @@ void kin_shard_status(kin_shard *sh, esm_buf *out)
     put_iso(out, sh->last_arrival_ms);
     esm_buf_printf(out, ",\"Unresolved\":%zu,\"Lanes\":[", sh->order.len);
     for (unsigned i = 0; i < sh->n_lanes; i++) {
-        kin_lane *kl = &sh->lanes[i];
+        esm_kinesis_lane *kl = &sh->lanes[i];
         if (i) esm_buf_putc(out, ',');
         esm_buf_puts(out, "{\"Lane\":");
         esm_buf_json_cstr(out, kl->key);
@@ -990,7 +993,7 @@ void kin_shard_status(kin_shard *sh, esm_buf *out)
         esm_buf_putc(out, '}');
     }
     esm_buf_puts(out, "],\"TrimmedData\":");
-    kin_trim_status(sh, out);
+    esm_kinesis_trim_status(sh, out);
     esm_buf_puts(out, ",\"LastError\":");
     esm_buf_json_cstr(out, sh->last_error[0] ? sh->last_error : NULL);
     esm_buf_putc(out, '}');

@@ -17,16 +17,16 @@
 
 #define KIN_TRIM_PAGES 3 /* empty pages followed from the trim horizon before giving up */
 
-static void get_oldest(kin_shard *sh, const char *iterator);
+static void get_oldest(esm_kinesis_shard *sh, const char *iterator);
 
-static bool probing(const kin_shard *sh)
+static bool probing(const esm_kinesis_shard *sh)
 {
     return sh->src->state == K_RUNNING && sh->state == KS_STARTING;
 }
 
-static void finish(kin_shard *sh, const char *oldest)
+static void finish(esm_kinesis_shard *sh, const char *oldest)
 {
-    kin_trim *t = &sh->trim;
+    esm_kinesis_trim *t = &sh->trim;
     if (oldest && esm_kinesis_seq_cmp(t->after, oldest) < 0) {
         t->count++;
         t->at_ms = esm_now_ms();
@@ -40,26 +40,27 @@ static void finish(kin_shard *sh, const char *oldest)
                   t->after, oldest, oldest);
     }
     t->checked = true;
-    kin_shard_request_iterator(sh);
+    esm_kinesis_shard_request_iterator(sh);
 }
 
 static void on_oldest(const esm_aws_result *res, void *arg)
 {
-    kin_shard *sh = arg;
+    esm_kinesis_shard *sh = arg;
     sh->call = NULL;
     if (!probing(sh)) {
-        kin_source_maybe_stopped(sh->src);
+        sh->src->up->maybe_stopped(sh->src);
         return;
     }
     if (!res->ok) {
-        kin_shard_call_failed(sh, "GetRecords (trim horizon)", res->error_type, res->message,
-                              res->throttled);
+        esm_kinesis_shard_call_failed(sh, "GetRecords (trim horizon)", res->error_type,
+                                      res->message, res->throttled);
         return;
     }
     esm_kinesis_page page;
     char why[160];
     if (esm_kinesis_parse_get_records(res->json, &sh->rctx, &page, why, sizeof why) != 0) {
-        kin_shard_call_failed(sh, "GetRecords (trim horizon)", "InvalidResponse", why, false);
+        esm_kinesis_shard_call_failed(sh, "GetRecords (trim horizon)", "InvalidResponse", why,
+                                      false);
         return;
     }
     if (page.n > 0) {
@@ -73,7 +74,7 @@ static void on_oldest(const esm_aws_result *res, void *arg)
     esm_kinesis_page_clear(&page);
 }
 
-static void get_oldest(kin_shard *sh, const char *iterator)
+static void get_oldest(esm_kinesis_shard *sh, const char *iterator)
 {
     esm_buf body;
     esm_buf_init(&body);
@@ -83,20 +84,21 @@ static void get_oldest(kin_shard *sh, const char *iterator)
         sh->call = esm_aws_json_call(sh->src->aws, KIN_TARGET("GetRecords"), "1.1", body.data,
                                      body.len, KIN_CALL_TIMEOUT_MS, on_oldest, sh);
     esm_buf_free(&body);
-    if (!sh->call) kin_shard_call_failed(sh, "GetRecords (trim horizon)", "", "not sent", false);
+    if (!sh->call)
+        esm_kinesis_shard_call_failed(sh, "GetRecords (trim horizon)", "", "not sent", false);
 }
 
 static void on_horizon(const esm_aws_result *res, void *arg)
 {
-    kin_shard *sh = arg;
+    esm_kinesis_shard *sh = arg;
     sh->call = NULL;
     if (!probing(sh)) {
-        kin_source_maybe_stopped(sh->src);
+        sh->src->up->maybe_stopped(sh->src);
         return;
     }
     if (!res->ok) {
-        kin_shard_call_failed(sh, "GetShardIterator TRIM_HORIZON", res->error_type, res->message,
-                              res->throttled);
+        esm_kinesis_shard_call_failed(sh, "GetShardIterator TRIM_HORIZON", res->error_type,
+                                      res->message, res->throttled);
         return;
     }
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(res->json, "ShardIterator");
@@ -106,9 +108,9 @@ static void on_horizon(const esm_aws_result *res, void *arg)
         finish(sh, NULL); /* a closed shard with nothing in it */
 }
 
-void kin_trim_check(kin_shard *sh, const char *after)
+void esm_kinesis_trim_check(esm_kinesis_shard *sh, const char *after)
 {
-    kin_source *s = sh->src;
+    esm_kinesis_stream *s = sh->src;
     snprintf(sh->trim.after, sizeof sh->trim.after, "%s", after);
     sh->trim.pages = 0;
     esm_buf body;
@@ -120,12 +122,12 @@ void kin_trim_check(kin_shard *sh, const char *after)
                                      body.len, KIN_CALL_TIMEOUT_MS, on_horizon, sh);
     esm_buf_free(&body);
     if (!sh->call)
-        kin_shard_call_failed(sh, "GetShardIterator TRIM_HORIZON", "", "not sent", false);
+        esm_kinesis_shard_call_failed(sh, "GetShardIterator TRIM_HORIZON", "", "not sent", false);
 }
 
-void kin_trim_status(const kin_shard *sh, esm_buf *out)
+void esm_kinesis_trim_status(const esm_kinesis_shard *sh, esm_buf *out)
 {
-    const kin_trim *t = &sh->trim;
+    const esm_kinesis_trim *t = &sh->trim;
     if (!t->count) {
         esm_buf_puts(out, "null");
         return;

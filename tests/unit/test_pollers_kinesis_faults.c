@@ -135,15 +135,15 @@ static void test_slow_answer_times_out_and_is_retried(void **state)
     (void)state;
     sf_fixture f;
     open_stream(&f, 12);
-    long saved = kin_call_timeout_ms;
-    kin_call_timeout_ms = 500;
+    long saved = esm_kinesis_call_timeout_ms;
+    esm_kinesis_call_timeout_ms = 500;
     af_fault_push(f.srv, "GetRecords", AF_SLOW, 0, NULL);
     sf_start(&f);
     assert_true(SF_WAIT(&f, f.stats.source_errors >= 1, 10.));
     assert_true(sf_status_has(&f, "timed out"));
     assert_true(SF_WAIT(&f, af_kinesis_delivered(f.srv, 0) == 12, 10.));
     assert_true(SF_WAIT(&f, checkpoint_is(&f, seq_of(&f, 11)), 5.));
-    kin_call_timeout_ms = saved;
+    esm_kinesis_call_timeout_ms = saved;
     sf_close(&f);
 }
 

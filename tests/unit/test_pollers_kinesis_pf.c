@@ -5,9 +5,9 @@
  * first (A's record is read and discarded again after the restart). The failure record reaches
  * its destination exactly once (docs/operations.md "Disk full / store write errors").
  *
- * The shard runs in-process: records go in through kin_shard_take/kin_shard_offer (what a
- * GetRecords answer does), the function is a local HTTP server, the store, its writer thread
- * and the outbox drainer (to a file destination) are the real ones. */
+ * The shard runs in-process: records go in through esm_kinesis_shard_take/esm_kinesis_shard_offer
+ * (what a GetRecords answer does), the function is a local HTTP server, the store, its writer
+ * thread and the outbox drainer (to a file destination) are the real ones. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,8 +148,8 @@ typedef struct {
     esm_store_writer *writer;
     esm_outbox_drainer *drainer;
     esm_source_stats stats;
-    kin_source src;
-    kin_shard *sh;
+    esm_kinesis_stream src;
+    esm_kinesis_shard *sh;
     char key_a[16], key_b[16]; /* partition keys of lane 0 and lane 1 */
 } fixture;
 
@@ -217,12 +217,13 @@ static int setup(void **state)
     return 0;
 }
 
-/* The source as kin_create/kin_start leave it, without a Kinesis endpoint: records come from
- * the test. */
+/* The source as kinesis_create/kinesis_start leave it, without a Kinesis endpoint: records
+ * come from the test. */
 static void source_init(fixture *f)
 {
-    kin_source *s = &f->src;
+    esm_kinesis_stream *s = &f->src;
     memset(s, 0, sizeof *s);
+    s->up = &esm_kinesis_stream_calls;
     s->env = (esm_source_env){.loop = f->loop,
                               .http = f->http,
                               .config = f->cfg,
@@ -248,7 +249,7 @@ static void source_init(fixture *f)
                                       .invokes = &st->invokes};
 }
 
-/* Where the shard would resume after a restart (what kin_source reads from the store). */
+/* Where the shard would resume after a restart (what esm_kinesis_stream reads from the store). */
 static void resume_position(fixture *f, char *out, size_t cap)
 {
     esm_store_lane *rows = NULL;
@@ -267,7 +268,7 @@ static void resume_position(fixture *f, char *out, size_t cap)
 static void shard_start(fixture *f)
 {
     esm_kinesis_shard_info info = {.id = SHARD};
-    f->sh = kin_shard_new(&f->src, &info);
+    f->sh = esm_kinesis_shard_new(&f->src, &info);
     assert_non_null(f->sh);
     resume_position(f, f->sh->checkpoint, sizeof f->sh->checkpoint);
     f->sh->state = KS_READING; /* no iterator: the shard never calls Kinesis itself */
@@ -277,11 +278,12 @@ static void shard_start(fixture *f)
 static void shard_stop(fixture *f)
 {
     f->src.state = K_STOPPING;
-    kin_shard_stop(f->sh);
-    kin_shard_abandon(f->sh);
-    kin_shard_free(f->sh);
+    esm_kinesis_shard_stop(f->sh);
+    esm_kinesis_shard_abandon(f->sh);
+    esm_kinesis_shard_free(f->sh);
     f->sh = NULL;
-    /* kin_source_maybe_stopped reports "stopped" through this timer; nobody listens here. */
+    /* The stream's maybe_stopped reports "stopped" through this timer; nobody listens here.
+     */
     ev_timer_stop(f->loop, &f->src.stopped_notify);
 }
 
@@ -292,8 +294,8 @@ static bool feed(fixture *f, const char *seq, const char *key, const char *data)
     if (f->sh->checkpoint[0] && esm_kinesis_seq_cmp(seq, f->sh->checkpoint) <= 0) return false;
     esm_kinesis_record *r = esm_kinesis_record_new(&f->sh->rctx, seq, key, esm_now_ms(), data);
     assert_non_null(r);
-    assert_int_equal(kin_shard_take(f->sh, &r, 1), 1);
-    kin_shard_offer(f->sh);
+    assert_int_equal(esm_kinesis_shard_take(f->sh, &r, 1), 1);
+    esm_kinesis_shard_offer(f->sh);
     return true;
 }
 
@@ -301,7 +303,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     fail_vfs_arm(false);
-    if (f->sh) kin_shard_free(f->sh);
+    if (f->sh) esm_kinesis_shard_free(f->sh);
     esm_outbox_drainer_destroy(f->drainer);
     esm_store_writer_destroy(f->writer);
     esm_invoker_destroy(f->inv);
@@ -366,7 +368,7 @@ static bool all_settled(fixture *f)
     if (file_lines(f, NULL, 0) < 1 || outbox_depth(f) != 0) return false;
     for (unsigned i = 0; i < f->sh->n_lanes; i++)
         if (esm_lane_busy(f->sh->lanes[i].lane) || f->sh->lanes[i].in_batch) return false;
-    char pos[KIN_SEQ_MAX];
+    char pos[ESM_POSITION_MAX];
     resume_position(f, pos, sizeof pos);
     return strcmp(pos, SEQ_B) == 0;
 }
@@ -381,7 +383,7 @@ static void a_fails_then_b_commits(fixture *f)
     assert_int_equal(f->sh->lanes[0].idx, 0);
     esm_buf st;
     esm_buf_init(&st);
-    kin_shard_status(f->sh, &st);
+    esm_kinesis_shard_status(f->sh, &st);
     assert_non_null(strstr(st.data, "WaitingForStateStore")); /* /status shows it */
     assert_non_null(strstr(st.data, "PROBLEM: state store"));
     esm_buf_free(&st);
@@ -393,7 +395,7 @@ static void a_fails_then_b_commits(fixture *f)
 
 static void assert_not_past_a_without_its_record(fixture *f)
 {
-    char pos[KIN_SEQ_MAX];
+    char pos[ESM_POSITION_MAX];
     resume_position(f, pos, sizeof pos);
     if (outbox_depth(f) == 0 && file_lines(f, NULL, 0) == 0) {
         if (pos[0]) assert_true(esm_kinesis_seq_cmp(pos, SEQ_A) < 0);
@@ -466,7 +468,7 @@ static void test_failing_write_blocks_the_lane(void **state)
     fail_vfs_arm(false);
     assert_true(run_until(f, b_committed));
     assert_int_equal(esm_lane_blocked_since_ms(f->sh->lanes[1].lane), 0);
-    char pos[KIN_SEQ_MAX];
+    char pos[ESM_POSITION_MAX];
     resume_position(f, pos, sizeof pos);
     assert_string_equal(pos, SEQ_B);
 }
