@@ -61,25 +61,13 @@ struct daemon_state {
     ev_signal sigterm, sigint, sighup;
     ev_timer watchdog;
     esm_admin *admin;
-    char kafka_bootstrap[2048];
 };
 
-static const char *kafka_bootstrap_of(const char *mapping, void *arg)
+static const esm_mapping_config *kafka_source_of(const char *mapping, void *arg)
 {
     daemon_state *d = arg;
-    for (mslot *s = d->slots; s; s = s->next) {
-        const esm_mapping_config *mc = s->mc;
-        if (strcmp(mc->uuid, mapping) != 0 || mc->n_bootstrap_servers == 0) continue;
-        size_t off = 0;
-        d->kafka_bootstrap[0] = '\0';
-        for (size_t i = 0; i < mc->n_bootstrap_servers; i++) {
-            int w = snprintf(d->kafka_bootstrap + off, sizeof d->kafka_bootstrap - off, "%s%s",
-                             i ? "," : "", mc->bootstrap_servers[i]);
-            if (w < 0 || (size_t)w >= sizeof d->kafka_bootstrap - off) return NULL;
-            off += (size_t)w;
-        }
-        return d->kafka_bootstrap;
-    }
+    for (mslot *s = d->slots; s; s = s->next)
+        if (strcmp(s->mc->uuid, mapping) == 0 && s->mc->n_bootstrap_servers > 0) return s->mc;
     return NULL;
 }
 
@@ -686,8 +674,8 @@ static bool create_shared(daemon_state *d)
                            .sqs = d->sqs,
                            .sns = d->sns,
                            .region = cfg->region,
-                           .kafka_bootstrap = kafka_bootstrap_of,
-                           .kafka_bootstrap_arg = d};
+                           .kafka_source = kafka_source_of,
+                           .kafka_source_arg = d};
     d->outbox = esm_outbox_drainer_create(d->loop, d->store, &oenv);
     return d->outbox != NULL;
 }
