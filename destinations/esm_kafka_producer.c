@@ -138,7 +138,9 @@ static producer *producer_new(esm_kafka_producers *p, const char *bootstrap,
         return NULL;
     }
     esm_kafka_wakeup_init(&pr->wake);
-    pr->glue = (esm_kafka_glue){.log_ctx = LOG_CTX, .on_error = on_error};
+    /* a destination that is down shows in the outbox status; a refused login is worth a warning */
+    pr->glue =
+        (esm_kafka_glue){.log_ctx = LOG_CTX, .quiet_brokers_down = true, .on_error = on_error};
     pr->identity = identity;
     pr->bootstrap = strdup(bootstrap);
     rd_kafka_conf_t *conf =

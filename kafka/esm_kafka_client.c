@@ -62,7 +62,7 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         rd_kafka_fatal_error(rk, why, sizeof why);
         reason = why;
         ESM_ERROR(ctx_of(g), "kafka: fatal error: %s", reason);
-    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+    } else if ((err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !(g && g->quiet_brokers_down)) ||
                err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
         ESM_WARN(ctx_of(g), "kafka: %s: %s", rd_kafka_err2name(err), reason);
     } else {
@@ -105,6 +105,11 @@ int esm_kafka_wakeup_open(esm_kafka_wakeup *w, struct ev_loop *loop, rd_kafka_qu
         return -1;
     }
     rd_kafka_queue_io_event_enable(q, w->fd[1], "1", 1);
+    /* librdkafka writes when the queue becomes non-empty: what it queued before (a broker
+     * error right after rd_kafka_new) would wait for the next event */
+    if (rd_kafka_queue_length(q) > 0 && write(w->fd[1], "1", 1) < 0) {
+        /* the pipe is full: a wakeup is pending anyway */
+    }
     ev_io_init(&w->io, on_io, w->fd[0], EV_READ);
     w->io.data = w;
     return 0;

@@ -80,9 +80,10 @@ int esm_kafka_conf_apply(rd_kafka_conf_t *conf, const esm_kafka_props *p, const 
 /* The first member of every esmd librdkafka client's opaque (rd_kafka_conf_set_opaque), so
  * the shared log and error callbacks find the log context. */
 typedef struct esm_kafka_glue {
-    const char *log_ctx; /* NULL: "kafka" */
-    /* After an error was logged (fatal at error level; broker-down, authentication and TLS
-     * errors as warnings; others at debug level). fatal: the client is unusable, reason is
+    const char *log_ctx;     /* NULL: "kafka" */
+    bool quiet_brokers_down; /* all brokers down at debug level, not as a warning */
+    /* After an error was logged (fatal at error level; all brokers down, authentication and
+     * TLS errors as warnings; others at debug level). fatal: the client is unusable, reason is
      * rd_kafka_fatal_error's. NULL: nothing more. */
     void (*on_error)(struct esm_kafka_glue *g, rd_kafka_resp_err_t err, const char *reason,
                      bool fatal);
