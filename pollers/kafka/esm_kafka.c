@@ -808,27 +808,32 @@ static void k_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(k_state st)
+static esm_source_phase k_phase(void *source)
 {
-    switch (st) {
+    const kafka_source *s = source;
+    switch (s->state) {
     case K_INIT:
-        return "Creating";
+        return ESM_SOURCE_CREATED;
     case K_RUNNING:
-        return "Enabled";
+        return s->assigned_once ? ESM_SOURCE_RUNNING : ESM_SOURCE_REACHING;
     case K_STOPPING:
     case K_CLOSING:
-        return "Disabling";
+        return ESM_SOURCE_STOPPING;
     case K_STOPPED:
-        return "Disabled";
+        break;
     }
-    return "Unknown";
+    return ESM_SOURCE_STOPPED;
+}
+
+static const char *k_last_error(void *source)
+{
+    const kafka_source *s = source;
+    return s->last_error[0] ? s->last_error : NULL;
 }
 
 static void k_status(void *source, esm_buf *out)
 {
     kafka_source *s = source;
-    esm_buf_puts(out, "{\"State\":");
-    esm_buf_json_cstr(out, state_name(s->state));
     esm_buf_puts(out, ",\"Topic\":");
     esm_buf_json_cstr(out, s->map->topic);
     esm_buf_puts(out, ",\"BootstrapServers\":");
@@ -856,9 +861,6 @@ static void k_status(void *source, esm_buf *out)
         esm_buf_printf(out, "%" PRId64 ",\"MaxOffsetLag\":%" PRId64, sum, max);
     else
         esm_buf_puts(out, "null,\"MaxOffsetLag\":null");
-    esm_buf_puts(out, ",\"LastError\":");
-    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
-    esm_buf_putc(out, '}');
 }
 
 static int64_t k_stuck_since(void *source)
@@ -888,12 +890,6 @@ static void k_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
     }
 }
 
-static bool k_ready(void *source)
-{
-    const kafka_source *s = source;
-    return s->state == K_RUNNING && s->assigned_once;
-}
-
 const esm_source_ops esm_kafka_source = {
     .name = "kafka",
     .create = k_create,
@@ -901,7 +897,8 @@ const esm_source_ops esm_kafka_source = {
     .stop = k_stop,
     .destroy = k_destroy,
     .status = k_status,
-    .ready = k_ready,
+    .phase = k_phase,
+    .last_error = k_last_error,
     .stuck_since = k_stuck_since,
     .lane_gauges = k_lane_gauges,
 };

@@ -54,7 +54,7 @@ struct sqs_source {
     esm_sqs_parser parser; /* ReceiveMessage responses, one at a time */
     char *queue_url;
     int visibility_timeout_s;
-    enum { SQS_INIT, SQS_RESOLVING, SQS_RUNNING, SQS_STOPPING, SQS_STOPPED } state;
+    esm_source_phase state;
     esm_http_call *setup_call;
     ev_timer setup_retry;
     unsigned setup_errors;
@@ -145,10 +145,11 @@ static void inflight_unlink(sqs_source *s, sqs_batch *b)
 
 static void maybe_stopped(sqs_source *s)
 {
-    if (s->state != SQS_STOPPING || s->n_inflight > 0 || esm_sqs_ops_pending(s->ops) > 0) return;
+    if (s->state != ESM_SOURCE_STOPPING || s->n_inflight > 0 || esm_sqs_ops_pending(s->ops) > 0)
+        return;
     for (int i = 0; i < s->n_pollers; i++)
         if (s->pollers[i].call) return;
-    s->state = SQS_STOPPED;
+    s->state = ESM_SOURCE_STOPPED;
     ev_timer_stop(s->env.loop, &s->stop_deadline);
     ESM_INFO(s->env.log_ctx, "stopped");
     /* Reported from the loop, not from here: the engine may destroy the source in the
@@ -324,7 +325,7 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
         if (r->retry_after_ms > delay) delay = r->retry_after_ms;
         int64_t deadline = b->first_received_ms + (int64_t)s->visibility_timeout_s * 1000 -
                            (int64_t)m->function->timeout_seconds * 1000;
-        if (s->state == SQS_RUNNING && esm_now_ms() + delay < deadline) {
+        if (s->state == ESM_SOURCE_RUNNING && esm_now_ms() + delay < deadline) {
             b->retries++;
             if (!r->misconfigured)
                 ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms",
@@ -470,7 +471,7 @@ static void add_to_batch(sqs_source *s, esm_sqs_msg *msg)
 
 static bool can_receive(const sqs_source *s)
 {
-    return s->state == SQS_RUNNING && s->n_inflight < s->max_batches;
+    return s->state == ESM_SOURCE_RUNNING && s->n_inflight < s->max_batches;
 }
 
 /* A failed receive backs off, 0.5 s doubling to 30 s; the messages it may have taken return
@@ -524,7 +525,7 @@ static void on_received(const esm_aws_result *res, void *arg)
         bool match = !s->env.filter || esm_filter_match(s->env.filter, m->record, m->record_len,
                                                         m->body, m->body_len);
         m->body = NULL; /* it points into the response or the parser */
-        if (s->state != SQS_RUNNING) {
+        if (s->state != ESM_SOURCE_RUNNING) {
             esm_sqs_msg_free(m); /* stopping: it returns after the visibility timeout */
             continue;
         }
@@ -608,7 +609,7 @@ static void start_running(sqs_source *s)
                  "Queue visibility timeout: %d seconds is less than Function timeout: %d seconds",
                  s->visibility_timeout_s, fn_timeout);
         ESM_ERROR(s->env.log_ctx, "%s; the mapping does not poll", s->last_error);
-        s->state = SQS_STOPPED;
+        s->state = ESM_SOURCE_STOPPED;
         return;
     }
     int recommended = 6 * fn_timeout + m->batching_window_ms / 1000;
@@ -617,7 +618,7 @@ static void start_running(sqs_source *s)
                  "queue visibility timeout %d s is below AWS's recommendation of 6 x function "
                  "timeout + batching window = %d s; throttled batches may be redelivered",
                  s->visibility_timeout_s, recommended);
-    s->state = SQS_RUNNING;
+    s->state = ESM_SOURCE_RUNNING;
     s->last_error[0] = '\0';
     ESM_INFO(s->env.log_ctx,
              "polling %s (visibility timeout %d s, batch size %d, window %d ms, %zu batches in "
@@ -631,7 +632,7 @@ static void on_attributes(const esm_aws_result *res, void *arg)
 {
     sqs_source *s = arg;
     s->setup_call = NULL;
-    if (s->state != SQS_RESOLVING) {
+    if (s->state != ESM_SOURCE_REACHING) {
         maybe_stopped(s);
         return;
     }
@@ -650,7 +651,7 @@ static void on_queue_url(const esm_aws_result *res, void *arg)
 {
     sqs_source *s = arg;
     s->setup_call = NULL;
-    if (s->state != SQS_RESOLVING) {
+    if (s->state != ESM_SOURCE_REACHING) {
         maybe_stopped(s);
         return;
     }
@@ -752,7 +753,7 @@ static int sqs_start(void *source, esm_err *err)
 {
     (void)err;
     sqs_source *s = source;
-    s->state = SQS_RESOLVING;
+    s->state = ESM_SOURCE_REACHING;
     setup_step(s);
     return 0;
 }
@@ -787,8 +788,8 @@ static void sqs_stop(void *source, esm_source_stopped_cb done, void *arg)
     ev_timer_stop(s->env.loop, &s->setup_retry);
     if (s->setup_call) esm_http_cancel(s->setup_call);
     s->setup_call = NULL;
-    bool was_running = s->state == SQS_RUNNING;
-    s->state = SQS_STOPPING;
+    bool was_running = s->state == ESM_SOURCE_RUNNING;
+    s->state = ESM_SOURCE_STOPPING;
     /* Receives still waiting are cancelled: anything they had taken reappears after the
      * visibility timeout. The open batch is dropped unacknowledged for the same reason. */
     for (int i = 0; i < s->n_pollers; i++) {
@@ -843,38 +844,28 @@ static void sqs_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(const sqs_source *s)
-{
-    switch (s->state) {
-    case SQS_INIT:
-        return "Creating";
-    case SQS_RESOLVING:
-        return "Enabling";
-    case SQS_RUNNING:
-        return "Enabled";
-    case SQS_STOPPING:
-        return "Disabling";
-    case SQS_STOPPED:
-        return "Disabled";
-    }
-    return "Unknown";
-}
-
 static void sqs_status(void *source, esm_buf *out)
 {
     sqs_source *s = source;
-    esm_buf_puts(out, "{\"State\":");
-    esm_buf_json_cstr(out, state_name(s));
     esm_buf_puts(out, ",\"QueueUrl\":");
     esm_buf_json_cstr(out, s->queue_url);
     esm_buf_printf(out,
                    ",\"VisibilityTimeout\":%d,\"BatchesInFlight\":%zu,\"MaxBatchesInFlight\":%zu,"
-                   "\"OpenBatchSize\":%zu,\"PendingDeletes\":%zu,\"LastError\":",
+                   "\"OpenBatchSize\":%zu,\"PendingDeletes\":%zu",
                    s->visibility_timeout_s, s->n_inflight, s->max_batches, s->open ? s->open->n : 0,
                    esm_sqs_ops_pending(s->ops));
-    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
     esm_sqs_stuck_status(&s->stuck, out);
-    esm_buf_putc(out, '}');
+}
+
+static esm_source_phase sqs_phase(void *source)
+{
+    return ((const sqs_source *)source)->state;
+}
+
+static const char *sqs_last_error(void *source)
+{
+    const sqs_source *s = source;
+    return s->last_error[0] ? s->last_error : NULL;
 }
 
 /* A failed message returns after the visibility timeout (or RetryBackoff): an entry with no
@@ -888,12 +879,6 @@ static int64_t sqs_stuck_since(void *source)
     return esm_sqs_stuck_since(&s->stuck, esm_now_ms(), 2 * period + 30000);
 }
 
-static bool sqs_ready(void *source)
-{
-    const sqs_source *s = source;
-    return s->state == SQS_RUNNING;
-}
-
 const esm_source_ops esm_sqs_source = {
     .name = "sqs",
     .create = sqs_create,
@@ -901,6 +886,7 @@ const esm_source_ops esm_sqs_source = {
     .stop = sqs_stop,
     .destroy = sqs_destroy,
     .status = sqs_status,
-    .ready = sqs_ready,
+    .phase = sqs_phase,
+    .last_error = sqs_last_error,
     .stuck_since = sqs_stuck_since,
 };
