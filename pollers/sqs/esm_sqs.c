@@ -36,7 +36,8 @@ typedef struct sqs_batch {
     ev_timer retry_timer;
     ev_timer heartbeat;
     unsigned retries;
-    struct sqs_batch *prev, *next;
+    bool held; /* FIFO: not invoked until no older batch in flight has one of its groups */
+    struct sqs_batch *prev, *next; /* the in-flight list, newest first */
 } sqs_batch;
 
 typedef struct {
@@ -75,7 +76,7 @@ struct sqs_source {
 };
 
 static void poller_kick(sqs_poller *p);
-static void batch_finish(sqs_batch *b);
+static void batch_finish(sqs_batch *b, const bool *kept);
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void kick_all(sqs_source *s)
@@ -255,11 +256,13 @@ static void settle(sqs_batch *b, const bool *failed, const esm_invoke_result *r)
             if (failed[i] && !discard[i] && s->map->retry_backoff_set) retry_later(s, b->msgs[i]);
         }
         esm_sqs_ops_delete(s->ops, del, n_del);
+        for (size_t i = 0; i < b->n; i++)
+            discard[i] = failed[i] && !discard[i]; /* now: kept in the queue */
     }
     if (n_failed) s->env.stats->failed_invoke += n_failed;
+    batch_finish(b, discard && del ? discard : NULL);
     free(discard);
     free(del);
-    batch_finish(b);
 }
 
 /* FIFO: a failed message blocks the rest of its group in this batch, so later messages of the
@@ -339,13 +342,13 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                      "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
                      b->n, r->reason);
         set_error(s, "", r->reason);
-        batch_finish(b);
+        batch_finish(b, NULL);
         return;
     }
     s->env.stats->invocations++;
     bool *failed = calloc(b->n, sizeof *failed);
     if (!failed) {
-        batch_finish(b);
+        batch_finish(b, NULL);
         return;
     }
     if (r->cls == ESM_INVOKE_FUNCTION_ERROR) {
@@ -393,18 +396,95 @@ static void invoke_batch(sqs_batch *b)
     if (!b->call) {
         ESM_ERROR(s->env.log_ctx, "invoke refused for a batch of %zu messages (%zu bytes)", b->n,
                   b->event.len);
-        batch_finish(b);
+        batch_finish(b, NULL);
     }
 }
 
-/* The batch leaves the mapping: stop its timers, free it, let the pollers go on. */
-static void batch_finish(sqs_batch *b)
+/* ---- FIFO: one batch in flight per message group ----------------------------------------
+ * SQS hands out a group's messages only while none of the group is in flight, so two batches
+ * of one group exist only when esmd cuts one receive (or one batching window) in two at the
+ * 6 MB limit. The later batch is held until the earlier one is done; the messages of a group
+ * the earlier one kept in the queue (failed, or not invoked) leave the held batch at once,
+ * visible again behind their group's first message, which SQS returns first. */
+
+static bool same_group(const esm_sqs_msg *a, const esm_sqs_msg *b)
+{
+    return a->group_id && b->group_id && strcmp(a->group_id, b->group_id) == 0;
+}
+
+static bool batch_has_group_of(const sqs_batch *b, const esm_sqs_msg *m)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (same_group(b->msgs[i], m)) return true;
+    return false;
+}
+
+static bool waits_for_older(const sqs_batch *b)
+{
+    for (const sqs_batch *o = b->next; o; o = o->next)
+        for (size_t i = 0; i < b->n; i++)
+            if (batch_has_group_of(o, b->msgs[i])) return true;
+    return false;
+}
+
+/* Gives back to the queue, visible at once, the messages of held batch h whose group the
+ * finished batch done kept (all of them when done is NULL). They were never invoked. */
+static void give_back(sqs_batch *h, const sqs_batch *done, const bool *kept)
+{
+    sqs_source *s = h->src;
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        esm_sqs_msg *m = h->msgs[i];
+        bool back = !done; /* no done batch: give every message back */
+        for (size_t j = 0; done && j < done->n && !back; j++)
+            back = (!kept || kept[j]) && same_group(done->msgs[j], m);
+        if (!back) {
+            h->msgs[n++] = m;
+            continue;
+        }
+        ESM_DEBUG(s->env.log_ctx, "message %s returns to the queue behind its group %s",
+                  m->message_id, m->group_id);
+        esm_sqs_ops_change_visibility(s->ops, &m, 1, 0);
+        s->env.stats->invoked--; /* counted when its batch was cut */
+        h->record_bytes -= m->record_len;
+        esm_sqs_msg_free(m);
+    }
+    if (n == h->n) return;
+    h->n = n;
+    esm_buf_reset(&h->event);
+    esm_sqs_render_event(h->msgs, h->n, &h->event);
+}
+
+/* Invokes (or, while stopping, gives back) the oldest held batch that waits for nobody, until
+ * none is left; re-scans after each, because finishing one changes the list. */
+static void release_held(sqs_source *s)
+{
+    for (;;) {
+        sqs_batch *oldest = NULL;
+        for (sqs_batch *b = s->inflight; b; b = b->next)
+            if (b->held && !waits_for_older(b)) oldest = b;
+        if (!oldest) return;
+        oldest->held = false;
+        if (s->state != ESM_SOURCE_RUNNING) give_back(oldest, NULL, NULL);
+        if (oldest->n == 0 || oldest->event.failed)
+            batch_finish(oldest, NULL);
+        else
+            invoke_batch(oldest);
+    }
+}
+
+/* The batch leaves the mapping: stop its timers, free it, let the pollers go on. kept[i]
+ * (NULL: all) says message i stays in the queue; a FIFO group it kept stays blocked. */
+static void batch_finish(sqs_batch *b, const bool *kept)
 {
     sqs_source *s = b->src;
     ev_timer_stop(s->env.loop, &b->retry_timer);
     ev_timer_stop(s->env.loop, &b->heartbeat);
+    for (sqs_batch *h = s->inflight; s->map->fifo && h != b; h = h->next)
+        if (h->held) give_back(h, b, kept);
     inflight_unlink(s, b);
     batch_free(b);
+    if (s->map->fifo) release_held(s);
     kick_all(s);
     maybe_stopped(s);
 }
@@ -433,6 +513,11 @@ static void flush_open(sqs_source *s)
     ev_timer_init(&b->heartbeat, on_heartbeat, half, half);
     b->heartbeat.data = b;
     ev_timer_start(s->env.loop, &b->heartbeat);
+    if (s->map->fifo && waits_for_older(b)) {
+        b->held = true;
+        ESM_DEBUG(s->env.log_ctx, "%zu messages wait for an earlier batch of their group", b->n);
+        return;
+    }
     ESM_DEBUG(s->env.log_ctx, "invoking with %zu messages (%zu bytes)", b->n, b->event.len);
     invoke_batch(b);
 }
@@ -804,7 +889,7 @@ static void sqs_stop(void *source, esm_source_stopped_cb done, void *arg)
     /* Throttle retries waiting on a timer will not run again. */
     for (sqs_batch *b = s->inflight, *next; b; b = next) {
         next = b->next;
-        if (!b->call && ev_is_active(&b->retry_timer)) batch_finish(b);
+        if (!b->call && ev_is_active(&b->retry_timer)) batch_finish(b, NULL);
     }
     if (was_running && s->n_inflight)
         ESM_INFO(s->env.log_ctx, "stopping: waiting for %zu batches in flight", s->n_inflight);
