@@ -654,16 +654,28 @@ void esm_kafka_part_assigned(esm_kafka_part *p)
     p->commit_on_assign = -1;
 }
 
+/* esm_store_lane_confirm of the lane, warning on an error. */
+static int mark_confirmed(const esm_kafka_shared *sh, const char *lane_key, const char *log_ctx)
+{
+    esm_err err = {0};
+    int rc = esm_store_lane_confirm(sh->env->store, sh->map->uuid, sh->source_key, lane_key, &err);
+    if (rc < 0)
+        ESM_WARN(log_ctx, "cannot mark the checkpoint as committed to the group (%s)", err.message);
+    return rc;
+}
+
 void esm_kafka_part_group_confirmed(esm_kafka_part *p)
 {
     if (p->group_confirmed || !p->sh.env->store) return;
-    esm_err err = {0};
-    int rc = esm_store_lane_confirm(p->sh.env->store, p->sh.map->uuid, p->sh.source_key,
-                                    p->lane_key, &err);
-    if (rc < 0)
-        ESM_WARN(p->log_ctx, "cannot mark the checkpoint as committed to the group (%s)",
-                 err.message);
-    p->group_confirmed = rc == 0;
+    p->group_confirmed = mark_confirmed(&p->sh, p->lane_key, p->log_ctx) == 0;
+}
+
+void esm_kafka_part_released_confirmed(const esm_kafka_shared *sh, int32_t partition)
+{
+    if (!sh->env->store) return;
+    char lane_key[16];
+    snprintf(lane_key, sizeof lane_key, "%" PRId32, partition);
+    mark_confirmed(sh, lane_key, sh->env->log_ctx);
 }
 
 /* A record below what this partition has already read or checkpointed: legitimate re-reads

@@ -87,6 +87,9 @@ void esm_kafka_part_assigned(esm_kafka_part *p);
 /* The group committed an offset of this partition: its checkpoint is confirmed (the mark is
  * written to the store once). */
 void esm_kafka_part_group_confirmed(esm_kafka_part *p);
+/* As esm_kafka_part_group_confirmed, for a partition released before the confirmation came
+ * (the commit on revoke or close answers after the release). */
+void esm_kafka_part_released_confirmed(const esm_kafka_shared *sh, int32_t partition);
 /* The lane's stored checkpoint (next offset not yet final), -1 when none. */
 int64_t esm_kafka_part_floor(const esm_kafka_part *p);
 /* Next offset to commit (-1 = not known yet). */

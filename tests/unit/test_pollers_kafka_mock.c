@@ -276,6 +276,41 @@ static void test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group(v
     kmock_free(&k);
 }
 
+static bool commit_failed_seen(kmock *k, void *arg)
+{
+    (void)arg;
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_kafka_source.status(k->src, &b);
+    bool seen = strstr(esm_buf_cstr(&b), "offset commit failed") != NULL;
+    esm_buf_free(&b);
+    return seen;
+}
+
+/* Every commit of the run fails but the last, on stop: its confirmation arrives after the
+ * partition is released, and the store must still mark the checkpoint as the group's. Left
+ * unmarked, a group that later loses the offset (the topic re-created while esmd is down) is
+ * taken for one that never had it, and the new log resumes at the old checkpoint. */
+static void test_commit_confirmed_after_the_release_marks_the_checkpoint(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    for (int i = 0; i < 50; i++)
+        rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_OFFSET_COMMIT, 1,
+                                          RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    kmock_produce(&k, "a", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    assert_true(kmock_run_until(&k, commit_failed_seen, NULL, 30.0));
+    rd_kafka_mock_clear_request_errors(k.mc, KMOCK_API_OFFSET_COMMIT);
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    expect_store_checkpoint(&k, "10");
+    assert_true(store_confirmed(&k));
+    kmock_free(&k);
+}
+
 /* The store's checkpoint (200) is above the log end, but the group has an offset inside the
  * log (committed after the re-creation, e.g. an operator's kafka-consumer-groups
  * --reset-offsets): the group's offset wins, nothing below it is read. */
@@ -308,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_never_committed_resumes_there),
         cmocka_unit_test(test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group),
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
+        cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
