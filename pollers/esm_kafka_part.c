@@ -627,13 +627,19 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
     } else if (group_known && c < 0 && f >= 0) {
         /* Never committed (commits failed, or a stop before the first): the group's lack of an
          * offset is no news. Resume at the checkpoint, not at StartingPosition (LATEST would
-         * skip what came since); a log trimmed past it resumes at its start. */
-        *resume_at = lo >= 0 && f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
+         * skip what came since); a log trimmed past it resumes at its start. So does one
+         * whose start is unknown: a checkpoint below it would be out of range, and LATEST would
+         * skip the log (the records below the checkpoint are passed over, not invoked). */
+        *resume_at = lo < 0 || f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
         if (*resume_at == f) p->commit_on_assign = f;
         ESM_INFO(p->log_ctx,
                  "the group has no committed offset yet: resuming at the stored checkpoint %" PRId64
                  "%s",
-                 f, *resume_at == f ? "" : " (trimmed since: from the log start)");
+                 f,
+                 *resume_at == f ? ""
+                 : lo < 0
+                     ? " (the log start unknown: from the log start, passing over what is below it)"
+                     : " (trimmed since: from the log start)");
         return ESM_KAFKA_LOG_AT_CHECKPOINT;
     }
     if (c >= 0 && !why) esm_kafka_part_group_confirmed(p);

@@ -332,6 +332,49 @@ static void test_group_offset_inside_the_log_wins_over_an_old_checkpoint(void **
     kmock_free(&k);
 }
 
+#define KMOCK_API_LIST_OFFSETS 2 /* Kafka protocol ApiKey */
+
+/* Offsets [lo, produced) reached the function. */
+static bool delivered_from(kmock *k, void *arg)
+{
+    for (long long o = *(long long *)arg; o < k->produced; o++)
+        if (kmock_times_delivered(k, o) == 0) return false;
+    return true;
+}
+
+/* A checkpoint the group never confirmed, below a log trimmed since, with the partition's
+ * watermarks unreadable at assignment: assigned at the checkpoint, the fetch would be out of
+ * range and auto.offset.reset (LATEST) would skip the whole log. Nothing of it is skipped. */
+static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    /* the mock keeps 5 MB of a partition: seven records of 900 kB trim the oldest */
+    size_t big = 900 * 1000;
+    char *v = malloc(big + 1);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    for (int i = 0; i < 7; i++)
+        kmock_produce_value(&k, v);
+    free(v);
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(k.prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
+    assert_true(lo >= 1);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
+    store_checkpoint(&k, ckpt);
+    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
+    kmock_start(&k);
+    long long from = lo;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), k.produced);
+    kmock_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group),
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
         cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
+        cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
