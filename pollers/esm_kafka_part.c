@@ -624,17 +624,19 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
          * Reading again costs duplicates (offsets expired); trusting it may skip. */
         why = "the group no longer has the committed offset it confirmed";
         verdict = ESM_KAFKA_LOG_RESET_AT_START;
-    } else if (group_known && c < 0 && f >= 0) {
+    } else if (c < 0 && f >= 0) {
         /* Never committed (commits failed, or a stop before the first): the group's lack of an
          * offset is no news. Resume at the checkpoint, not at StartingPosition (LATEST would
          * skip what came since); a log trimmed past it resumes at its start. So does one
          * whose start is unknown: a checkpoint below it would be out of range, and LATEST would
-         * skip the log (the records below the checkpoint are passed over, not invoked). */
+         * skip the log (the records below the checkpoint are passed over, not invoked). Group
+         * offsets that cannot be read are treated alike (left to the group, one without an
+         * offset starts at StartingPosition), only not committed over: the group may be ahead. */
         *resume_at = lo < 0 || f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
-        if (*resume_at == f) p->commit_on_assign = f;
-        ESM_INFO(p->log_ctx,
-                 "the group has no committed offset yet: resuming at the stored checkpoint %" PRId64
-                 "%s",
+        if (*resume_at == f && group_known) p->commit_on_assign = f;
+        ESM_INFO(p->log_ctx, "%s: resuming at the stored checkpoint %" PRId64 "%s",
+                 group_known ? "the group has no committed offset yet"
+                             : "the group's committed offsets cannot be read",
                  f,
                  *resume_at == f ? ""
                  : lo < 0

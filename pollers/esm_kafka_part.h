@@ -76,8 +76,9 @@ typedef enum {
  * position cannot be used — above the log end (a re-created topic, a wiped broker), or a store
  * checkpoint the group once confirmed and has lost — logs and counts a log reset and forgets
  * the old checkpoint (docs/operations.md "Kafka log re-created"). A checkpoint the group never
- * confirmed (its commits failed, or esmd stopped before the first) is where the partition
- * resumes: ESM_KAFKA_LOG_AT_CHECKPOINT, the offset in *resume_at. */
+ * confirmed (its commits failed, or esmd stopped before the first), or one whose group offsets
+ * could not be read, is where the partition resumes: ESM_KAFKA_LOG_AT_CHECKPOINT, the offset in
+ * *resume_at. */
 esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
                                              bool group_known, int64_t lo, int64_t hi,
                                              int64_t *resume_at);

@@ -375,6 +375,29 @@ static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **stat
     kmock_free(&k);
 }
 
+#define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
+
+/* As test_checkpoint_never_committed_resumes_there, but the group's offsets cannot be read at
+ * assignment: left to the group, which has none, LATEST would skip records 5-9. */
+static void test_checkpoint_resumes_there_when_the_group_cannot_be_read(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    store_checkpoint(&k, "5");
+    kmock_produce(&k, "a", 10);
+    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_OFFSET_FETCH, 1,
+                                      RD_KAFKA_RESP_ERR_INVALID_REQUEST);
+    kmock_start(&k);
+    long long from = 5;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
+    kmock_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
         cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
         cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
+        cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
