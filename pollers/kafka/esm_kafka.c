@@ -396,9 +396,12 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (e->err || e->offset < 0) continue;
             ESM_TRACE(s->env.log_ctx, "committed %s-%" PRId32 " at %" PRId64, e->topic,
                       e->partition, e->offset);
-            esm_kafka_part *p =
-                strcmp(e->topic, s->map->topic) == 0 ? part_of(s, e->partition) : NULL;
-            if (p) esm_kafka_part_group_confirmed(p);
+            if (strcmp(e->topic, s->map->topic) != 0) continue;
+            esm_kafka_part *p = part_of(s, e->partition);
+            if (p)
+                esm_kafka_part_group_confirmed(p);
+            else
+                esm_kafka_part_released_confirmed(&s->sh, e->partition);
         }
         return;
     }
