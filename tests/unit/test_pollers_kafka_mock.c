@@ -281,7 +281,7 @@ static bool commit_failed_seen(kmock *k, void *arg)
     (void)arg;
     esm_buf b;
     esm_buf_init(&b);
-    esm_kafka_source.status(k->src, &b);
+    esm_source_status(&esm_kafka_source, k->src, &b);
     bool seen = strstr(esm_buf_cstr(&b), "offset commit failed") != NULL;
     esm_buf_free(&b);
     return seen;
