@@ -176,60 +176,6 @@ def test_fifo_keeps_order_per_group_and_a_failing_group_does_not_block_others(
                "group A delivered in order after the fix")
 
 
-BIG_BODY = 700 * 1024  # ten of them are over the 6 MB limit: one receive becomes two batches
-
-
-def send_big_fifo(sqs, q, names, group="G"):
-    """One message per call (SendMessageBatch takes 1 MiB in all), in group order."""
-    for n in names:
-        aws.send_messages(sqs, q, bodies=[n + ":" + "x" * BIG_BODY], group_id=group)
-
-
-def names_of(payloads):
-    return [p.split(":", 1)[0] for p in payloads]
-
-
-def test_fifo_group_cut_at_the_size_limit_is_never_two_batches_in_flight(peers, sqs, funchost, esmd):
-    """Ten 700 KB messages of one group come in one receive and make two batches (6 MB). The
-    second waits until the first is done: the function never runs two batches of the group at
-    once, and sees the group in order, each message once."""
-    q = aws.create_queue(sqs, fifo=True, visibility_timeout=60,
-                         attributes={"MaximumMessageSize": "1048576"})
-    names = [f"m-{i}" for i in range(10)]
-    send_big_fifo(sqs, q, names)
-    funchost.control("slow", "slow", ms=1500)
-    esmd(config(peers, funchost.url_lambda("slow"), q.arn, timeout=10, BatchSize=10))
-    wait_until(lambda: len(funchost.payloads("slow")) >= 10, 60, "the group delivered")
-    invs = funchost.invocations("slow")
-    assert len(invs) >= 2, "ten 700 KB messages cannot fit one 6 MB event"
-    assert [i["concurrent"] for i in invs] == [1] * len(invs), invs
-    assert names_of(funchost.payloads("slow")) == names
-    wait_until(lambda: queue_empty(sqs, q), 30, "every message deleted")
-
-
-def test_fifo_group_failing_in_the_first_cut_holds_back_the_second(peers, sqs, funchost, esmd):
-    """The first batch of the cut fails on the group's first message: the held second batch is
-    never invoked; its messages go back behind the failed one, and once the function is fixed
-    the whole group arrives in order."""
-    q = aws.create_queue(sqs, fifo=True, visibility_timeout=60,
-                         attributes={"MaximumMessageSize": "1048576"})
-    names = ["POISON-0"] + [f"m-{i}" for i in range(1, 10)]
-    send_big_fifo(sqs, q, names)
-    esmd(config(peers, funchost.url_lambda("partial"), q.arn, timeout=10, BatchSize=10,
-                FunctionResponseTypes=["ReportBatchItemFailures"],
-                EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 1}}))
-    wait_until(lambda: names_of(funchost.payloads()).count("POISON-0") >= 3, 60, "the poison retried")
-    seen = names_of(funchost.payloads())
-    first_cut = names_of(funchost.invocations()[0]["payloads"])
-    assert first_cut[0] == "POISON-0" and len(first_cut) < 10
-    assert not set(names[len(first_cut):]) & set(seen), "the held batch ran past a failed message"
-    funchost.control("partial", "echo")
-    wait_until(lambda: [n for inv in funchost.invocations() if inv["mode"] == "echo"
-                        for n in names_of(inv["payloads"])] == names, 60,
-               "the group in order after the fix")
-    wait_until(lambda: queue_empty(sqs, q), 30, "every message deleted")
-
-
 def test_beyond_aws_retry_limit_sends_a_failure_record_with_the_message(peers, sqs, funchost, esmd):
     # The poison pill comes back after RetryBackoff's 1 s; the queue's visibility timeout stays
     # long enough that "good" is deleted before it could return, even on a loaded machine.
