@@ -1,6 +1,6 @@
 /* The status page of the admin API (GET /): engine/esm_admin_page.html, compiled in by
  * cmake/embed.cmake, with the response headers that confine it. See docs/operations.md
- * "Status page". */
+ * "Admin HTTP". */
 #ifndef ESM_ADMIN_PAGE_H
 #define ESM_ADMIN_PAGE_H
 
