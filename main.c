@@ -11,12 +11,13 @@ static void usage(FILE *out)
 {
     fputs("usage: esmd --config FILE [--log-level LEVEL]\n"
           "       esmd --check-config FILE\n"
-          "       esmd --version | --help\n"
+          "       esmd --config-reference | --version | --help\n"
           "\n"
           "  --config FILE        run the mappings of FILE until SIGTERM/SIGINT\n"
           "  --check-config FILE  validate FILE, print every problem, exit 0 when valid\n"
           "  --log-level LEVEL    trace|debug|info|warn|error (overrides log_level)\n"
           "  --debug              same as --log-level trace (per-record tracing)\n"
+          "  --config-reference   print the mapping keys as a markdown table (docs/config.md)\n"
           "  --version            print the version\n"
           "\n"
           "Config reference: docs/config.md. Admin HTTP: /healthz /readyz /status /metrics.\n",
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
                                          {"check-config", required_argument, 0, 'k'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"debug", no_argument, 0, 'd'},
+                                         {"config-reference", no_argument, 0, 'r'},
                                          {"version", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -72,6 +74,9 @@ int main(int argc, char **argv)
         case 'd':
             level = ESM_LOG_TRACE;
             break;
+        case 'r':
+            esm_config_reference_print(stdout);
+            return 0;
         case 'v':
             puts("esmd " ESMD_VERSION);
             return 0;

@@ -127,6 +127,9 @@ void esm_config_problems_print(const esm_config_problems *p, FILE *out);
 /* Logs (info) what the loader adjusted silently, as AWS does (e.g. Kafka retry cap). */
 void esm_config_log_notes(const esm_config *cfg);
 
+/* The scalar mapping keys as a markdown table (`esmd --config-reference`, docs/config.md). */
+void esm_config_reference_print(FILE *out);
+
 const char *esm_source_type_name(esm_source_type t);             /* "sqs" | "kinesis" | "kafka" */
 const char *esm_starting_position_name(esm_starting_position p); /* "LATEST", ... or NULL */
 

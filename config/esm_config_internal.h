@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config/esm_config.h"
+#include "config/esm_config_keys.h"
 
 #define ESM_CFG_PATH_MAX 512
 
@@ -20,10 +21,10 @@ typedef struct {
 
 /* Which mapping fields the user wrote (defaults are filled in after validation). */
 typedef struct {
-    bool batch_size, window, starting_position, starting_position_timestamp;
+    bool key[ESM_KEY_COUNT]; /* scalar table keys given with a valid value */
+    bool starting_position, starting_position_timestamp;
     bool starting_position_written; /* the key is present, even if its value was refused */
-    bool bisect, retries, record_age, parallelization, tumbling;
-    bool destination_config, on_failure, scaling, topics, self_managed, smk_config;
+    bool destination_config, on_failure, topics, self_managed, smk_config;
     bool source_access, kafka_properties, retry_backoff;
     bool source_known; /* source type was determined */
     bool function_resolved;
@@ -71,6 +72,24 @@ char *esm_cfg_expand(esm_cfg_ctx *c, const char *s, const char *path);
 
 /* Invalid JSON position: 1-based line and column of offset in text. */
 void esm_cfg_line_col(const char *text, size_t len, size_t offset, int *line, int *col);
+
+/* Driven by the key table (esm_config_keys_apply.c). */
+/* Reports keys of obj that the table does not list for parent (and duplicates). */
+bool esm_cfg_keys_check(esm_cfg_ctx *c, const cJSON *obj, const char *path,
+                        esm_cfg_key_parent parent);
+/* One scalar key of obj, the object at path: a valid value is stored and marked in seen. */
+void esm_cfg_key_parse(esm_cfg_ctx *c, const cJSON *obj, const char *path, esm_cfg_key_id id,
+                       esm_mapping_config *m, esm_cfg_seen *seen);
+/* Every scalar key of parent, in table order. */
+void esm_cfg_keys_parse(esm_cfg_ctx *c, const cJSON *obj, const char *path,
+                        esm_cfg_key_parent parent, esm_mapping_config *m, esm_cfg_seen *seen);
+/* Before parsing: the defaults that are the same for every source. */
+void esm_cfg_keys_preset(esm_mapping_config *m);
+/* Once the source is known: its default for every scalar key not given. */
+void esm_cfg_keys_fill_defaults(esm_mapping_config *m, const esm_cfg_seen *s);
+/* "Unsupported X parameter ..." for each given key the mapping's source does not allow. */
+void esm_cfg_keys_unsupported(esm_cfg_ctx *c, const char *path, const esm_mapping_config *m,
+                              const esm_cfg_seen *s);
 
 /* Top-level pieces. */
 /* admin_token / admin_token_file (read now, so --check-config and a reload see the file). */

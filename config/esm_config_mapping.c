@@ -10,45 +10,10 @@
 #include "config/esm_config_internal.h"
 #include "filter/esm_filter.h"
 
-static const char *const mapping_keys[] = {
-    "FunctionName", "EventSourceArn", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
-    "StartingPosition", "StartingPositionTimestamp", "FilterCriteria", "FunctionResponseTypes",
-    "BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds",
-    "ParallelizationFactor", "TumblingWindowInSeconds", "DestinationConfig", "ScalingConfig",
-    "Topics", "SelfManagedEventSource", "SelfManagedKafkaEventSourceConfig",
-    "SourceAccessConfigurations",
-    /* accepted and ignored (a copied AWS request) */
-    "KMSKeyArn", "MetricsConfig", "ProvisionedPollerConfig", "LoggingConfig", "Tags",
-    /* esmd's own */
-    "UUID", "EsmdOptions", NULL};
-
 static const cJSON *field(const cJSON *obj, const char *key, const char *parent, char *path)
 {
     esm_cfg_path(path, parent, key);
     return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
-/* An AWS integer field with its wire range; sets *dst and *seen only when valid. */
-static void aws_int(esm_cfg_ctx *c, const cJSON *mj, const char *mpath, const char *key,
-                    const char *member, int64_t lo, int64_t hi, int *dst, bool *seen)
-{
-    char p[ESM_CFG_PATH_MAX];
-    const cJSON *j = field(mj, key, mpath, p);
-    if (!j) return;
-    int64_t v;
-    if (!esm_cfg_get_int(c, j, p, &v)) return;
-    if (!esm_cfg_aws_range(c, p, member, v, lo, hi)) return;
-    *dst = (int)v;
-    if (seen) *seen = true;
-}
-
-static void aws_bool(esm_cfg_ctx *c, const cJSON *mj, const char *mpath, const char *key, bool *dst,
-                     bool *seen)
-{
-    char p[ESM_CFG_PATH_MAX];
-    const cJSON *j = field(mj, key, mpath, p);
-    if (!j) return;
-    if (esm_cfg_get_bool(c, j, p, dst) && seen) *seen = true;
 }
 
 static void parse_function_name(esm_cfg_ctx *c, const cJSON *mj, const char *mpath,
@@ -278,13 +243,11 @@ static void parse_destination(esm_cfg_ctx *c, const cJSON *mj, const char *mpath
 static void parse_scaling(esm_cfg_ctx *c, const cJSON *mj, const char *mpath, esm_mapping_config *m,
                           esm_cfg_seen *seen)
 {
-    static const char *const keys[] = {"MaximumConcurrency", NULL};
     char p[ESM_CFG_PATH_MAX];
     const cJSON *j = field(mj, "ScalingConfig", mpath, p);
     if (!j || !esm_cfg_want_object(c, j, p)) return;
-    esm_cfg_check_keys(c, j, p, keys);
-    aws_int(c, j, p, "MaximumConcurrency", "scalingConfig.maximumConcurrency", 2, 1000,
-            &m->scaling_max_concurrency, &seen->scaling);
+    esm_cfg_keys_check(c, j, p, ESM_KEY_IN_SCALING_CONFIG);
+    esm_cfg_keys_parse(c, j, p, ESM_KEY_IN_SCALING_CONFIG, m, seen);
 }
 
 static void parse_topics(esm_cfg_ctx *c, const cJSON *mj, const char *mpath, esm_mapping_config *m,
@@ -543,46 +506,19 @@ static void parse_kafka_properties(esm_cfg_ctx *c, const cJSON *j, const char *p
     }
 }
 
-static void ranged_int(esm_cfg_ctx *c, const cJSON *obj, const char *parent, const char *key,
-                       int64_t lo, int64_t hi, int64_t scale, int *dst, bool *seen)
-{
-    char p[ESM_CFG_PATH_MAX];
-    const cJSON *j = field(obj, key, parent, p);
-    int64_t v;
-    if (!j || !esm_cfg_get_int(c, j, p, &v)) return;
-    if (v < lo || v > hi) {
-        esm_cfg_problem(c, p, "%lld is not allowed: must be between %lld and %lld", (long long)v,
-                        (long long)lo, (long long)hi);
-        return;
-    }
-    *dst = (int)(v * scale);
-    if (seen) *seen = true;
-}
-
 static void parse_esmd_options(esm_cfg_ctx *c, const cJSON *mj, const char *mpath,
                                esm_mapping_config *m, esm_cfg_seen *seen)
 {
-    static const char *const keys[] = {"IncludeRecordsInFailureRecord",
-                                       "RetryBackoff",
-                                       "StuckLaneSeconds",
-                                       "KafkaProperties",
-                                       "MaxFilters",
-                                       NULL};
-    static const char *const rb_keys[] = {"BaseSeconds", "MaxSeconds", NULL};
     char p[ESM_CFG_PATH_MAX], q[ESM_CFG_PATH_MAX];
     const cJSON *j = field(mj, "EsmdOptions", mpath, p);
     if (!j || !esm_cfg_want_object(c, j, p)) return;
-    esm_cfg_check_keys(c, j, p, keys);
-    aws_bool(c, j, p, "IncludeRecordsInFailureRecord", &m->include_records_in_failure_record, NULL);
-    ranged_int(c, j, p, "StuckLaneSeconds", 0, 86400, 1, &m->stuck_lane_seconds, NULL);
-    ranged_int(c, j, p, "MaxFilters", 1, 10, 1, &m->max_filters, NULL);
+    esm_cfg_keys_check(c, j, p, ESM_KEY_IN_ESMD_OPTIONS);
+    esm_cfg_keys_parse(c, j, p, ESM_KEY_IN_ESMD_OPTIONS, m, seen);
     const cJSON *rb = field(j, "RetryBackoff", p, q);
     if (rb && esm_cfg_want_object(c, rb, q)) {
-        esm_cfg_check_keys(c, rb, q, rb_keys);
-        bool base_ok = false, max_ok = false;
-        ranged_int(c, rb, q, "BaseSeconds", 0, 43200, 1000, &m->retry_backoff_base_ms, &base_ok);
-        ranged_int(c, rb, q, "MaxSeconds", 0, 43200, 1000, &m->retry_backoff_max_ms, &max_ok);
-        seen->retry_backoff = base_ok || max_ok;
+        esm_cfg_keys_check(c, rb, q, ESM_KEY_IN_RETRY_BACKOFF);
+        esm_cfg_keys_parse(c, rb, q, ESM_KEY_IN_RETRY_BACKOFF, m, seen);
+        seen->retry_backoff = seen->key[ESM_KEY_BACKOFF_BASE] || seen->key[ESM_KEY_BACKOFF_MAX];
         m->retry_backoff_set = seen->retry_backoff;
         if (m->retry_backoff_base_ms > m->retry_backoff_max_ms)
             esm_cfg_problem(c, q, "BaseSeconds (%d) must not be greater than MaxSeconds (%d)",
@@ -615,52 +551,69 @@ static void parse_source(esm_cfg_ctx *c, const cJSON *mj, const char *mpath, esm
     }
 }
 
+/* Composite keys, each parsed where the table lists it. */
+static void parse_composite(esm_cfg_ctx *c, esm_cfg_key_id id, const cJSON *mj, const char *mpath,
+                            const esm_config *cfg, esm_mapping_config *m, esm_cfg_seen *seen)
+{
+    char p[ESM_CFG_PATH_MAX];
+    switch (id) {
+    case ESM_KEY_FUNCTION_NAME:
+        parse_function_name(c, mj, mpath, cfg, m, seen);
+        break;
+    case ESM_KEY_EVENT_SOURCE_ARN: /* the source is Kafka when SelfManagedEventSource is given */
+        parse_self_managed(c, mj, mpath, m, seen);
+        parse_source(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_STARTING_POSITION:
+        parse_starting_position(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_STARTING_POSITION_TIMESTAMP:
+        parse_timestamp(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_FILTER_CRITERIA:
+        parse_filters(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_FUNCTION_RESPONSE_TYPES:
+        parse_response_types(c, mj, mpath, m);
+        break;
+    case ESM_KEY_DESTINATION_CONFIG:
+        seen->destination_config = field(mj, "DestinationConfig", mpath, p) != NULL;
+        parse_destination(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_SCALING_CONFIG:
+        parse_scaling(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_TOPICS:
+        parse_topics(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_SELF_MANAGED_KAFKA_CONFIG:
+        parse_smk_config(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_SOURCE_ACCESS:
+        parse_source_access(c, mj, mpath, m, seen);
+        break;
+    case ESM_KEY_ESMD_OPTIONS:
+        parse_esmd_options(c, mj, mpath, m, seen);
+        break;
+    default: /* UUID (first), SelfManagedEventSource (with EventSourceArn), the ignored keys */
+        break;
+    }
+}
+
 void esm_cfg_parse_mapping(esm_cfg_ctx *c, const cJSON *mj, const char *mpath,
                            const esm_config *cfg, esm_mapping_config *m, esm_cfg_seen *seen)
 {
-    m->enabled = true;
-    m->maximum_retry_attempts = -1;
-    m->maximum_record_age_seconds = -1;
-    m->parallelization_factor = 1;
-    m->retry_backoff_base_ms = 1000;
-    m->retry_backoff_max_ms = 60000;
-    m->stuck_lane_seconds = 300;
-    m->max_filters = 5;
+    esm_cfg_keys_preset(m);
     if (!esm_cfg_want_object(c, mj, mpath)) return;
-    esm_cfg_check_keys(c, mj, mpath, mapping_keys);
-
-    parse_uuid(c, mj, mpath, m);
-    parse_function_name(c, mj, mpath, cfg, m, seen);
-    parse_self_managed(c, mj, mpath, m, seen);
-    parse_source(c, mj, mpath, m, seen);
-    aws_bool(c, mj, mpath, "Enabled", &m->enabled, NULL);
-    aws_int(c, mj, mpath, "BatchSize", "batchSize", 1, 10000, &m->batch_size, &seen->batch_size);
-    int window_s = 0;
-    aws_int(c, mj, mpath, "MaximumBatchingWindowInSeconds", "maximumBatchingWindowInSeconds", 0,
-            300, &window_s, &seen->window);
-    m->batching_window_ms = window_s * 1000;
-    parse_starting_position(c, mj, mpath, m, seen);
-    parse_timestamp(c, mj, mpath, m, seen);
-    parse_filters(c, mj, mpath, m, seen);
-    parse_response_types(c, mj, mpath, m);
-    aws_bool(c, mj, mpath, "BisectBatchOnFunctionError", &m->bisect_on_function_error,
-             &seen->bisect);
-    aws_int(c, mj, mpath, "MaximumRetryAttempts", "maximumRetryAttempts", -1, 10000,
-            &m->maximum_retry_attempts, &seen->retries);
-    aws_int(c, mj, mpath, "MaximumRecordAgeInSeconds", "maximumRecordAgeInSeconds", -1, 604800,
-            &m->maximum_record_age_seconds, &seen->record_age);
-    aws_int(c, mj, mpath, "ParallelizationFactor", "parallelizationFactor", 1, 10,
-            &m->parallelization_factor, &seen->parallelization);
-    aws_int(c, mj, mpath, "TumblingWindowInSeconds", "tumblingWindowInSeconds", 0, 900,
-            &m->tumbling_window_seconds, &seen->tumbling);
-    char p[ESM_CFG_PATH_MAX];
-    seen->destination_config = field(mj, "DestinationConfig", mpath, p) != NULL;
-    parse_destination(c, mj, mpath, m, seen);
-    parse_scaling(c, mj, mpath, m, seen);
-    parse_topics(c, mj, mpath, m, seen);
-    parse_smk_config(c, mj, mpath, m, seen);
-    parse_source_access(c, mj, mpath, m, seen);
-    parse_esmd_options(c, mj, mpath, m, seen);
+    esm_cfg_keys_check(c, mj, mpath, ESM_KEY_IN_MAPPING);
+    parse_uuid(c, mj, mpath, m); /* first, as before the table: problems keep their order */
+    for (size_t i = 0; i < ESM_KEY_COUNT; i++) {
+        if (esm_cfg_keys[i].parent != ESM_KEY_IN_MAPPING) continue;
+        if (esm_cfg_key_is_scalar(&esm_cfg_keys[i]))
+            esm_cfg_key_parse(c, mj, mpath, (esm_cfg_key_id)i, m, seen);
+        else
+            parse_composite(c, (esm_cfg_key_id)i, mj, mpath, cfg, m, seen);
+    }
 }
 
 void esm_cfg_mapping_free(esm_mapping_config *m)

@@ -16,10 +16,6 @@ static void unsupported_for_source(esm_cfg_ctx *c, const char *path, esm_mapping
     if (sqs && s->starting_position) esm_cfg_unsupported(c, path, "StartingPosition");
     if (sqs && s->starting_position_timestamp && !s->starting_position)
         esm_cfg_unsupported(c, path, "StartingPositionTimestamp");
-    if (sqs && s->bisect) esm_cfg_unsupported(c, path, "BisectBatchOnFunctionError");
-    if (sqs && s->record_age) esm_cfg_unsupported(c, path, "MaximumRecordAgeInSeconds");
-    if (!kinesis && s->parallelization) esm_cfg_unsupported(c, path, "ParallelizationFactor");
-    if (!kinesis && s->tumbling) esm_cfg_unsupported(c, path, "TumblingWindowInSeconds");
     if (kinesis && m->tumbling_window_seconds > 0) {
         /* Refused rather than silently ignored: a mapping that relies on window state must
          * not run without it. */
@@ -29,7 +25,7 @@ static void unsupported_for_source(esm_cfg_ctx *c, const char *path, esm_mapping
                         "tumbling windows are not supported by this version of esmd; "
                         "remove TumblingWindowInSeconds or set it to 0");
     }
-    if (!sqs && s->scaling) esm_cfg_unsupported(c, path, "ScalingConfig");
+    esm_cfg_keys_unsupported(c, path, m, s);
     if (!kafka && s->topics) esm_cfg_unsupported(c, path, "Topics");
     if (!kafka && s->smk_config) esm_cfg_unsupported(c, path, "SelfManagedKafkaEventSourceConfig");
     if (!kafka && s->source_access) esm_cfg_unsupported(c, path, "SourceAccessConfigurations");
@@ -44,8 +40,6 @@ static void check_batching(esm_cfg_ctx *c, const char *path, esm_mapping_config 
                            const esm_cfg_seen *s)
 {
     char p[ESM_CFG_PATH_MAX];
-    if (!s->batch_size) m->batch_size = m->source == ESM_SRC_SQS ? 10 : 100;
-    if (m->source == ESM_SRC_KAFKA && !s->window) m->batching_window_ms = 500;
     if (m->source != ESM_SRC_SQS) return;
     if (m->fifo) {
         if (m->batch_size > 10) {
@@ -55,7 +49,7 @@ static void check_batching(esm_cfg_ctx *c, const char *path, esm_mapping_config 
                             "10",
                             m->batch_size);
         }
-        if (s->window && m->batching_window_ms > 0) {
+        if (s->key[ESM_KEY_BATCHING_WINDOW] && m->batching_window_ms > 0) {
             esm_cfg_path(p, path, "MaximumBatchingWindowInSeconds");
             esm_cfg_problem(c, p,
                             "MaximumBatchingWindowInSeconds %d is not allowed: FIFO queues do not "
@@ -104,7 +98,7 @@ static void check_record_age(esm_cfg_ctx *c, const char *path, const esm_mapping
                              const esm_cfg_seen *s)
 {
     int v = m->maximum_record_age_seconds;
-    if (!s->record_age || v == -1 || v >= 60) return;
+    if (!s->key[ESM_KEY_RECORD_AGE] || v == -1 || v >= 60) return;
     char p[ESM_CFG_PATH_MAX];
     esm_cfg_path(p, path, "MaximumRecordAgeInSeconds");
     esm_cfg_problem(c, p,
@@ -152,7 +146,7 @@ static void check_destination(esm_cfg_ctx *c, const char *path, esm_mapping_conf
     if (!s->on_failure) return;
     esm_cfg_check_destination(c, p, m->on_failure_destination, m->source, s->source_known,
                               m->topic);
-    if (m->source == ESM_SRC_SQS && (!s->retries || m->maximum_retry_attempts < 0))
+    if (m->source == ESM_SRC_SQS && (!s->key[ESM_KEY_RETRIES] || m->maximum_retry_attempts < 0))
         esm_cfg_problem(c, p,
                         "an OnFailure destination on an SQS mapping needs MaximumRetryAttempts "
                         "(0..10000; esmd extension counting ApproximateReceiveCount). On AWS, use "
@@ -180,6 +174,7 @@ void esm_cfg_validate_mapping(esm_cfg_ctx *c, const char *path, esm_mapping_conf
 {
     if (s->source_known) {
         unsupported_for_source(c, path, m, s);
+        esm_cfg_keys_fill_defaults(m, s);
         check_batching(c, path, m, s);
         check_starting_position(c, path, m, s);
         if (m->source == ESM_SRC_KAFKA) check_kafka(c, path, m, s);

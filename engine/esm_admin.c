@@ -10,6 +10,7 @@
 
 #include "common/esm_log.h"
 #include "engine/esm_admin_guard.h"
+#include "engine/esm_admin_page.h"
 #include "engine/esm_metrics.h"
 
 struct esm_admin {
@@ -21,12 +22,14 @@ struct esm_admin {
     ev_timer timer;
     uint64_t refused[ESM_ADMIN_VERDICTS]; /* by verdict ([ESM_ADMIN_ALLOW] unused) */
     uint64_t too_large;                   /* bodies over ESM_ADMIN_MAX_BODY */
+    esm_buf page_csp;                     /* empty when the page could not be hashed */
 };
 
 typedef struct {
     unsigned status;
     const char *type;
     esm_buf *body;
+    const char *csp; /* set: an HTML page, sent with the headers that confine it */
 } admin_reply;
 
 /* A route answers GET and HEAD, or only POST when it is mutating (and then every request to
@@ -50,6 +53,22 @@ static const char too_large_json[] =
     "\"body_too_large\",\"fix\":\"admin requests take no body or a small JSON document\"}";
 
 /* ---- routes --------------------------------------------------------------------------------- */
+
+static bool serve_page(esm_admin *a, struct MHD_Connection *c, const esm_buf *in, admin_reply *out)
+{
+    (void)c;
+    (void)in;
+    if (!a->page_csp.len) {
+        out->status = 500;
+        esm_buf_puts(out->body, "the status page has no inline script or style to allow\n");
+        out->type = "text/plain";
+        return true;
+    }
+    esm_buf_append(out->body, esm_admin_page_html, esm_admin_page_html_len);
+    out->type = "text/html; charset=utf-8";
+    out->csp = esm_buf_cstr(&a->page_csp);
+    return true;
+}
 
 static bool serve_healthz(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
                           admin_reply *out)
@@ -155,6 +174,7 @@ static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf 
 }
 
 static const admin_route routes[] = {
+    {"/", false, serve_page},
     {"/healthz", false, serve_healthz},
     {"/readyz", false, serve_readyz},
     {"/status", false, serve_status},
@@ -167,12 +187,19 @@ static const admin_route routes[] = {
 /* ---- requests ------------------------------------------------------------------------------- */
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, unsigned status, const char *type,
-                                  const char *data, size_t len)
+                                  const char *data, size_t len, const char *csp)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (csp) {
+        MHD_add_response_header(r, "Content-Security-Policy", csp);
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    }
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -182,7 +209,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
 {
     char text[1024];
     int n = snprintf(text, sizeof text, "%s\n", json);
-    return send_reply(c, status, "application/json", text, n > 0 ? (size_t)n : 0);
+    return send_reply(c, status, "application/json", text, n > 0 ? (size_t)n : 0, NULL);
 }
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -250,7 +277,7 @@ static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const ch
     admin_reply out = {.status = 200, .type = "application/json", .body = &body};
     enum MHD_Result ret;
     if (route && route->serve(a, c, request_body, &out))
-        ret = send_reply(c, out.status, out.type, body.data, body.len);
+        ret = send_reply(c, out.status, out.type, body.data, body.len, out.csp);
     else
         ret = send_json(c, 404, "{\"error\":\"not found\"}");
     esm_buf_free(&body);
@@ -384,6 +411,11 @@ esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const char
     a->loop = loop;
     a->hooks = *hooks;
     esm_admin_set_token(a, token);
+    esm_buf_init(&a->page_csp);
+    if (esm_admin_page_csp(esm_admin_page_html, esm_admin_page_html_len, &a->page_csp) != 0) {
+        ESM_ERROR(NULL, "admin: the status page has no inline script or style to allow");
+        esm_buf_reset(&a->page_csp);
+    }
     /* MHD_USE_EPOLL without a thread: one epoll fd that the libev loop watches. */
     a->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
@@ -395,6 +427,7 @@ esm_admin *esm_admin_create(struct ev_loop *loop, const char *listen, const char
     if (!a->mhd) {
         esm_err_set(err, ESM_ERR_IO, false, "cannot listen on %s (address in use?)", listen);
         esm_admin_set_token(a, NULL);
+        esm_buf_free(&a->page_csp);
         free(a);
         return NULL;
     }
@@ -419,5 +452,6 @@ void esm_admin_destroy(esm_admin *a)
     ev_timer_stop(a->loop, &a->timer);
     MHD_stop_daemon(a->mhd);
     esm_admin_set_token(a, NULL);
+    esm_buf_free(&a->page_csp);
     free(a);
 }

@@ -1,4 +1,6 @@
 /* The admin HTTP server (libmicrohttpd driven by the libev loop, no thread of its own):
+ *   GET  /          the status page (HTML, engine/esm_admin_page.h), which reads /status and
+ *                   /outbox/parked
  *   GET  /healthz   200 "ok" while the process runs its loop
  *   GET  /readyz    200 "ready", or 503 with one reason per line (not ready, or "degraded: "
  *                   a lane stuck longer than StuckLaneSeconds)

@@ -17,6 +17,7 @@
 #include "destinations/esm_outbox.h"
 #include "engine/esm_admin.h"
 #include "engine/esm_admin_outbox.h"
+#include "engine/esm_lifecycle.h"
 #include "engine/esm_mapping.h"
 #include "engine/esm_metrics.h"
 #include "engine/esm_reload.h"
@@ -490,10 +491,13 @@ static bool check_ready(void *arg, esm_buf *why)
 
 static const char *slot_state(const mslot *s)
 {
-    if (!s->m) return "Disabled";
-    if (s->stopping) return s->next_gen ? "Updating" : "Disabling";
-    if (!esm_mapping_ready(s->m)) return s->restarted ? "Updating" : "Creating";
-    return "Enabled";
+    esm_lifecycle_facts f = {.running = s->m != NULL,
+                             .phase = s->m ? esm_mapping_phase(s->m) : ESM_SOURCE_STOPPED,
+                             .stopping = s->stopping,
+                             .shutting_down = s->d->shutting_down,
+                             .next = s->next_mc,
+                             .restarted = s->restarted};
+    return esm_state_name(esm_lifecycle_state(&f));
 }
 
 static void render_status(void *arg, esm_buf *out)
@@ -529,7 +533,7 @@ static void render_status(void *arg, esm_buf *out)
         esm_buf_json_cstr(out, mc->event_source_arn);
         esm_buf_puts(out, ",\"Source\":");
         esm_buf_json_cstr(out, esm_source_type_name(mc->source));
-        esm_buf_puts(out, ",\"State\":\"Disabled\",\"StateTransitionReason\":");
+        esm_buf_printf(out, ",\"State\":\"%s\",\"StateTransitionReason\":", slot_state(s));
         esm_buf_json_cstr(out, s->error[0] ? s->error : "USER_INITIATED");
         esm_buf_puts(out, ",\"LastProcessingResult\":");
         esm_buf_json_cstr(out, s->error[0] ? "PROBLEM: the mapping could not start"

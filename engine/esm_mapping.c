@@ -100,9 +100,14 @@ void esm_mapping_destroy(esm_mapping *m)
     free(m);
 }
 
+esm_source_phase esm_mapping_phase(const esm_mapping *m)
+{
+    return m->ops->phase(m->source);
+}
+
 bool esm_mapping_ready(const esm_mapping *m)
 {
-    return m->ops->ready(m->source);
+    return esm_mapping_phase(m) == ESM_SOURCE_RUNNING;
 }
 
 const esm_source_stats *esm_mapping_stats(const esm_mapping *m)
@@ -173,7 +178,7 @@ void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
     esm_buf_puts(out, ",\"LastProcessingResult\":");
     esm_buf_json_cstr(out, esm_mapping_last_processing_result(st));
     esm_buf_printf(out, ",\"BatchSize\":%d,\"Ready\":%s,\"BlockedSince\":", mc->batch_size,
-                   m->ops->ready(m->source) ? "true" : "false");
+                   esm_mapping_ready(m) ? "true" : "false");
     put_iso(out, stuck);
     esm_buf_printf(out, ",\"BlockedSeconds\":%.3f,\"StuckLaneSeconds\":%d,\"Stuck\":%s",
                    stuck > 0 ? (double)(now - stuck) / 1000.0 : 0.0, mc->stuck_lane_seconds,
@@ -193,7 +198,7 @@ void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
         esm_buf_puts(out, "null");
     }
     esm_buf_puts(out, ",\"SourceState\":");
-    m->ops->status(m->source, out);
+    esm_source_status(m->ops, m->source, out);
     esm_buf_printf(
         out,
         ",\"Counters\":{\"polled\":%llu,\"filtered_out\":%llu,\"invoked\":%llu,"

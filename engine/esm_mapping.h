@@ -12,7 +12,8 @@ esm_mapping *esm_mapping_create(const esm_source_env *env, esm_err *err);
 int esm_mapping_start(esm_mapping *m, esm_err *err);
 void esm_mapping_stop(esm_mapping *m, esm_source_stopped_cb done, void *arg);
 void esm_mapping_destroy(esm_mapping *m);
-bool esm_mapping_ready(const esm_mapping *m);
+esm_source_phase esm_mapping_phase(const esm_mapping *m);
+bool esm_mapping_ready(const esm_mapping *m); /* its source polls */
 const esm_source_stats *esm_mapping_stats(const esm_mapping *m);
 const esm_mapping_config *esm_mapping_config_of(const esm_mapping *m);
 /* Appends the mapping's status object (AWS field names where AWS has them); state is the

@@ -9,8 +9,8 @@
 
 #include "common/esm_buf.h"
 #include "common/esm_err.h"
-#include "config/esm_config.h"
 #include "common/esm_metrics_hist.h"
+#include "config/esm_config.h"
 #include "filter/esm_filter.h"
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
@@ -70,6 +70,17 @@ typedef enum {
 } esm_lane_gauge;
 typedef void (*esm_lane_gauge_fn)(void *arg, const char *lane, esm_lane_gauge gauge, double value);
 
+/* A source's own part of its life, the only state a source keeps. The engine combines it with
+ * what it knows itself (a reload replacing the mapping, a removal, Enabled false) into the
+ * mapping's state in AWS's words (engine/esm_lifecycle.h). */
+typedef enum {
+    ESM_SOURCE_CREATED,  /* not started yet */
+    ESM_SOURCE_REACHING, /* started; its queue, stream or cluster not reached yet */
+    ESM_SOURCE_RUNNING,  /* reached its peer: polling */
+    ESM_SOURCE_STOPPING, /* finishing or abandoning what is in flight */
+    ESM_SOURCE_STOPPED,
+} esm_source_phase;
+
 typedef struct {
     const char *name;
     void *(*create)(const esm_source_env *env, esm_err *err);
@@ -77,10 +88,12 @@ typedef struct {
     /* Stop polling; finish in-flight work or abandon it unacknowledged; call done once idle. */
     void (*stop)(void *source, esm_source_stopped_cb done, void *arg);
     void (*destroy)(void *source);
-    /* Appends a JSON object with the source's state (lanes, positions, in flight, errors). */
+    /* Appends the members of the source's own state (lanes, positions, in flight), each
+     * preceded by a comma; esm_source_status writes the object around them. */
     void (*status)(void *source, esm_buf *out);
-    /* True once the source has reached its peer (queue/stream/cluster found). */
-    bool (*ready)(void *source);
+    esm_source_phase (*phase)(void *source);
+    /* The problem that keeps the source from polling or reading, NULL when there is none. */
+    const char *(*last_error)(void *source);
     /* Optional (NULL = never stuck). The earliest time (esm_now_ms) since which one lane of
      * the source has been blocked on a failing batch, 0 when none is. Streams/Kafka: the min
      * over lanes of esm_lane_blocked_since_ms() (0s skipped). SQS: a FIFO message group or the
@@ -90,6 +103,11 @@ typedef struct {
     /* Optional (NULL = none): calls emit once per lane and gauge it knows. */
     void (*lane_gauges)(void *source, esm_lane_gauge_fn emit, void *arg);
 } esm_source_ops;
+
+/* The source's /status object, SourceState: {"State", the source's own members, "LastError"};
+ * State names the phase in AWS's words (Creating, Enabling, Enabled, Disabling, Disabled). */
+void esm_source_status(const esm_source_ops *ops, void *source, esm_buf *out);
+const char *esm_source_phase_name(esm_source_phase p);
 
 extern const esm_source_ops esm_sqs_source;
 extern const esm_source_ops esm_kinesis_source;

@@ -385,9 +385,12 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (e->err || e->offset < 0) continue;
             ESM_TRACE(s->env.log_ctx, "committed %s-%" PRId32 " at %" PRId64, e->topic,
                       e->partition, e->offset);
-            esm_kafka_part *p =
-                strcmp(e->topic, s->map->topic) == 0 ? part_of(s, e->partition) : NULL;
-            if (p) esm_kafka_part_group_confirmed(p);
+            if (strcmp(e->topic, s->map->topic) != 0) continue;
+            esm_kafka_part *p = part_of(s, e->partition);
+            if (p)
+                esm_kafka_part_group_confirmed(p);
+            else
+                esm_kafka_part_released_confirmed(&s->sh, e->partition);
         }
         return;
     }
@@ -766,27 +769,32 @@ static void k_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(k_state st)
+static esm_source_phase k_phase(void *source)
 {
-    switch (st) {
+    const kafka_source *s = source;
+    switch (s->state) {
     case K_INIT:
-        return "Creating";
+        return ESM_SOURCE_CREATED;
     case K_RUNNING:
-        return "Enabled";
+        return s->assigned_once ? ESM_SOURCE_RUNNING : ESM_SOURCE_REACHING;
     case K_STOPPING:
     case K_CLOSING:
-        return "Disabling";
+        return ESM_SOURCE_STOPPING;
     case K_STOPPED:
-        return "Disabled";
+        break;
     }
-    return "Unknown";
+    return ESM_SOURCE_STOPPED;
+}
+
+static const char *k_last_error(void *source)
+{
+    const kafka_source *s = source;
+    return s->last_error[0] ? s->last_error : NULL;
 }
 
 static void k_status(void *source, esm_buf *out)
 {
     kafka_source *s = source;
-    esm_buf_puts(out, "{\"State\":");
-    esm_buf_json_cstr(out, state_name(s->state));
     esm_buf_puts(out, ",\"Topic\":");
     esm_buf_json_cstr(out, s->map->topic);
     esm_buf_puts(out, ",\"BootstrapServers\":");
@@ -814,9 +822,6 @@ static void k_status(void *source, esm_buf *out)
         esm_buf_printf(out, "%" PRId64 ",\"MaxOffsetLag\":%" PRId64, sum, max);
     else
         esm_buf_puts(out, "null,\"MaxOffsetLag\":null");
-    esm_buf_puts(out, ",\"LastError\":");
-    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
-    esm_buf_putc(out, '}');
 }
 
 static int64_t k_stuck_since(void *source)
@@ -846,12 +851,6 @@ static void k_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
     }
 }
 
-static bool k_ready(void *source)
-{
-    const kafka_source *s = source;
-    return s->state == K_RUNNING && s->assigned_once;
-}
-
 const esm_source_ops esm_kafka_source = {
     .name = "kafka",
     .create = k_create,
@@ -859,7 +858,8 @@ const esm_source_ops esm_kafka_source = {
     .stop = k_stop,
     .destroy = k_destroy,
     .status = k_status,
-    .ready = k_ready,
+    .phase = k_phase,
+    .last_error = k_last_error,
     .stuck_since = k_stuck_since,
     .lane_gauges = k_lane_gauges,
 };

@@ -146,8 +146,9 @@ typedef enum {
  * position cannot be used — above the log end (a re-created topic, a wiped broker), or a store
  * checkpoint the group once confirmed and has lost — logs and counts a log reset and forgets
  * the old checkpoint (docs/operations.md "Kafka log re-created"). A checkpoint the group never
- * confirmed (its commits failed, or esmd stopped before the first) is where the partition
- * resumes: ESM_KAFKA_LOG_AT_CHECKPOINT, the offset in *resume_at. */
+ * confirmed (its commits failed, or esmd stopped before the first), or one whose group offsets
+ * could not be read, is where the partition resumes: ESM_KAFKA_LOG_AT_CHECKPOINT, the offset in
+ * *resume_at. */
 esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_committed,
                                              bool group_known, int64_t lo, int64_t hi,
                                              int64_t *resume_at);
@@ -157,6 +158,9 @@ void esm_kafka_part_assigned(esm_kafka_part *p);
 /* The group committed an offset of this partition: its checkpoint is confirmed (the mark is
  * written to the store once). */
 void esm_kafka_part_group_confirmed(esm_kafka_part *p);
+/* As esm_kafka_part_group_confirmed, for a partition released before the confirmation came
+ * (the commit on revoke or close answers after the release). */
+void esm_kafka_part_released_confirmed(const esm_kafka_shared *sh, int32_t partition);
 /* The lane's stored checkpoint (next offset not yet final), -1 when none. */
 int64_t esm_kafka_part_floor(const esm_kafka_part *p);
 /* Next offset to commit (-1 = not known yet). */

@@ -623,16 +623,24 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
          * Reading again costs duplicates (offsets expired); trusting it may skip. */
         why = "the group no longer has the committed offset it confirmed";
         verdict = ESM_KAFKA_LOG_RESET_AT_START;
-    } else if (group_known && c < 0 && f >= 0) {
+    } else if (c < 0 && f >= 0) {
         /* Never committed (commits failed, or a stop before the first): the group's lack of an
          * offset is no news. Resume at the checkpoint, not at StartingPosition (LATEST would
-         * skip what came since); a log trimmed past it resumes at its start. */
-        *resume_at = lo >= 0 && f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
-        if (*resume_at == f) p->commit_on_assign = f;
-        ESM_INFO(p->log_ctx,
-                 "the group has no committed offset yet: resuming at the stored checkpoint %" PRId64
-                 "%s",
-                 f, *resume_at == f ? "" : " (trimmed since: from the log start)");
+         * skip what came since); a log trimmed past it resumes at its start. So does one
+         * whose start is unknown: a checkpoint below it would be out of range, and LATEST would
+         * skip the log (the records below the checkpoint are passed over, not invoked). Group
+         * offsets that cannot be read are treated alike (left to the group, one without an
+         * offset starts at StartingPosition), only not committed over: the group may be ahead. */
+        *resume_at = lo < 0 || f < lo ? RD_KAFKA_OFFSET_BEGINNING : f;
+        if (*resume_at == f && group_known) p->commit_on_assign = f;
+        ESM_INFO(p->log_ctx, "%s: resuming at the stored checkpoint %" PRId64 "%s",
+                 group_known ? "the group has no committed offset yet"
+                             : "the group's committed offsets cannot be read",
+                 f,
+                 *resume_at == f ? ""
+                 : lo < 0
+                     ? " (the log start unknown: from the log start, passing over what is below it)"
+                     : " (trimmed since: from the log start)");
         return ESM_KAFKA_LOG_AT_CHECKPOINT;
     }
     if (c >= 0 && !why) esm_kafka_part_group_confirmed(p);
@@ -653,16 +661,28 @@ void esm_kafka_part_assigned(esm_kafka_part *p)
     p->commit_on_assign = -1;
 }
 
+/* esm_store_lane_confirm of the lane, warning on an error. */
+static int mark_confirmed(const esm_kafka_shared *sh, const char *lane_key, const char *log_ctx)
+{
+    esm_err err = {0};
+    int rc = esm_store_lane_confirm(sh->env->store, sh->map->uuid, sh->source_key, lane_key, &err);
+    if (rc < 0)
+        ESM_WARN(log_ctx, "cannot mark the checkpoint as committed to the group (%s)", err.message);
+    return rc;
+}
+
 void esm_kafka_part_group_confirmed(esm_kafka_part *p)
 {
     if (p->group_confirmed || !p->sh.env->store) return;
-    esm_err err = {0};
-    int rc = esm_store_lane_confirm(p->sh.env->store, p->sh.map->uuid, p->sh.source_key,
-                                    p->lane_key, &err);
-    if (rc < 0)
-        ESM_WARN(p->log_ctx, "cannot mark the checkpoint as committed to the group (%s)",
-                 err.message);
-    p->group_confirmed = rc == 0;
+    p->group_confirmed = mark_confirmed(&p->sh, p->lane_key, p->log_ctx) == 0;
+}
+
+void esm_kafka_part_released_confirmed(const esm_kafka_shared *sh, int32_t partition)
+{
+    if (!sh->env->store) return;
+    char lane_key[16];
+    snprintf(lane_key, sizeof lane_key, "%" PRId32, partition);
+    mark_confirmed(sh, lane_key, sh->env->log_ctx);
 }
 
 /* A record below what this partition has already read or checkpointed: legitimate re-reads

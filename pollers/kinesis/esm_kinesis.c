@@ -480,26 +480,31 @@ static void kinesis_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(const esm_kinesis_stream *s)
+static esm_source_phase kinesis_phase(void *source)
 {
+    const esm_kinesis_stream *s = source;
     switch (s->state) {
     case K_INIT:
-        return "Creating";
+        return ESM_SOURCE_CREATED;
     case K_RUNNING:
-        return s->listed_once ? "Enabled" : "Enabling";
+        return s->listed_once ? ESM_SOURCE_RUNNING : ESM_SOURCE_REACHING;
     case K_STOPPING:
-        return "Disabling";
+        return ESM_SOURCE_STOPPING;
     case K_STOPPED:
-        return "Disabled";
+        break;
     }
-    return "Unknown";
+    return ESM_SOURCE_STOPPED;
+}
+
+static const char *kinesis_last_error(void *source)
+{
+    const esm_kinesis_stream *s = source;
+    return s->last_error[0] ? s->last_error : NULL;
 }
 
 static void kinesis_status(void *source, esm_buf *out)
 {
     esm_kinesis_stream *s = source;
-    esm_buf_puts(out, "{\"State\":");
-    esm_buf_json_cstr(out, state_name(s));
     esm_buf_puts(out, ",\"StreamArn\":");
     esm_buf_json_cstr(out, s->map->event_source_arn);
     esm_buf_puts(out, ",\"Endpoint\":");
@@ -520,9 +525,6 @@ static void kinesis_status(void *source, esm_buf *out)
     }
     esm_buf_puts(out, "],\"UnknownCheckpointShards\":");
     esm_buf_json_cstr(out, s->unknown_shards[0] ? s->unknown_shards : NULL);
-    esm_buf_puts(out, ",\"LastError\":");
-    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
-    esm_buf_putc(out, '}');
 }
 
 static int64_t esm_kinesis_stuck_since(void *source)
@@ -556,12 +558,6 @@ static void kinesis_lane_gauges(void *source, esm_lane_gauge_fn emit, void *arg)
     }
 }
 
-static bool kinesis_ready(void *source)
-{
-    const esm_kinesis_stream *s = source;
-    return s->state == K_RUNNING && s->listed_once;
-}
-
 const esm_source_ops esm_kinesis_source = {
     .name = "kinesis",
     .create = kinesis_create,
@@ -569,7 +565,8 @@ const esm_source_ops esm_kinesis_source = {
     .stop = kinesis_stop,
     .destroy = kinesis_destroy,
     .status = kinesis_status,
-    .ready = kinesis_ready,
+    .phase = kinesis_phase,
+    .last_error = kinesis_last_error,
     .stuck_since = esm_kinesis_stuck_since,
     .lane_gauges = kinesis_lane_gauges,
 };

@@ -36,7 +36,8 @@ typedef struct sqs_batch {
     ev_timer retry_timer;
     ev_timer heartbeat;
     unsigned retries;
-    struct sqs_batch *prev, *next;
+    bool held; /* FIFO: not invoked until no older batch in flight has one of its groups */
+    struct sqs_batch *prev, *next; /* the in-flight list, newest first */
 } sqs_batch;
 
 typedef struct {
@@ -54,7 +55,7 @@ struct sqs_source {
     esm_sqs_parser parser; /* ReceiveMessage responses, one at a time */
     char *queue_url;
     int visibility_timeout_s;
-    enum { SQS_INIT, SQS_RESOLVING, SQS_RUNNING, SQS_STOPPING, SQS_STOPPED } state;
+    esm_source_phase state;
     esm_http_call *setup_call;
     ev_timer setup_retry;
     unsigned setup_errors;
@@ -75,7 +76,7 @@ struct sqs_source {
 };
 
 static void poller_kick(sqs_poller *p);
-static void batch_finish(sqs_batch *b);
+static void batch_finish(sqs_batch *b, const bool *kept);
 static void on_stop_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void kick_all(sqs_source *s)
@@ -145,10 +146,11 @@ static void inflight_unlink(sqs_source *s, sqs_batch *b)
 
 static void maybe_stopped(sqs_source *s)
 {
-    if (s->state != SQS_STOPPING || s->n_inflight > 0 || esm_sqs_ops_pending(s->ops) > 0) return;
+    if (s->state != ESM_SOURCE_STOPPING || s->n_inflight > 0 || esm_sqs_ops_pending(s->ops) > 0)
+        return;
     for (int i = 0; i < s->n_pollers; i++)
         if (s->pollers[i].call) return;
-    s->state = SQS_STOPPED;
+    s->state = ESM_SOURCE_STOPPED;
     ev_timer_stop(s->env.loop, &s->stop_deadline);
     ESM_INFO(s->env.log_ctx, "stopped");
     /* Reported from the loop, not from here: the engine may destroy the source in the
@@ -254,11 +256,13 @@ static void settle(sqs_batch *b, const bool *failed, const esm_invoke_result *r)
             if (failed[i] && !discard[i] && s->map->retry_backoff_set) retry_later(s, b->msgs[i]);
         }
         esm_sqs_ops_delete(s->ops, del, n_del);
+        for (size_t i = 0; i < b->n; i++)
+            discard[i] = failed[i] && !discard[i]; /* now: kept in the queue */
     }
     if (n_failed) s->env.stats->failed_invoke += n_failed;
+    batch_finish(b, discard && del ? discard : NULL);
     free(discard);
     free(del);
-    batch_finish(b);
 }
 
 /* FIFO: a failed message blocks the rest of its group in this batch, so later messages of the
@@ -324,7 +328,7 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
         if (r->retry_after_ms > delay) delay = r->retry_after_ms;
         int64_t deadline = b->first_received_ms + (int64_t)s->visibility_timeout_s * 1000 -
                            (int64_t)m->function->timeout_seconds * 1000;
-        if (s->state == SQS_RUNNING && esm_now_ms() + delay < deadline) {
+        if (s->state == ESM_SOURCE_RUNNING && esm_now_ms() + delay < deadline) {
             b->retries++;
             if (!r->misconfigured)
                 ESM_WARN(s->env.log_ctx, "invoke of %zu messages not done (%s); retry in %lld ms",
@@ -338,13 +342,13 @@ static void on_invoked(const esm_invoke_result *r, void *arg)
                      "invoke of %zu messages not done (%s); leaving them to the visibility timeout",
                      b->n, r->reason);
         set_error(s, "", r->reason);
-        batch_finish(b);
+        batch_finish(b, NULL);
         return;
     }
     s->env.stats->invocations++;
     bool *failed = calloc(b->n, sizeof *failed);
     if (!failed) {
-        batch_finish(b);
+        batch_finish(b, NULL);
         return;
     }
     if (r->cls == ESM_INVOKE_FUNCTION_ERROR) {
@@ -392,18 +396,95 @@ static void invoke_batch(sqs_batch *b)
     if (!b->call) {
         ESM_ERROR(s->env.log_ctx, "invoke refused for a batch of %zu messages (%zu bytes)", b->n,
                   b->event.len);
-        batch_finish(b);
+        batch_finish(b, NULL);
     }
 }
 
-/* The batch leaves the mapping: stop its timers, free it, let the pollers go on. */
-static void batch_finish(sqs_batch *b)
+/* ---- FIFO: one batch in flight per message group ----------------------------------------
+ * SQS hands out a group's messages only while none of the group is in flight, so two batches
+ * of one group exist only when esmd cuts one receive (or one batching window) in two at the
+ * 6 MB limit. The later batch is held until the earlier one is done; the messages of a group
+ * the earlier one kept in the queue (failed, or not invoked) leave the held batch at once,
+ * visible again behind their group's first message, which SQS returns first. */
+
+static bool same_group(const esm_sqs_msg *a, const esm_sqs_msg *b)
+{
+    return a->group_id && b->group_id && strcmp(a->group_id, b->group_id) == 0;
+}
+
+static bool batch_has_group_of(const sqs_batch *b, const esm_sqs_msg *m)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (same_group(b->msgs[i], m)) return true;
+    return false;
+}
+
+static bool waits_for_older(const sqs_batch *b)
+{
+    for (const sqs_batch *o = b->next; o; o = o->next)
+        for (size_t i = 0; i < b->n; i++)
+            if (batch_has_group_of(o, b->msgs[i])) return true;
+    return false;
+}
+
+/* Gives back to the queue, visible at once, the messages of held batch h whose group the
+ * finished batch done kept (all of them when done is NULL). They were never invoked. */
+static void give_back(sqs_batch *h, const sqs_batch *done, const bool *kept)
+{
+    sqs_source *s = h->src;
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        esm_sqs_msg *m = h->msgs[i];
+        bool back = !done; /* no done batch: give every message back */
+        for (size_t j = 0; done && j < done->n && !back; j++)
+            back = (!kept || kept[j]) && same_group(done->msgs[j], m);
+        if (!back) {
+            h->msgs[n++] = m;
+            continue;
+        }
+        ESM_DEBUG(s->env.log_ctx, "message %s returns to the queue behind its group %s",
+                  m->message_id, m->group_id);
+        esm_sqs_ops_change_visibility(s->ops, &m, 1, 0);
+        s->env.stats->invoked--; /* counted when its batch was cut */
+        h->record_bytes -= m->record_len;
+        esm_sqs_msg_free(m);
+    }
+    if (n == h->n) return;
+    h->n = n;
+    esm_buf_reset(&h->event);
+    esm_sqs_render_event(h->msgs, h->n, &h->event);
+}
+
+/* Invokes (or, while stopping, gives back) the oldest held batch that waits for nobody, until
+ * none is left; re-scans after each, because finishing one changes the list. */
+static void release_held(sqs_source *s)
+{
+    for (;;) {
+        sqs_batch *oldest = NULL;
+        for (sqs_batch *b = s->inflight; b; b = b->next)
+            if (b->held && !waits_for_older(b)) oldest = b;
+        if (!oldest) return;
+        oldest->held = false;
+        if (s->state != ESM_SOURCE_RUNNING) give_back(oldest, NULL, NULL);
+        if (oldest->n == 0 || oldest->event.failed)
+            batch_finish(oldest, NULL);
+        else
+            invoke_batch(oldest);
+    }
+}
+
+/* The batch leaves the mapping: stop its timers, free it, let the pollers go on. kept[i]
+ * (NULL: all) says message i stays in the queue; a FIFO group it kept stays blocked. */
+static void batch_finish(sqs_batch *b, const bool *kept)
 {
     sqs_source *s = b->src;
     ev_timer_stop(s->env.loop, &b->retry_timer);
     ev_timer_stop(s->env.loop, &b->heartbeat);
+    for (sqs_batch *h = s->inflight; s->map->fifo && h != b; h = h->next)
+        if (h->held) give_back(h, b, kept);
     inflight_unlink(s, b);
     batch_free(b);
+    if (s->map->fifo) release_held(s);
     kick_all(s);
     maybe_stopped(s);
 }
@@ -432,6 +513,11 @@ static void flush_open(sqs_source *s)
     ev_timer_init(&b->heartbeat, on_heartbeat, half, half);
     b->heartbeat.data = b;
     ev_timer_start(s->env.loop, &b->heartbeat);
+    if (s->map->fifo && waits_for_older(b)) {
+        b->held = true;
+        ESM_DEBUG(s->env.log_ctx, "%zu messages wait for an earlier batch of their group", b->n);
+        return;
+    }
     ESM_DEBUG(s->env.log_ctx, "invoking with %zu messages (%zu bytes)", b->n, b->event.len);
     invoke_batch(b);
 }
@@ -470,7 +556,7 @@ static void add_to_batch(sqs_source *s, esm_sqs_msg *msg)
 
 static bool can_receive(const sqs_source *s)
 {
-    return s->state == SQS_RUNNING && s->n_inflight < s->max_batches;
+    return s->state == ESM_SOURCE_RUNNING && s->n_inflight < s->max_batches;
 }
 
 /* A failed receive backs off, 0.5 s doubling to 30 s; the messages it may have taken return
@@ -524,7 +610,7 @@ static void on_received(const esm_aws_result *res, void *arg)
         bool match = !s->env.filter || esm_filter_match(s->env.filter, m->record, m->record_len,
                                                         m->body, m->body_len);
         m->body = NULL; /* it points into the response or the parser */
-        if (s->state != SQS_RUNNING) {
+        if (s->state != ESM_SOURCE_RUNNING) {
             esm_sqs_msg_free(m); /* stopping: it returns after the visibility timeout */
             continue;
         }
@@ -608,7 +694,7 @@ static void start_running(sqs_source *s)
                  "Queue visibility timeout: %d seconds is less than Function timeout: %d seconds",
                  s->visibility_timeout_s, fn_timeout);
         ESM_ERROR(s->env.log_ctx, "%s; the mapping does not poll", s->last_error);
-        s->state = SQS_STOPPED;
+        s->state = ESM_SOURCE_STOPPED;
         return;
     }
     int recommended = 6 * fn_timeout + m->batching_window_ms / 1000;
@@ -617,7 +703,7 @@ static void start_running(sqs_source *s)
                  "queue visibility timeout %d s is below AWS's recommendation of 6 x function "
                  "timeout + batching window = %d s; throttled batches may be redelivered",
                  s->visibility_timeout_s, recommended);
-    s->state = SQS_RUNNING;
+    s->state = ESM_SOURCE_RUNNING;
     s->last_error[0] = '\0';
     ESM_INFO(s->env.log_ctx,
              "polling %s (visibility timeout %d s, batch size %d, window %d ms, %zu batches in "
@@ -631,7 +717,7 @@ static void on_attributes(const esm_aws_result *res, void *arg)
 {
     sqs_source *s = arg;
     s->setup_call = NULL;
-    if (s->state != SQS_RESOLVING) {
+    if (s->state != ESM_SOURCE_REACHING) {
         maybe_stopped(s);
         return;
     }
@@ -650,7 +736,7 @@ static void on_queue_url(const esm_aws_result *res, void *arg)
 {
     sqs_source *s = arg;
     s->setup_call = NULL;
-    if (s->state != SQS_RESOLVING) {
+    if (s->state != ESM_SOURCE_REACHING) {
         maybe_stopped(s);
         return;
     }
@@ -752,7 +838,7 @@ static int sqs_start(void *source, esm_err *err)
 {
     (void)err;
     sqs_source *s = source;
-    s->state = SQS_RESOLVING;
+    s->state = ESM_SOURCE_REACHING;
     setup_step(s);
     return 0;
 }
@@ -787,8 +873,8 @@ static void sqs_stop(void *source, esm_source_stopped_cb done, void *arg)
     ev_timer_stop(s->env.loop, &s->setup_retry);
     if (s->setup_call) esm_http_cancel(s->setup_call);
     s->setup_call = NULL;
-    bool was_running = s->state == SQS_RUNNING;
-    s->state = SQS_STOPPING;
+    bool was_running = s->state == ESM_SOURCE_RUNNING;
+    s->state = ESM_SOURCE_STOPPING;
     /* Receives still waiting are cancelled: anything they had taken reappears after the
      * visibility timeout. The open batch is dropped unacknowledged for the same reason. */
     for (int i = 0; i < s->n_pollers; i++) {
@@ -803,7 +889,7 @@ static void sqs_stop(void *source, esm_source_stopped_cb done, void *arg)
     /* Throttle retries waiting on a timer will not run again. */
     for (sqs_batch *b = s->inflight, *next; b; b = next) {
         next = b->next;
-        if (!b->call && ev_is_active(&b->retry_timer)) batch_finish(b);
+        if (!b->call && ev_is_active(&b->retry_timer)) batch_finish(b, NULL);
     }
     if (was_running && s->n_inflight)
         ESM_INFO(s->env.log_ctx, "stopping: waiting for %zu batches in flight", s->n_inflight);
@@ -843,38 +929,28 @@ static void sqs_destroy(void *source)
     free(s);
 }
 
-static const char *state_name(const sqs_source *s)
-{
-    switch (s->state) {
-    case SQS_INIT:
-        return "Creating";
-    case SQS_RESOLVING:
-        return "Enabling";
-    case SQS_RUNNING:
-        return "Enabled";
-    case SQS_STOPPING:
-        return "Disabling";
-    case SQS_STOPPED:
-        return "Disabled";
-    }
-    return "Unknown";
-}
-
 static void sqs_status(void *source, esm_buf *out)
 {
     sqs_source *s = source;
-    esm_buf_puts(out, "{\"State\":");
-    esm_buf_json_cstr(out, state_name(s));
     esm_buf_puts(out, ",\"QueueUrl\":");
     esm_buf_json_cstr(out, s->queue_url);
     esm_buf_printf(out,
                    ",\"VisibilityTimeout\":%d,\"BatchesInFlight\":%zu,\"MaxBatchesInFlight\":%zu,"
-                   "\"OpenBatchSize\":%zu,\"PendingDeletes\":%zu,\"LastError\":",
+                   "\"OpenBatchSize\":%zu,\"PendingDeletes\":%zu",
                    s->visibility_timeout_s, s->n_inflight, s->max_batches, s->open ? s->open->n : 0,
                    esm_sqs_ops_pending(s->ops));
-    esm_buf_json_cstr(out, s->last_error[0] ? s->last_error : NULL);
     esm_sqs_stuck_status(&s->stuck, out);
-    esm_buf_putc(out, '}');
+}
+
+static esm_source_phase sqs_phase(void *source)
+{
+    return ((const sqs_source *)source)->state;
+}
+
+static const char *sqs_last_error(void *source)
+{
+    const sqs_source *s = source;
+    return s->last_error[0] ? s->last_error : NULL;
 }
 
 /* A failed message returns after the visibility timeout (or RetryBackoff): an entry with no
@@ -888,12 +964,6 @@ static int64_t sqs_stuck_since(void *source)
     return esm_sqs_stuck_since(&s->stuck, esm_now_ms(), 2 * period + 30000);
 }
 
-static bool sqs_ready(void *source)
-{
-    const sqs_source *s = source;
-    return s->state == SQS_RUNNING;
-}
-
 const esm_source_ops esm_sqs_source = {
     .name = "sqs",
     .create = sqs_create,
@@ -901,6 +971,7 @@ const esm_source_ops esm_sqs_source = {
     .stop = sqs_stop,
     .destroy = sqs_destroy,
     .status = sqs_status,
-    .ready = sqs_ready,
+    .phase = sqs_phase,
+    .last_error = sqs_last_error,
     .stuck_since = sqs_stuck_since,
 };

@@ -177,12 +177,15 @@ def test_fifo_keeps_order_per_group_and_a_failing_group_does_not_block_others(
 
 
 def test_beyond_aws_retry_limit_sends_a_failure_record_with_the_message(peers, sqs, funchost, esmd):
-    q = aws.create_queue(sqs, visibility_timeout=1)
+    # The poison pill comes back after RetryBackoff's 1 s; the queue's visibility timeout stays
+    # long enough that "good" is deleted before it could return, even on a loaded machine.
+    q = aws.create_queue(sqs, visibility_timeout=20)
     failures = aws.create_queue(sqs, name=q.name + "-failures")
     aws.send_messages(sqs, q, bodies=["POISON pill", "good"])
     esmd(config(peers, funchost.url_lambda("partial"), q.arn, timeout=1, BatchSize=10,
                 MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"],
-                MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": failures.arn}}))
+                MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": failures.arn}},
+                EsmdOptions={"RetryBackoff": {"BaseSeconds": 1, "MaxSeconds": 1}}))
     got = aws.drain(sqs, failures, expect=1, timeout=30)
     record = json.loads(got[0]["Body"])
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"

@@ -50,6 +50,8 @@ typedef struct {
 typedef struct {
     char id[32];
     char body[64];
+    size_t pad;     /* 'x' bytes after body (big messages) */
+    char group[16]; /* FIFO MessageGroupId, "" = none */
     char handle[64];
     int receives;
     bool deleted;
@@ -91,7 +93,11 @@ typedef struct {
     size_t page_max; /* GetRecords answers at most this many records (0: Limit) */
     /* the function */
     int fn_calls;
-    int fn_fail; /* answer the next fn_fail calls with 500 */
+    int fn_fail;     /* answer the next fn_fail calls with 500 */
+    int fn_delay_ms; /* each call takes this long */
+    bool fn_poison;  /* messages whose body starts with POISON are reported failed (RBIF) */
+    int fn_in_flight, fn_max_in_flight;
+    char deleted_order[4096]; /* ids of the deleted messages, in order, each ' '-ended */
 } af_server;
 
 typedef struct {
@@ -200,6 +206,25 @@ static inline void af_sqs_add(af_server *s, size_t n)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* FIFO messages of one group, pad bytes each; bodies are body-<i>, or POISON-<i> at the
+ * index poison_index (-1: none). */
+static inline void af_sqs_add_group(af_server *s, size_t n, const char *group, size_t pad,
+                                    long poison_index)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n && s->n_msgs < AF_MAX_MSGS; i++) {
+        af_msg *m = &s->msgs[s->n_msgs];
+        memset(m, 0, sizeof *m);
+        snprintf(m->id, sizeof m->id, "m-%zu", s->n_msgs);
+        snprintf(m->body, sizeof m->body, "%s-%zu", (long)i == poison_index ? "POISON" : "body",
+                 s->n_msgs);
+        snprintf(m->group, sizeof m->group, "%s", group);
+        m->pad = pad;
+        s->n_msgs++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static inline void af_kinesis_add_locked(af_server *s, size_t n)
 {
     for (size_t i = 0; i < n && s->n_recs < AF_MAX_RECS; i++) {
@@ -280,9 +305,21 @@ static inline char *af_sqs(af_server *s, const char *action, const cJSON *req)
         int want = cJSON_IsNumber(max) ? max->valueint : 1;
         cJSON *arr = cJSON_AddArrayToObject(out, "Messages");
         double now = af_now();
+        /* FIFO as SQS does it: a group's messages come in order, several in one answer, and
+         * none while an earlier one of the group is in flight. */
+        char locked[AF_MAX_MSGS][16];
+        size_t n_locked = 0;
         for (size_t i = 0; i < s->n_msgs && want > 0; i++) {
             af_msg *m = &s->msgs[i];
-            if (m->deleted || m->invisible_until > now) continue;
+            if (m->deleted) continue;
+            bool is_locked = false;
+            for (size_t k = 0; m->group[0] && k < n_locked && !is_locked; k++)
+                is_locked = strcmp(locked[k], m->group) == 0;
+            if (is_locked) continue;
+            if (m->invisible_until > now) {
+                if (m->group[0]) memcpy(locked[n_locked++], m->group, sizeof m->group);
+                continue;
+            }
             m->receives++;
             m->invisible_until = now + s->visibility_s;
             char handle[sizeof m->handle];
@@ -291,13 +328,24 @@ static inline char *af_sqs(af_server *s, const char *action, const cJSON *req)
             cJSON *jm = cJSON_CreateObject();
             cJSON_AddStringToObject(jm, "MessageId", m->id);
             cJSON_AddStringToObject(jm, "ReceiptHandle", m->handle);
-            cJSON_AddStringToObject(jm, "Body", m->body);
+            if (m->pad) {
+                size_t bl = strlen(m->body);
+                char *big = malloc(bl + m->pad + 1);
+                memcpy(big, m->body, bl);
+                memset(big + bl, 'x', m->pad);
+                big[bl + m->pad] = '\0';
+                cJSON_AddStringToObject(jm, "Body", big);
+                free(big);
+            } else {
+                cJSON_AddStringToObject(jm, "Body", m->body);
+            }
             cJSON_AddStringToObject(jm, "MD5OfBody", "x");
             cJSON *at = cJSON_AddObjectToObject(jm, "Attributes");
             char rc[16];
             snprintf(rc, sizeof rc, "%d", m->receives);
             cJSON_AddStringToObject(at, "ApproximateReceiveCount", rc);
             cJSON_AddStringToObject(at, "SentTimestamp", "1717000000000");
+            if (m->group[0]) cJSON_AddStringToObject(at, "MessageGroupId", m->group);
             cJSON_AddItemToArray(arr, jm);
             want--;
         }
@@ -317,6 +365,10 @@ static inline char *af_sqs(af_server *s, const char *action, const cJSON *req)
                 if (del) {
                     if (!m->answered) s->acked_unanswered++;
                     m->deleted = true;
+                    size_t used = strlen(s->deleted_order);
+                    if (used + strlen(m->id) + 2 < sizeof s->deleted_order)
+                        snprintf(s->deleted_order + used, sizeof s->deleted_order - used, "%s ",
+                                 m->id);
                 } else if (cJSON_IsNumber(vt)) {
                     m->invisible_until = af_now() + vt->valuedouble;
                 }
@@ -395,18 +447,28 @@ static inline char *af_kinesis(af_server *s, const char *action, const cJSON *re
     return txt;
 }
 
-/* The function: notes which messages / records the event carried. */
-static inline int af_function(af_server *s, const char *body, size_t len)
+/* The function: notes which messages / records the event carried; *answer (malloc'd) is its
+ * response body. */
+static inline int af_function(af_server *s, const char *body, size_t len, char **answer)
 {
     s->fn_calls++;
     cJSON *ev = cJSON_ParseWithLength(body, len);
     const cJSON *r;
     bool fail = s->fn_fail > 0;
     if (fail) s->fn_fail--;
+    cJSON *out = cJSON_CreateObject();
+    cJSON *failures = cJSON_AddArrayToObject(out, "batchItemFailures");
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(ev, "Records"))
     {
         const char *mid = af_str(r, "messageId");
         const char *seq = af_str(cJSON_GetObjectItemCaseSensitive(r, "kinesis"), "sequenceNumber");
+        const char *b = af_str(r, "body");
+        bool poison = s->fn_poison && b && strncmp(b, "POISON", 6) == 0;
+        if (poison) {
+            cJSON *it = cJSON_CreateObject();
+            cJSON_AddStringToObject(it, "itemIdentifier", mid);
+            cJSON_AddItemToArray(failures, it);
+        }
         for (size_t i = 0; mid && i < s->n_msgs; i++)
             if (strcmp(s->msgs[i].id, mid) == 0) {
                 s->msgs[i].delivered++;
@@ -416,6 +478,8 @@ static inline int af_function(af_server *s, const char *body, size_t len)
             if (strcmp(s->recs[i].seq, seq) == 0) s->recs[i].delivered++;
     }
     cJSON_Delete(ev);
+    *answer = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
     return fail ? 500 : 200;
 }
 
@@ -449,10 +513,18 @@ static inline bool af_serve(af_server *s, int fd, const char *head, const char *
     char path[64] = "";
     sscanf(head, "%*s %63s", path);
     if (strcmp(path, "/fn") == 0) {
+        char *answer = NULL;
         pthread_mutex_lock(&s->mu);
-        int st = af_function(s, body, len);
+        int st = af_function(s, body, len, &answer);
+        int delay_ms = s->fn_delay_ms;
+        if (++s->fn_in_flight > s->fn_max_in_flight) s->fn_max_in_flight = s->fn_in_flight;
         pthread_mutex_unlock(&s->mu);
-        af_respond(fd, st, "{}", 2, 2);
+        if (delay_ms > 0) usleep((useconds_t)delay_ms * 1000);
+        pthread_mutex_lock(&s->mu);
+        s->fn_in_flight--;
+        pthread_mutex_unlock(&s->mu);
+        af_respond(fd, st, answer, strlen(answer), strlen(answer));
+        free(answer);
         return true;
     }
     char target[96] = "";

@@ -132,7 +132,7 @@ static inline char *sf_status(sf_fixture *f)
 {
     esm_buf b;
     esm_buf_init(&b);
-    f->ops->status(f->src, &b);
+    esm_source_status(f->ops, f->src, &b);
     char *s = strdup(esm_buf_cstr(&b));
     esm_buf_free(&b);
     return s;

@@ -276,6 +276,41 @@ static void test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group(v
     kmock_free(&k);
 }
 
+static bool commit_failed_seen(kmock *k, void *arg)
+{
+    (void)arg;
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_source_status(&esm_kafka_source, k->src, &b);
+    bool seen = strstr(esm_buf_cstr(&b), "offset commit failed") != NULL;
+    esm_buf_free(&b);
+    return seen;
+}
+
+/* Every commit of the run fails but the last, on stop: its confirmation arrives after the
+ * partition is released, and the store must still mark the checkpoint as the group's. Left
+ * unmarked, a group that later loses the offset (the topic re-created while esmd is down) is
+ * taken for one that never had it, and the new log resumes at the old checkpoint. */
+static void test_commit_confirmed_after_the_release_marks_the_checkpoint(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    for (int i = 0; i < 50; i++)
+        rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_OFFSET_COMMIT, 1,
+                                          RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    kmock_produce(&k, "a", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    assert_true(kmock_run_until(&k, commit_failed_seen, NULL, 30.0));
+    rd_kafka_mock_clear_request_errors(k.mc, KMOCK_API_OFFSET_COMMIT);
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    expect_store_checkpoint(&k, "10");
+    assert_true(store_confirmed(&k));
+    kmock_free(&k);
+}
+
 /* The store's checkpoint (200) is above the log end, but the group has an offset inside the
  * log (committed after the re-creation, e.g. an operator's kafka-consumer-groups
  * --reset-offsets): the group's offset wins, nothing below it is read. */
@@ -297,6 +332,72 @@ static void test_group_offset_inside_the_log_wins_over_an_old_checkpoint(void **
     kmock_free(&k);
 }
 
+#define KMOCK_API_LIST_OFFSETS 2 /* Kafka protocol ApiKey */
+
+/* Offsets [lo, produced) reached the function. */
+static bool delivered_from(kmock *k, void *arg)
+{
+    for (long long o = *(long long *)arg; o < k->produced; o++)
+        if (kmock_times_delivered(k, o) == 0) return false;
+    return true;
+}
+
+/* A checkpoint the group never confirmed, below a log trimmed since, with the partition's
+ * watermarks unreadable at assignment: assigned at the checkpoint, the fetch would be out of
+ * range and auto.offset.reset (LATEST) would skip the whole log. Nothing of it is skipped. */
+static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    /* the mock keeps 5 MB of a partition: seven records of 900 kB trim the oldest */
+    size_t big = 900 * 1000;
+    char *v = malloc(big + 1);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    for (int i = 0; i < 7; i++)
+        kmock_produce_value(&k, v);
+    free(v);
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(k.prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
+    assert_true(lo >= 1);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
+    store_checkpoint(&k, ckpt);
+    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
+    kmock_start(&k);
+    long long from = lo;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), k.produced);
+    kmock_free(&k);
+}
+
+#define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
+
+/* As test_checkpoint_never_committed_resumes_there, but the group's offsets cannot be read at
+ * assignment: left to the group, which has none, LATEST would skip records 5-9. */
+static void test_checkpoint_resumes_there_when_the_group_cannot_be_read(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    store_checkpoint(&k, "5");
+    kmock_produce(&k, "a", 10);
+    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_OFFSET_FETCH, 1,
+                                      RD_KAFKA_RESP_ERR_INVALID_REQUEST);
+    kmock_start(&k);
+    long long from = 5;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), 10);
+    for (long long o = 0; o < 10; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
+    kmock_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +409,9 @@ int main(void)
         cmocka_unit_test(test_checkpoint_never_committed_resumes_there),
         cmocka_unit_test(test_checkpoint_resumed_with_nothing_new_is_committed_to_the_group),
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
+        cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
+        cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
+        cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,6 +178,83 @@ static void test_failing_visibility_changes_are_sent_again(void **state)
     sf_close(&f);
 }
 
+/* ---- FIFO groups cut at the 6 MB limit (fauxqs returns one message per group per receive,
+ * so only this server gives ten messages of one group in one answer, as SQS does). */
+
+#define FIFO_MAPPING                                                                               \
+    "{\"FunctionName\":\"fn\",\"EventSourceArn\":\"arn:aws:sqs:us-east-1:000000000000:cut.fifo\"," \
+    "\"BatchSize\":10,\"FunctionResponseTypes\":[\"ReportBatchItemFailures\"],"                    \
+    "\"EsmdOptions\":{\"RetryBackoff\":{\"BaseSeconds\":1,\"MaxSeconds\":1}}}"
+#define BIG_PAD (700u * 1024u) /* ten of them are over 6 MB: one receive makes two batches */
+
+static int fn_max_in_flight(sf_fixture *f)
+{
+    pthread_mutex_lock(&f->srv->mu);
+    int n = f->srv->fn_max_in_flight;
+    pthread_mutex_unlock(&f->srv->mu);
+    return n;
+}
+
+static int delivered(sf_fixture *f, size_t i)
+{
+    pthread_mutex_lock(&f->srv->mu);
+    int n = f->srv->msgs[i].delivered;
+    pthread_mutex_unlock(&f->srv->mu);
+    return n;
+}
+
+/* The group was deleted in order, each message once. */
+static void assert_group_in_order(sf_fixture *f, size_t n)
+{
+    char want[256] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "m-%zu ", i);
+    pthread_mutex_lock(&f->srv->mu);
+    char got[sizeof f->srv->deleted_order];
+    memcpy(got, f->srv->deleted_order, sizeof got);
+    pthread_mutex_unlock(&f->srv->mu);
+    assert_string_equal(got, want);
+}
+
+/* The second batch of the cut waits for the first: never two batches of a group at once. */
+static void test_fifo_group_cut_at_the_size_limit_is_one_batch_at_a_time(void **state)
+{
+    (void)state;
+    sf_fixture f;
+    sf_open(&f, &esm_sqs_source, FIFO_MAPPING);
+    af_sqs_add_group(f.srv, 10, "G", BIG_PAD, -1);
+    f.srv->fn_delay_ms = 300;
+    sf_start(&f);
+    assert_true(SF_WAIT(&f, af_sqs_deleted(f.srv) == 10, 30.));
+    assert_true(af_fn_calls(f.srv) >= 2);
+    assert_int_equal(fn_max_in_flight(&f), 1);
+    assert_group_in_order(&f, 10);
+    sf_close(&f);
+}
+
+/* The first batch of the cut fails on the group's first message: the held second batch is
+ * never invoked, its messages go back behind the failed one, and once the function is fixed
+ * the whole group is processed in order. */
+static void test_fifo_group_failing_in_the_first_cut_holds_back_the_second(void **state)
+{
+    (void)state;
+    sf_fixture f;
+    sf_open(&f, &esm_sqs_source, FIFO_MAPPING);
+    af_sqs_add_group(f.srv, 10, "G", BIG_PAD, 0);
+    f.srv->fn_poison = true;
+    sf_start(&f);
+    assert_true(SF_WAIT(&f, delivered(&f, 0) >= 3, 30.));
+    assert_int_equal(delivered(&f, 9), 0); /* ten do not fit one event: m-9 is in the second */
+    assert_int_equal(af_sqs_deleted(f.srv), 0);
+    pthread_mutex_lock(&f.srv->mu);
+    f.srv->fn_poison = false; /* the function is fixed */
+    pthread_mutex_unlock(&f.srv->mu);
+    assert_true(SF_WAIT(&f, af_sqs_deleted(f.srv) == 10, 30.));
+    assert_int_equal(fn_max_in_flight(&f), 1);
+    assert_group_in_order(&f, 10);
+    sf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +264,8 @@ int main(void)
         cmocka_unit_test(test_slow_answers_time_out_and_are_retried),
         cmocka_unit_test(test_function_failure_is_not_acknowledged),
         cmocka_unit_test(test_failing_visibility_changes_are_sent_again),
+        cmocka_unit_test(test_fifo_group_cut_at_the_size_limit_is_one_batch_at_a_time),
+        cmocka_unit_test(test_fifo_group_failing_in_the_first_cut_holds_back_the_second),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
