@@ -473,8 +473,9 @@ static bool check_ready(void *arg, esm_buf *why)
                            s->next_gen ? "restarting with a new configuration" : "stopping");
             ready = false;
         } else if (!esm_mapping_ready(s->m)) {
-            esm_buf_printf(why, "mapping %s (%s): has not reached its source yet\n", mc->uuid,
-                           mc->function_name);
+            const char *problem = esm_mapping_problem(s->m);
+            esm_buf_printf(why, "mapping %s (%s): has not reached its source yet%s%s\n", mc->uuid,
+                           mc->function_name, problem ? ": PROBLEM: " : "", problem ? problem : "");
             ready = false;
         } else if (esm_mapping_is_stuck(s->m, now)) {
             int64_t since = esm_mapping_stuck_since(s->m);

@@ -52,6 +52,45 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         ESM_DEBUG(ctx, "librdkafka %s: %s", fac, buf);
 }
 
+static bool has(const char *reason, const char *what)
+{
+    return reason && strcasestr(reason, what) != NULL;
+}
+
+const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+        return "Cluster failed to authorize Lambda";
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        return "Topic not found";
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        return "Connection error";
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR__SSL:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        break;
+    default:
+        return NULL;
+    }
+    /* esmd did not trust the broker's certificate */
+    if (has(reason, "certificate verify failed") || has(reason, "could not be verified"))
+        return "Lambda failed to authenticate server";
+    /* the broker sent a TLS alert about esmd's certificate, or closed the handshake */
+    if (has(reason, "alert") || has(reason, "SSL handshake failed"))
+        return "Server failed to authenticate Lambda";
+    /* after the TLS checks: every reason names its sasl_ssl:// broker */
+    if (has(reason, "SASL authentication") || has(reason, "SASL handshake"))
+        return "SASL authentication failed";
+    if (has(reason, "private key") || has(reason, "ssl.key") || has(reason, "ssl.certificate"))
+        return "Provided certificate or private key is invalid";
+    return err == RD_KAFKA_RESP_ERR__TRANSPORT ? NULL : "Connection error";
+}
+
 static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
     esm_kafka_glue *g = opaque;

@@ -89,6 +89,13 @@ typedef struct esm_kafka_glue {
                      bool fatal);
 } esm_kafka_glue;
 
+/* The problem in AWS's LastProcessingResult words ("SASL authentication failed", "Server
+ * failed to authenticate Lambda", "Lambda failed to authenticate server", "Cluster failed to
+ * authorize Lambda", "Provided certificate or private key is invalid", "Connection error",
+ * "Topic not found") that an error reported by librdkafka means; NULL when the error does not
+ * keep a client from its cluster (a single broker's transport error librdkafka recovers from). */
+const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason);
+
 /* Sets the opaque (g, the first member of the client's state) and the log and error
  * callbacks. */
 void esm_kafka_conf_set_glue(rd_kafka_conf_t *conf, esm_kafka_glue *g);

@@ -61,6 +61,7 @@ typedef struct {
     esm_source_stopped_cb stopped_cb;
     void *stopped_arg;
     char last_error[256];
+    const char *problem; /* esm_kafka_problem's words while one keeps the source from its cluster */
 } kafka_source;
 
 static void set_error(kafka_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,6 +71,25 @@ static void set_error(kafka_source *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
     va_end(ap);
+}
+
+/* An error that keeps the source from its cluster is logged once at error level, in AWS's
+ * words with librdkafka's reason, and shown as LastProcessingResult until the cluster answers. */
+static void note_problem(kafka_source *s, rd_kafka_resp_err_t err, const char *reason)
+{
+    const char *problem = esm_kafka_problem(err, reason);
+    if (!problem || problem == s->problem) return;
+    /* all brokers down follows every refused login: the cause stays the refusal */
+    if (s->problem && strcmp(problem, "Connection error") == 0) return;
+    s->problem = problem;
+    ESM_ERROR(s->env.log_ctx, "PROBLEM: %s (%s: %s)", problem, rd_kafka_err2name(err), reason);
+}
+
+static void clear_problem(kafka_source *s, const char *why)
+{
+    if (!s->problem) return;
+    ESM_INFO(s->env.log_ctx, "%s: the problem \"%s\" is over", why, s->problem);
+    s->problem = NULL;
 }
 
 static esm_kafka_part *part_of(kafka_source *s, int32_t id)
@@ -260,6 +280,7 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
     ESM_INFO(s->env.log_ctx, "assigned partitions [%s] of %s (group %s)", names, s->map->topic,
              esm_kafka_group_id(s->map));
     s->assigned_once = true;
+    clear_problem(s, "assigned");
 }
 
 /* Releases revoked partitions: their lanes are idle (or abandoned); stored offsets are final. */
@@ -372,6 +393,7 @@ static void on_error(esm_kafka_glue *g, rd_kafka_resp_err_t err, const char *rea
         set_error(s, "fatal consumer error: %s", reason);
     else
         set_error(s, "%s: %s", rd_kafka_err2name(err), reason);
+    note_problem(s, err, reason);
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -410,6 +432,7 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
         s->env.stats->source_errors++;
         set_error(s, "consume: %s", rd_kafka_message_errstr(m));
         ESM_WARN(s->env.log_ctx, "consume error: %s", s->last_error);
+        note_problem(s, m->err, rd_kafka_message_errstr(m));
         return;
     }
     if (s->state != K_RUNNING || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), s->map->topic) != 0)
@@ -418,6 +441,7 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
         ESM_INFO(s->env.log_ctx, "consuming again (last problem: %s)", s->last_error);
         s->last_error[0] = '\0';
     }
+    clear_problem(s, "consuming");
     esm_kafka_part *p = part_of(s, m->partition);
     if (p) esm_kafka_part_message(p, m);
 }
@@ -792,6 +816,12 @@ static const char *k_last_error(void *source)
     return s->last_error[0] ? s->last_error : NULL;
 }
 
+static const char *k_problem(void *source)
+{
+    const kafka_source *s = source;
+    return s->problem;
+}
+
 static void k_status(void *source, esm_buf *out)
 {
     kafka_source *s = source;
@@ -860,6 +890,7 @@ const esm_source_ops esm_kafka_source = {
     .status = k_status,
     .phase = k_phase,
     .last_error = k_last_error,
+    .problem = k_problem,
     .stuck_since = k_stuck_since,
     .lane_gauges = k_lane_gauges,
 };

@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from helpers import http
 from helpers import kafka as kafka_mod
 from helpers.procs import wait_until
 
@@ -134,16 +135,17 @@ GOOD = {
         client_cert(s, b, "client.pem", "client-enc.key", key_password(b), via="env"), ca(s, b)]),
 }
 
+# name: (listener, the LastProcessingResult problem in AWS's words, access configurations)
 BAD = {
-    "wrong-password": ("sasl_ssl", lambda s, b: [
+    "wrong-password": ("sasl_ssl", "SASL authentication failed", lambda s, b: [
         ("SASL_SCRAM_512_AUTH", s.file({"username": USERS["SCRAM-SHA-512"][0], "password": "not-it"})), ca(s, b)]),
-    "wrong-mechanism": ("sasl_ssl", lambda s, b: [  # a SCRAM-512 user offered over SCRAM-256
+    "wrong-mechanism": ("sasl_ssl", "SASL authentication failed", lambda s, b: [  # a SCRAM-512 user offered over SCRAM-256
         ("SASL_SCRAM_256_AUTH", s.file(dict(zip(("username", "password"), USERS["SCRAM-SHA-512"])))), ca(s, b)]),
-    "unknown-ca": ("sasl_ssl", lambda s, b: [
+    "unknown-ca": ("sasl_ssl", "Lambda failed to authenticate server", lambda s, b: [
         ("SASL_SCRAM_512_AUTH", s.file(dict(zip(("username", "password"), USERS["SCRAM-SHA-512"])))),
         ca(s, b, "foreign-ca.pem")]),
-    "expired-client-cert": ("ssl", lambda s, b: [client_cert(s, b, "expired.pem", "expired.key"), ca(s, b)]),
-    "foreign-client-cert": ("ssl", lambda s, b: [client_cert(s, b, "foreign.pem", "foreign.key"), ca(s, b)]),
+    "expired-client-cert": ("ssl", "Server failed to authenticate Lambda", lambda s, b: [client_cert(s, b, "expired.pem", "expired.key"), ca(s, b)]),
+    "foreign-client-cert": ("ssl", "Server failed to authenticate Lambda", lambda s, b: [client_cert(s, b, "foreign.pem", "foreign.key"), ca(s, b)]),
 }
 
 
@@ -163,9 +165,16 @@ def test_access_type_consumes_end_to_end(broker, funchost, esmd, workdir, case):
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_credentials_consume_and_commit_nothing(broker, funchost, esmd, workdir, case):
-    listener, access_of = BAD[case]
+    listener, problem, access_of = BAD[case]
     e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, listener, lambda s: access_of(s, broker))
     wait_until(lambda: kafka_state(e)["SourceState"].get("LastError"), 60, "the refusal visible in /status")
+    want = "PROBLEM: " + problem
+    wait_until(lambda: kafka_state(e)["LastProcessingResult"] == want, 30, f"LastProcessingResult {want!r}")
+    assert kafka_state(e)["Ready"] is False
+    code, _, body = http.get(e.admin_url + "/readyz")
+    assert code == 503 and want in body.decode(), body
+    errors = [line for line in e.log().splitlines() if "Z error [" in line]
+    assert errors and want in errors[0], errors[:3]
     assert e.alive()
     assert not funchost.invocations(), "records were consumed with bad credentials"
     assert kafka.committed_offsets(group, topic) == {0: -1001}, "an offset was committed"

@@ -159,6 +159,49 @@ static void test_wakeup_pipe_wakes_the_loop(void **state)
     ev_loop_destroy(loop);
 }
 
+/* librdkafka's errors (with reasons as librdkafka 2.x words them) -> AWS's words. */
+static void test_problem_in_aws_words(void **state)
+{
+    (void)state;
+    static const struct {
+        rd_kafka_resp_err_t err;
+        const char *reason, *problem;
+    } cases[] = {
+        {RD_KAFKA_RESP_ERR__AUTHENTICATION,
+         "sasl_ssl://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed "
+         "during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
+         "SASL authentication failed"},
+        {RD_KAFKA_RESP_ERR__SSL,
+         "sasl_ssl://127.0.0.1:9094/bootstrap: SSL handshake failed: error:0A000086:SSL "
+         "routines::certificate verify failed: broker certificate could not be verified",
+         "Lambda failed to authenticate server"},
+        {RD_KAFKA_RESP_ERR__SSL,
+         "ssl://127.0.0.1:9095/bootstrap: SSL handshake failed: ssl/record/rec_layer_s3.c:1605: "
+         "error:0A000418:SSL routines::tlsv1 alert unknown ca: SSL alert number 48",
+         "Server failed to authenticate Lambda"},
+        {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, "Not authorized",
+         "Cluster failed to authorize Lambda"},
+        {RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, "Not authorized",
+         "Cluster failed to authorize Lambda"},
+        {RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down", "Connection error"},
+        {RD_KAFKA_RESP_ERR__RESOLVE, "Failed to resolve 'nohost:9092'", "Connection error"},
+        {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "Subscribed topic not available",
+         "Topic not found"},
+        /* one broker's dropped connection is retried by librdkafka: not a problem on its own */
+        {RD_KAFKA_RESP_ERR__TRANSPORT, "127.0.0.1:9092/1: Disconnected (after 5000ms in state UP)",
+         NULL},
+        {RD_KAFKA_RESP_ERR__TIMED_OUT, "timed out", NULL},
+        {RD_KAFKA_RESP_ERR__AUTHENTICATION, NULL, "Connection error"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = esm_kafka_problem(cases[i].err, cases[i].reason);
+        if (!cases[i].problem)
+            assert_null(got);
+        else
+            assert_string_equal(got, cases[i].problem);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_security_part_takes_security_keys_only),
         cmocka_unit_test(test_security_identity),
         cmocka_unit_test(test_wakeup_pipe_wakes_the_loop),
+        cmocka_unit_test(test_problem_in_aws_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
