@@ -23,6 +23,7 @@
 #include "engine/esm_reload.h"
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
+#include "kafka/esm_kafka_client.h"
 
 typedef struct daemon_state daemon_state;
 
@@ -224,6 +225,7 @@ static esm_config *load_config(const char *path, const char *what, esm_buf *repo
 {
     esm_config_problems problems = {0};
     esm_config *cfg = esm_config_load_file(path, &problems);
+    if (cfg) esm_kafka_secrets_fingerprint(cfg);
     const char **msgs = calloc(problems.n ? problems.n : 1, sizeof *msgs);
     esm_buf line;
     esm_buf_init(&line);

@@ -41,6 +41,11 @@ int esm_kafka_props_set(esm_kafka_props *p, const char *name, const char *value,
  * with err set (unknown scheme, unset variable, unreadable file). */
 char *esm_kafka_secret_read(const char *uri, esm_err *err);
 
+/* Reads every SourceAccessConfigurations secret of cfg's mappings and keeps a hash of its
+ * content in the entry's fingerprint (0 when unreadable: the mapping's start reports why), so
+ * that a reload after a secret was rotated restarts the mapping with the new one. */
+void esm_kafka_secrets_fingerprint(esm_config *cfg);
+
 /* SourceAccessConfigurations -> properties (added to p):
  *   BASIC_AUTH                  SASL_SSL + PLAIN,          secret {"username","password"}
  *   SASL_SCRAM_256_AUTH         SASL_SSL + SCRAM-SHA-256,  same secret

@@ -239,3 +239,23 @@ void esm_kafka_security_identity(const esm_mapping_config *m, esm_buf *out)
         if (esm_kafka_security_key(kv->name)) esm_buf_printf(out, "%s=%s\n", kv->name, kv->value);
     }
 }
+
+void esm_kafka_secrets_fingerprint(esm_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        esm_mapping_config *m = &cfg->mappings[i];
+        for (size_t j = 0; j < m->n_source_access; j++) {
+            esm_err err = {0};
+            char *text = esm_kafka_secret_read(m->source_access[j].uri, &err);
+            uint64_t h = 0;
+            if (text) {
+                h = 14695981039346656037ull; /* FNV-1a: a change detector, not a digest */
+                for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+                    h = (h ^ *c) * 1099511628211ull;
+                explicit_bzero(text, strlen(text));
+                free(text);
+            }
+            m->source_access[j].fingerprint = h;
+        }
+    }
+}

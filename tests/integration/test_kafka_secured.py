@@ -179,3 +179,47 @@ def test_bad_credentials_consume_and_commit_nothing(broker, funchost, esmd, work
     assert not funchost.invocations(), "records were consumed with bad credentials"
     assert kafka.committed_offsets(group, topic) == {0: -1001}, "an offset was committed"
     assert_no_secret(broker, e)
+
+
+def test_rotated_secret_is_used_after_sighup_without_losing_place(broker, funchost, esmd, workdir):
+    """The password changes on the broker and in the secret file; after SIGHUP the mapping
+    reconnects with the new one (a broker restart forces every connection to log in again) and
+    goes on where it was: every record exactly once, the group's offset at the end."""
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    user = kafka_mod.unique("rot")
+
+    def set_password(pw):
+        a = kafka_mod.admin(broker.bootstrap)
+        up = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), pw.encode())
+        for fut in a.alter_user_scram_credentials([up]).values():
+            fut.result(30)
+
+    set_password("first-password")
+    secret_path = {}
+
+    def access(s, b):
+        uri = s.file({"username": user, "password": "first-password"})
+        secret_path["p"] = uri[len("file:"):]
+        return [("SASL_SCRAM_512_AUTH", uri), ca(s, b)]
+
+    e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, "sasl_ssl", lambda s: access(s, broker))
+    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: RECORDS}, 60, "the first records committed")
+
+    set_password("second-password")
+    tmp = secret_path["p"] + ".new"
+    with open(tmp, "w") as f:
+        json.dump({"username": user, "password": "second-password"}, f)
+    os.replace(tmp, secret_path["p"])
+    e.signal()
+    wait_until(lambda: ") changed" in e.log(), 30, "the reload restarting the mapping for its new secret")
+    wait_until(lambda: kafka_state(e)["State"] == "Enabled", 60, "the mapping running again")
+    broker.stop()
+    broker.start()
+    later = [f"{topic}-after-{i}" for i in range(RECORDS)]
+    kafka.produce(topic, [{"value": v} for v in later])
+    wait_until(lambda: set(later) <= set(funchost.payloads()), 90, "records after the rotation delivered")
+    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: 2 * RECORDS}, 60, "all offsets committed")
+    got = funchost.payloads()
+    assert sorted(got) == sorted(values + later), "a record was lost or delivered twice"
+    assert e.alive()

@@ -159,6 +159,33 @@ static void test_wakeup_pipe_wakes_the_loop(void **state)
     ev_loop_destroy(loop);
 }
 
+/* A rotated secret changes the mapping's fingerprint, so a reload restarts the mapping; the
+ * same content keeps it equal (no restart); an unreadable secret is 0. */
+static void test_secret_rotation_changes_the_mapping(void **state)
+{
+    (void)state;
+    setenv("ESMD_TEST_ROTATE", "{\"username\":\"u\",\"password\":\"one\"}", 1);
+    esm_config *a = kafka_config_load(ACCESS("ESMD_TEST_ROTATE"));
+    esm_config *same = kafka_config_load(ACCESS("ESMD_TEST_ROTATE"));
+    esm_kafka_secrets_fingerprint(a);
+    esm_kafka_secrets_fingerprint(same);
+    assert_int_not_equal(a->mappings[0].source_access[0].fingerprint, 0);
+    assert_true(esm_mapping_config_equal(&a->mappings[0], &same->mappings[0]));
+
+    setenv("ESMD_TEST_ROTATE", "{\"username\":\"u\",\"password\":\"two\"}", 1);
+    esm_config *rotated = kafka_config_load(ACCESS("ESMD_TEST_ROTATE"));
+    esm_kafka_secrets_fingerprint(rotated);
+    assert_false(esm_mapping_config_equal(&a->mappings[0], &rotated->mappings[0]));
+
+    unsetenv("ESMD_TEST_ROTATE");
+    esm_config *gone = kafka_config_load(ACCESS("ESMD_TEST_ROTATE"));
+    esm_kafka_secrets_fingerprint(gone);
+    assert_int_equal(gone->mappings[0].source_access[0].fingerprint, 0);
+    esm_config *all[] = {a, same, rotated, gone};
+    for (size_t i = 0; i < 4; i++)
+        esm_config_destroy(all[i]);
+}
+
 /* librdkafka's errors (with reasons as librdkafka 2.x words them) -> AWS's words. */
 static void test_problem_in_aws_words(void **state)
 {
@@ -210,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_security_identity),
         cmocka_unit_test(test_wakeup_pipe_wakes_the_loop),
         cmocka_unit_test(test_problem_in_aws_words),
+        cmocka_unit_test(test_secret_rotation_changes_the_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
