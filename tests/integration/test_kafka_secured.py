@@ -6,6 +6,7 @@ end to end, with secrets from file: and env:; each bad credential (wrong passwor
 mechanism, unknown CA, expired or foreign client certificate) consumes and commits nothing and
 says so in /status; no secret appears in anything esmd wrote."""
 
+import base64
 import json
 import os
 
@@ -81,18 +82,21 @@ def mapping(bootstrap, topic, access, group):
             "EsmdOptions": {"KafkaProperties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}}}
 
 
-def run(broker, funchost, esmd, workdir, listener, access_of):
-    """Starts esmd on a fresh topic with 5 records; access_of(secrets) -> [(Type, URI)]."""
+def run(broker, funchost, esmd, workdir, listener, access_of, fn="echo", poison_at=None, **extra):
+    """Starts esmd on a fresh topic with 5 records (record poison_at is POISON-N);
+    access_of(secrets) -> [(Type, URI)]; extra goes into the mapping."""
     kafka = kafka_mod.Kafka(broker.bootstrap)
     topic = kafka.create_topic(partitions=1)
-    values = [f"{topic}-{i}" for i in range(RECORDS)]
+    values = [f"POISON-{i}" if i == poison_at else f"{topic}-{i}" for i in range(RECORDS)]
     kafka.produce(topic, [{"value": v} for v in values])
     group = kafka_mod.unique("sec")
     s = Secrets(workdir)
     bootstrap = broker.bootstrap_sasl_ssl if listener == "sasl_ssl" else broker.bootstrap_ssl
+    m = mapping(bootstrap, topic, access_of(s), group)
+    m.update(extra)
     e = esmd({"log_level": "trace",
-              "functions": {"fn": {"url": funchost.url_lambda("echo"), "protocol": "lambda", "timeout_seconds": 5}},
-              "event_source_mappings": [mapping(bootstrap, topic, access_of(s), group)]}, env=s.env)
+              "functions": {"fn": {"url": funchost.url_lambda(fn), "protocol": "lambda", "timeout_seconds": 5}},
+              "event_source_mappings": [m]}, env=s.env)
     return e, kafka, topic, group, values
 
 
@@ -160,6 +164,27 @@ def test_access_type_consumes_end_to_end(broker, funchost, esmd, workdir, case):
     e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, listener, lambda s: access_of(s, broker))
     wait_until(lambda: set(values) <= set(funchost.payloads()), 60, f"{RECORDS} records over {listener}")
     wait_until(lambda: kafka.committed_offsets(group, topic) == {0: RECORDS}, 30, "the offsets committed")
+    assert_no_secret(broker, e)
+
+
+@pytest.mark.parametrize("case", ["scram-512-file", "mtls"])
+def test_kafka_destination_on_the_secured_source_cluster(broker, funchost, esmd, workdir, case):
+    """kafka://TOPIC is on the source's cluster, reached over the source's secured listener with
+    its credentials: the poison record's failure record arrives there, once."""
+    listener, access_of = GOOD[case]
+    failures = kafka_mod.Kafka(broker.bootstrap).create_topic(partitions=1)
+    e, kafka, topic, group, values = run(
+        broker, funchost, esmd, workdir, listener, lambda s: access_of(s, broker), fn="poison", poison_at=2,
+        BisectBatchOnFunctionError=True, MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": f"kafka://{failures}"}})
+    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: RECORDS}, 60, "the offsets committed")
+    (m,) = kafka.consume(failures, 1, timeout=30)
+    rec = json.loads(m["value"])
+    assert rec["KafkaBatchInfo"]["recordInfo"]["offset"] == "2"
+    (only,) = rec["payload"]["records"][f"{topic}-0"]
+    assert base64.b64decode(only["value"]) == b"POISON-2"
+    wait_until(lambda: e.status()["Outbox"]["depth"] == 0, 30, "the outbox drained")
+    assert kafka.end_offsets(failures) == {0: 1}, "the failure record was produced more than once"
     assert_no_secret(broker, e)
 
 
