@@ -539,8 +539,15 @@ static void render_status(void *arg, esm_buf *out)
         esm_buf_printf(out, ",\"State\":\"%s\",\"StateTransitionReason\":", slot_state(s));
         esm_buf_json_cstr(out, s->error[0] ? s->error : "USER_INITIATED");
         esm_buf_puts(out, ",\"LastProcessingResult\":");
-        esm_buf_json_cstr(out, s->error[0] ? "PROBLEM: the mapping could not start"
-                                           : "No records processed");
+        if (s->error[0]) {
+            esm_buf result;
+            esm_buf_init(&result);
+            esm_buf_printf(&result, "PROBLEM: %s", s->error); /* why it could not start */
+            esm_buf_json_cstr(out, esm_buf_cstr(&result));
+            esm_buf_free(&result);
+        } else {
+            esm_buf_json_cstr(out, "No records processed");
+        }
         esm_buf_puts(out, ",\"Ready\":false}");
     }
     esm_buf_puts(out, "],\"Outbox\":");

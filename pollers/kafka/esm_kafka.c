@@ -724,7 +724,11 @@ static void *k_create(const esm_source_env *env, esm_err *err)
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
-        esm_err_set(err, ESM_ERR_INVALID, false, "Kafka consumer: %s", es);
+        /* a certificate or key librdkafka cannot use is named in AWS's words first */
+        const char *problem = esm_kafka_problem(RD_KAFKA_RESP_ERR__SSL, es);
+        bool bad_cert = problem && strstr(problem, "certificate or private key");
+        esm_err_set(err, ESM_ERR_INVALID, false, "%s%sKafka consumer: %s", bad_cert ? problem : "",
+                    bad_cert ? ": " : "", es);
         k_destroy(s);
         return NULL;
     }

@@ -545,3 +545,13 @@ def test_topic_recreated_past_the_old_position_reads_the_new_log(kafka, funchost
     assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 1
     assert "no longer has the committed offset" in e.log()
 
+
+def test_missing_topic_is_a_problem_in_aws_words(kafka, funchost, esmd):
+    """A topic that does not exist: PROBLEM: Topic not found, in /status and /readyz."""
+    cfg = config(kafka, kafka_mod.unique("missing"), funchost.url_lambda("echo"))
+    e = esmd(cfg)
+    want = "PROBLEM: Topic not found"
+    wait_until(lambda: mapping_of(e)["LastProcessingResult"] == want, 30, want)
+    code, _, body = http.get(e.admin_url + "/readyz")
+    assert code == 503 and want in body.decode(), body
+
