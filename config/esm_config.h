@@ -24,6 +24,9 @@ typedef struct {
 typedef struct {
     char *type;
     char *uri;
+    /* The secret's content when the config was loaded (esm_kafka_secrets_fingerprint; 0 when
+     * unread): a reload restarts the mapping when a rotated secret changed it. */
+    uint64_t fingerprint;
 } esm_source_access;
 
 typedef struct esm_function_config {

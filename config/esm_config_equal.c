@@ -60,7 +60,8 @@ bool esm_mapping_config_equal(const esm_mapping_config *a, const esm_mapping_con
         return false;
     for (size_t i = 0; i < a->n_source_access; i++)
         if (!str_eq(a->source_access[i].type, b->source_access[i].type) ||
-            !str_eq(a->source_access[i].uri, b->source_access[i].uri))
+            !str_eq(a->source_access[i].uri, b->source_access[i].uri) ||
+            a->source_access[i].fingerprint != b->source_access[i].fingerprint)
             return false;
     return a->retry_backoff_set == b->retry_backoff_set &&
            kv_eq(a->kafka_properties, a->n_kafka_properties, b->kafka_properties,

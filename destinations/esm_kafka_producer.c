@@ -1,27 +1,24 @@
 #include "destinations/esm_kafka_producer.h"
 
 #include <ev.h>
-#include <fcntl.h>
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/esm_log.h"
 #include "destinations/esm_dest_refusal.h"
+#include "kafka/esm_kafka_client.h"
 
 #define LOG_CTX "outbox kafka"
 
 typedef struct producer {
-    esm_kafka_producers *owner;
+    esm_kafka_glue glue; /* first: the rd_kafka_t's opaque (kafka/esm_kafka_client.h) */
     char *bootstrap;
+    char *identity; /* esm_kafka_security_identity ("" plaintext): compared, never logged */
     rd_kafka_t *rk;
-    rd_kafka_queue_t *mainq;
-    int pipefd[2];
-    ev_io io;
-    bool fatal; /* an idempotence fatal error: recreate before the next produce */
+    esm_kafka_wakeup wake; /* the main queue: delivery reports, errors */
+    bool fatal;            /* an idempotence fatal error: recreate before the next produce */
     struct producer *next;
 } producer;
 
@@ -53,45 +50,22 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     free(dv);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+static void on_error(esm_kafka_glue *g, rd_kafka_resp_err_t err, const char *reason, bool fatal)
 {
-    (void)rk;
-    if (level <= 3)
-        ESM_WARN(LOG_CTX, "%s: %s", fac, buf);
-    else
-        ESM_DEBUG(LOG_CTX, "%s: %s", fac, buf);
+    (void)err;
+    (void)reason;
+    producer *pr = (producer *)g;
+    if (!fatal) return; /* delivery reports carry what matters */
+    ESM_INFO(LOG_CTX, "producer for %s is recreated before its next message", pr->bootstrap);
+    pr->fatal = true;
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+static void serve(void *arg)
 {
-    producer *pr = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        ESM_ERROR(LOG_CTX, "producer for %s: fatal error: %s (it will be recreated)", pr->bootstrap,
-                  why);
-        pr->fatal = true;
-        return;
-    }
-    /* transport errors repeat on every reconnect; delivery reports carry what matters */
-    ESM_DEBUG(LOG_CTX, "producer for %s: %s: %s", pr->bootstrap,
-              rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void serve(producer *pr)
-{
-    char drain[64];
-    while (read(pr->pipefd[0], drain, sizeof drain) > 0) {
-    }
+    producer *pr = arg;
+    esm_kafka_wakeup_drain(&pr->wake);
     while (rd_kafka_poll(pr->rk, 0) > 0) {
     }
-}
-
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    serve(w->data);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -101,16 +75,6 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     esm_kafka_producers *p = w->data;
     for (producer *pr = p->list; pr; pr = pr->next)
         serve(pr);
-}
-
-static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, esm_err *err)
-{
-    char es[256];
-    if (rd_kafka_conf_set(conf, k, v, es, sizeof es) != RD_KAFKA_CONF_OK) {
-        esm_err_set(err, ESM_ERR_INVALID, false, "kafka config %s=%s: %s", k, v, es);
-        return false;
-    }
-    return true;
 }
 
 static void producer_free(producer *pr, long flush_timeout_ms)
@@ -124,39 +88,71 @@ static void producer_free(producer *pr, long flush_timeout_ms)
         while (rd_kafka_outq_len(pr->rk) > 0 && rd_kafka_poll(pr->rk, 100) > 0) {
         }
     }
-    if (pr->owner && ev_is_active(&pr->io)) ev_io_stop(pr->owner->loop, &pr->io);
-    if (pr->mainq) rd_kafka_queue_destroy(pr->mainq);
+    esm_kafka_wakeup_close(&pr->wake);
     if (pr->rk) rd_kafka_destroy(pr->rk);
-    if (pr->pipefd[0] >= 0) close(pr->pipefd[0]);
-    if (pr->pipefd[1] >= 0) close(pr->pipefd[1]);
     free(pr->bootstrap);
+    if (pr->identity) memset(pr->identity, 0, strlen(pr->identity));
+    free(pr->identity);
     free(pr);
 }
 
-static producer *producer_new(esm_kafka_producers *p, const char *bootstrap, esm_err *err)
+rd_kafka_conf_t *esm_kafka_producer_conf(const char *bootstrap, const esm_mapping_config *security,
+                                         long message_timeout_ms, esm_err *err)
+{
+    esm_kafka_props props = {0};
+    char tmo[32];
+    snprintf(tmo, sizeof tmo, "%ld", message_timeout_ms);
+    if (esm_kafka_props_set(&props, "bootstrap.servers", bootstrap, false) ||
+        esm_kafka_props_set(&props, "acks", "all", false) ||
+        esm_kafka_props_set(&props, "enable.idempotence", "true", false) ||
+        esm_kafka_props_set(&props, "message.timeout.ms", tmo, false) ||
+        esm_kafka_props_set(&props, "linger.ms", "5", false) ||
+        esm_kafka_props_set(&props, "client.id", "esmd-outbox", false)) {
+        esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
+        esm_kafka_props_free(&props);
+        return NULL;
+    }
+    if (security && esm_kafka_props_add_security(&props, security, err) != 0) {
+        esm_kafka_props_free(&props);
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf || esm_kafka_conf_apply(conf, &props, LOG_CTX, err) != 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        else
+            esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
+        conf = NULL;
+    }
+    esm_kafka_props_free(&props);
+    return conf;
+}
+
+static producer *producer_new(esm_kafka_producers *p, const char *bootstrap,
+                              const esm_mapping_config *security, char *identity, esm_err *err)
 {
     producer *pr = calloc(1, sizeof *pr);
     if (!pr) {
+        free(identity);
         esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
         return NULL;
     }
-    pr->pipefd[0] = pr->pipefd[1] = -1;
+    esm_kafka_wakeup_init(&pr->wake);
+    /* a destination that is down shows in the outbox status; a refused login is worth a warning */
+    pr->glue =
+        (esm_kafka_glue){.log_ctx = LOG_CTX, .quiet_brokers_down = true, .on_error = on_error};
+    pr->identity = identity;
     pr->bootstrap = strdup(bootstrap);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char tmo[32];
-    snprintf(tmo, sizeof tmo, "%ld", p->message_timeout_ms);
-    if (!pr->bootstrap || !conf || !conf_set(conf, "bootstrap.servers", bootstrap, err) ||
-        !conf_set(conf, "acks", "all", err) || !conf_set(conf, "enable.idempotence", "true", err) ||
-        !conf_set(conf, "message.timeout.ms", tmo, err) || !conf_set(conf, "linger.ms", "5", err) ||
-        !conf_set(conf, "client.id", "esmd-outbox", err)) {
-        if (conf) rd_kafka_conf_destroy(conf);
+    rd_kafka_conf_t *conf =
+        pr->bootstrap ? esm_kafka_producer_conf(bootstrap, security, p->message_timeout_ms, err)
+                      : NULL;
+    if (!conf) {
+        if (!pr->bootstrap) esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
         producer_free(pr, 0);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, pr);
+    esm_kafka_conf_set_glue(conf, &pr->glue);
     char es[512];
     pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof es);
     if (!pr->rk) {
@@ -165,18 +161,14 @@ static producer *producer_new(esm_kafka_producers *p, const char *bootstrap, esm
         producer_free(pr, 0);
         return NULL;
     }
-    if (pipe2(pr->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        esm_err_set(err, ESM_ERR_IO, true, "kafka producer: pipe: %m");
+    if (esm_kafka_wakeup_open(&pr->wake, p->loop, rd_kafka_queue_get_main(pr->rk), serve, pr,
+                              err) != 0) {
         producer_free(pr, 0);
         return NULL;
     }
-    pr->mainq = rd_kafka_queue_get_main(pr->rk);
-    rd_kafka_queue_io_event_enable(pr->mainq, pr->pipefd[1], "1", 1);
-    pr->owner = p;
-    ev_io_init(&pr->io, on_io, pr->pipefd[0], EV_READ);
-    pr->io.data = pr;
-    ev_io_start(p->loop, &pr->io);
-    ESM_INFO(LOG_CTX, "producer for %s created (acks=all, idempotent)", bootstrap);
+    esm_kafka_wakeup_start(&pr->wake);
+    ESM_INFO(LOG_CTX, "producer for %s created (acks=all, idempotent, %s)", bootstrap,
+             security ? "the source mapping's security settings" : "plaintext");
     return pr;
 }
 
@@ -204,28 +196,69 @@ void esm_kafka_producers_destroy(esm_kafka_producers *p, long flush_timeout_ms)
     free(p);
 }
 
-static producer *get_producer(esm_kafka_producers *p, const char *bootstrap, esm_err *err)
+size_t esm_kafka_producers_count(const esm_kafka_producers *p)
 {
+    size_t n = 0;
+    for (const producer *pr = p->list; pr; pr = pr->next)
+        n++;
+    return n;
+}
+
+const esm_mapping_config *esm_kafka_dest_security(const char *dest_bootstrap,
+                                                  const esm_mapping_config *source)
+{
+    if (!source || source->n_bootstrap_servers == 0) return NULL;
+    if (!dest_bootstrap || !dest_bootstrap[0]) return source;
+    char *joined = esm_kafka_bootstrap_join(source);
+    bool same = joined && strcmp(joined, dest_bootstrap) == 0;
+    free(joined);
+    return same ? source : NULL;
+}
+
+/* The producer for bootstrap and security; a producer that cannot be created (an unreadable
+ * secret, a certificate librdkafka refuses) leaves the message waiting: err is retriable. */
+static producer *get_producer(esm_kafka_producers *p, const char *bootstrap,
+                              const esm_mapping_config *security, esm_err *err)
+{
+    esm_buf id;
+    esm_buf_init(&id);
+    if (security) esm_kafka_security_identity(security, &id);
+    const char *ids = esm_buf_cstr(&id);
+    char *identity = !id.failed && ids ? strdup(ids) : NULL;
+    if (id.data) memset(id.data, 0, id.cap);
+    esm_buf_free(&id);
+    if (!identity) {
+        esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
+        return NULL;
+    }
     for (producer **pp = &p->list; *pp; pp = &(*pp)->next) {
         producer *pr = *pp;
-        if (strcmp(pr->bootstrap, bootstrap) != 0) continue;
-        if (!pr->fatal) return pr;
+        if (strcmp(pr->bootstrap, bootstrap) != 0 || strcmp(pr->identity, identity) != 0) continue;
+        if (!pr->fatal) {
+            memset(identity, 0, strlen(identity));
+            free(identity);
+            return pr;
+        }
         *pp = pr->next; /* its queued messages get error reports and are retried */
         producer_free(pr, 0);
         break;
     }
-    producer *pr = producer_new(p, bootstrap, err);
-    if (!pr) return NULL;
+    producer *pr = producer_new(p, bootstrap, security, identity, err);
+    if (!pr) {
+        err->retriable = true;
+        return NULL;
+    }
     pr->next = p->list;
     p->list = pr;
     return pr;
 }
 
-int esm_kafka_produce(esm_kafka_producers *p, const char *bootstrap, const char *topic,
-                      const void *key, size_t key_len, const void *value, size_t value_len,
-                      esm_kafka_delivery_cb cb, void *opaque, esm_err *err)
+int esm_kafka_produce(esm_kafka_producers *p, const char *bootstrap,
+                      const esm_mapping_config *security, const char *topic, const void *key,
+                      size_t key_len, const void *value, size_t value_len, esm_kafka_delivery_cb cb,
+                      void *opaque, esm_err *err)
 {
-    producer *pr = get_producer(p, bootstrap, err);
+    producer *pr = get_producer(p, bootstrap, security, err);
     if (!pr) return -1;
     delivery *dv = malloc(sizeof *dv);
     if (!dv) {

@@ -14,6 +14,7 @@
 #include "destinations/esm_dest_file.h"
 #include "destinations/esm_dest_refusal.h"
 #include "destinations/esm_kafka_producer.h"
+#include "kafka/esm_kafka_client.h"
 
 #define LOG_CTX "outbox"
 #define INDEX_PRELOAD_ROWS 10000
@@ -458,12 +459,15 @@ static void on_kafka_delivered(void *opaque, const char *error, bool permanent)
 static const char *send_kafka(job *j, char *msg, size_t len, bool *permanent)
 {
     esm_outbox_drainer *d = j->d;
+    const esm_mapping_config *source =
+        d->env.kafka_source && j->mapping ? d->env.kafka_source(j->mapping, d->env.kafka_source_arg)
+                                          : NULL;
+    char *joined = NULL;
     const char *bootstrap = j->ds->dest.bootstrap;
     if (!bootstrap[0]) {
-        bootstrap = d->env.kafka_bootstrap
-                        ? d->env.kafka_bootstrap(j->mapping, d->env.kafka_bootstrap_arg)
-                        : NULL;
+        bootstrap = joined = source ? esm_kafka_bootstrap_join(source) : NULL;
         if (!bootstrap || !*bootstrap) {
+            free(joined);
             snprintf(msg, len,
                      "no bootstrap servers known for mapping %s (kafka://TOPIC needs "
                      "the source cluster)",
@@ -473,8 +477,12 @@ static const char *send_kafka(job *j, char *msg, size_t len, bool *permanent)
     }
     esm_err err = {0};
     j->in_kafka = true;
-    if (esm_kafka_produce(d->kafka, bootstrap, j->ds->dest.topic, j->key, j->key_len, j->payload,
-                          j->payload_len, on_kafka_delivered, j, &err) != 0) {
+    int rc = esm_kafka_produce(d->kafka, bootstrap,
+                               esm_kafka_dest_security(j->ds->dest.bootstrap, source),
+                               j->ds->dest.topic, j->key, j->key_len, j->payload, j->payload_len,
+                               on_kafka_delivered, j, &err);
+    free(joined);
+    if (rc != 0) {
         j->in_kafka = false;
         *permanent = !err.retriable;
         snprintf(msg, len, "%s", err.message);

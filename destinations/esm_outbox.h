@@ -21,10 +21,13 @@
  *   limited to rows in flight at a crash.
  *
  * Kafka destinations: `kafka://HOST:PORT[,..]/TOPIC` names the cluster; `kafka://TOPIC` (the
- * source cluster) is resolved through env->kafka_bootstrap(row.mapping). The store's writers
- * store the explicit form (esm_store.h), so the resolver is only a fallback. One librdkafka
- * producer per bootstrap list (acks=all, enable.idempotence=true), served from the loop via
- * rd_kafka_queue_io_event_enable; message key = the row's key; the delivery report decides.
+ * source cluster) is resolved through env->kafka_source(row.mapping). The store's writers
+ * store the explicit form (esm_store.h), so for the bootstrap the mapping is only a fallback.
+ * A destination on the row's mapping's own cluster gets that mapping's security settings
+ * (esm_kafka_dest_security); another cluster is plaintext. One librdkafka producer per
+ * bootstrap list and security identity (acks=all, enable.idempotence=true), served from the
+ * loop (destinations/esm_kafka_producer.h); message key = the row's key; the delivery report
+ * decides.
  *
  * Everything runs on the loop thread; the store may be shared with other loops (it locks). */
 #ifndef ESM_OUTBOX_H
@@ -35,14 +38,16 @@
 #include "aws/esm_aws.h"
 #include "checkpoint/esm_store.h"
 #include "common/esm_buf.h"
+#include "config/esm_config.h"
 #include "http/esm_http.h"
 
 struct ev_loop;
 typedef struct esm_outbox_drainer esm_outbox_drainer;
 
-/* For kafka://TOPIC rows: the bootstrap list of the mapping's source cluster, or NULL when the
- * mapping is unknown (the row then waits, with that error). */
-typedef const char *(*esm_outbox_kafka_bootstrap_fn)(const char *mapping, void *arg);
+/* For kafka:// rows: the row's mapping when it is a Kafka source (its bootstrap list and
+ * security settings), or NULL (a kafka://TOPIC row then waits, with that error). The result
+ * is used during the call only. */
+typedef const esm_mapping_config *(*esm_outbox_kafka_source_fn)(const char *mapping, void *arg);
 
 typedef struct {
     esm_http *http;      /* http(s) destinations; required */
@@ -50,8 +55,8 @@ typedef struct {
     esm_aws *sns;        /* NULL: SNS rows wait likewise */
     const char *region;  /* the clients' region; an ARN in another region is logged once */
     const char *account; /* the default account: GetQueueUrl names the owner only if different */
-    esm_outbox_kafka_bootstrap_fn kafka_bootstrap;
-    void *kafka_bootstrap_arg;
+    esm_outbox_kafka_source_fn kafka_source;
+    void *kafka_source_arg;
     int max_in_flight;                 /* 0 = 16 */
     int max_in_flight_per_destination; /* 0 = 1 (in order) */
     long request_timeout_ms;           /* http / sqs / sns; 0 = 30000 */

@@ -23,6 +23,7 @@
 #include "engine/esm_reload.h"
 #include "http/esm_http.h"
 #include "invoker/esm_invoker.h"
+#include "kafka/esm_kafka_client.h"
 
 typedef struct daemon_state daemon_state;
 
@@ -62,25 +63,13 @@ struct daemon_state {
     ev_signal sigterm, sigint, sighup;
     ev_timer watchdog;
     esm_admin *admin;
-    char kafka_bootstrap[2048];
 };
 
-static const char *kafka_bootstrap_of(const char *mapping, void *arg)
+static const esm_mapping_config *kafka_source_of(const char *mapping, void *arg)
 {
     daemon_state *d = arg;
-    for (mslot *s = d->slots; s; s = s->next) {
-        const esm_mapping_config *mc = s->mc;
-        if (strcmp(mc->uuid, mapping) != 0 || mc->n_bootstrap_servers == 0) continue;
-        size_t off = 0;
-        d->kafka_bootstrap[0] = '\0';
-        for (size_t i = 0; i < mc->n_bootstrap_servers; i++) {
-            int w = snprintf(d->kafka_bootstrap + off, sizeof d->kafka_bootstrap - off, "%s%s",
-                             i ? "," : "", mc->bootstrap_servers[i]);
-            if (w < 0 || (size_t)w >= sizeof d->kafka_bootstrap - off) return NULL;
-            off += (size_t)w;
-        }
-        return d->kafka_bootstrap;
-    }
+    for (mslot *s = d->slots; s; s = s->next)
+        if (strcmp(s->mc->uuid, mapping) == 0 && s->mc->n_bootstrap_servers > 0) return s->mc;
     return NULL;
 }
 
@@ -236,6 +225,7 @@ static esm_config *load_config(const char *path, const char *what, esm_buf *repo
 {
     esm_config_problems problems = {0};
     esm_config *cfg = esm_config_load_file(path, &problems);
+    if (cfg) esm_kafka_secrets_fingerprint(cfg);
     const char **msgs = calloc(problems.n ? problems.n : 1, sizeof *msgs);
     esm_buf line;
     esm_buf_init(&line);
@@ -485,8 +475,9 @@ static bool check_ready(void *arg, esm_buf *why)
                            s->next_gen ? "restarting with a new configuration" : "stopping");
             ready = false;
         } else if (!esm_mapping_ready(s->m)) {
-            esm_buf_printf(why, "mapping %s (%s): has not reached its source yet\n", mc->uuid,
-                           mc->function_name);
+            const char *problem = esm_mapping_problem(s->m);
+            esm_buf_printf(why, "mapping %s (%s): has not reached its source yet%s%s\n", mc->uuid,
+                           mc->function_name, problem ? ": PROBLEM: " : "", problem ? problem : "");
             ready = false;
         } else if (esm_mapping_is_stuck(s->m, now)) {
             int64_t since = esm_mapping_stuck_since(s->m);
@@ -548,8 +539,15 @@ static void render_status(void *arg, esm_buf *out)
         esm_buf_printf(out, ",\"State\":\"%s\",\"StateTransitionReason\":", slot_state(s));
         esm_buf_json_cstr(out, s->error[0] ? s->error : "USER_INITIATED");
         esm_buf_puts(out, ",\"LastProcessingResult\":");
-        esm_buf_json_cstr(out, s->error[0] ? "PROBLEM: the mapping could not start"
-                                           : "No records processed");
+        if (s->error[0]) {
+            esm_buf result;
+            esm_buf_init(&result);
+            esm_buf_printf(&result, "PROBLEM: %s", s->error); /* why it could not start */
+            esm_buf_json_cstr(out, esm_buf_cstr(&result));
+            esm_buf_free(&result);
+        } else {
+            esm_buf_json_cstr(out, "No records processed");
+        }
         esm_buf_puts(out, ",\"Ready\":false}");
     }
     esm_buf_puts(out, "],\"Outbox\":");
@@ -690,8 +688,8 @@ static bool create_shared(daemon_state *d)
                            .sqs = d->sqs,
                            .sns = d->sns,
                            .region = cfg->region,
-                           .kafka_bootstrap = kafka_bootstrap_of,
-                           .kafka_bootstrap_arg = d};
+                           .kafka_source = kafka_source_of,
+                           .kafka_source_arg = d};
     d->outbox = esm_outbox_drainer_create(d->loop, d->store, &oenv);
     return d->outbox != NULL;
 }

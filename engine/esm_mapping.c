@@ -139,11 +139,22 @@ void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from)
     m->stats.invokes.misconfigured_since_ms = m->stats.invokes.misconfigured_logged_ms = 0;
 }
 
-const char *esm_mapping_last_processing_result(const esm_source_stats *st)
+const char *esm_mapping_problem(const esm_mapping *m)
 {
-    const esm_invoke_stats *s = &st->invokes;
-    if (!s->last_ok_ms && !s->last_failed_ms) return "No records processed";
-    return s->last_ok_ms >= s->last_failed_ms ? "OK" : "PROBLEM: Function call failed";
+    return m->ops->problem && m->source ? m->ops->problem(m->source) : NULL;
+}
+
+void esm_mapping_last_processing_result(const esm_mapping *m, esm_buf *out)
+{
+    const esm_invoke_stats *s = &m->stats.invokes;
+    const char *problem = esm_mapping_problem(m);
+    if (problem)
+        esm_buf_printf(out, "PROBLEM: %s", problem);
+    else if (!s->last_ok_ms && !s->last_failed_ms)
+        esm_buf_puts(out, "No records processed");
+    else
+        esm_buf_puts(out,
+                     s->last_ok_ms >= s->last_failed_ms ? "OK" : "PROBLEM: Function call failed");
 }
 
 static void put_iso(esm_buf *out, int64_t ms)
@@ -176,7 +187,11 @@ void esm_mapping_status(esm_mapping *m, const char *state, esm_buf *out)
     esm_buf_puts(out, ",\"State\":");
     esm_buf_json_cstr(out, state);
     esm_buf_puts(out, ",\"LastProcessingResult\":");
-    esm_buf_json_cstr(out, esm_mapping_last_processing_result(st));
+    esm_buf result;
+    esm_buf_init(&result);
+    esm_mapping_last_processing_result(m, &result);
+    esm_buf_json_cstr(out, esm_buf_cstr(&result));
+    esm_buf_free(&result);
     esm_buf_printf(out, ",\"BatchSize\":%d,\"Ready\":%s,\"BlockedSince\":", mc->batch_size,
                    esm_mapping_ready(m) ? "true" : "false");
     put_iso(out, stuck);

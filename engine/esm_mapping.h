@@ -27,7 +27,10 @@ void esm_mapping_lane_gauges(const esm_mapping *m, esm_lane_gauge_fn emit, void 
 /* Before start: continue the counters of the mapping this one replaces (reload restart). */
 void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from);
 /* AWS's LastProcessingResult wording: "No records processed", "OK",
- * "PROBLEM: Function call failed". */
-const char *esm_mapping_last_processing_result(const esm_source_stats *st);
+ * "PROBLEM: Function call failed"; a problem that keeps the source from its peer comes first
+ * ("PROBLEM: SASL authentication failed"). Written into out (a static string would not do). */
+void esm_mapping_last_processing_result(const esm_mapping *m, esm_buf *out);
+/* The source's problem (esm_source_ops.problem), NULL when there is none. */
+const char *esm_mapping_problem(const esm_mapping *m);
 
 #endif

@@ -10,6 +10,7 @@
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "destinations/esm_outbox.h"
+#include "kafka/esm_kafka_client.h"
 
 #define COUNT(lane, field, n)                                                                      \
     do {                                                                                           \
@@ -232,17 +233,18 @@ long esm_lane_start(esm_lane *lane, const esm_policy_record *records, size_t n)
 /* ---- failure records ---------------------------------------------------------------------- */
 
 /* kafka://topic (the source cluster) is stored as kafka://host:port,.../topic so the outbox
- * drainer never needs the mapping. */
+ * drainer needs the mapping only for its security settings (it recognises the source's
+ * bootstrap list: esm_kafka_dest_security). */
 static void destination_for_store(const esm_mapping_config *m, esm_buf *out)
 {
     const char *d = m->on_failure_destination;
     if (strncmp(d, "kafka://", 8) == 0 && !strchr(d + 8, '/') && m->n_bootstrap_servers > 0) {
-        esm_buf_puts(out, "kafka://");
-        for (size_t i = 0; i < m->n_bootstrap_servers; i++) {
-            if (i) esm_buf_putc(out, ',');
-            esm_buf_puts(out, m->bootstrap_servers[i]);
-        }
-        esm_buf_printf(out, "/%s", d + 8);
+        char *bs = esm_kafka_bootstrap_join(m);
+        if (!bs)
+            out->failed = true;
+        else
+            esm_buf_printf(out, "kafka://%s/%s", bs, d + 8);
+        free(bs);
     } else {
         esm_buf_puts(out, d);
     }

@@ -94,6 +94,9 @@ typedef struct {
     esm_source_phase (*phase)(void *source);
     /* The problem that keeps the source from polling or reading, NULL when there is none. */
     const char *(*last_error)(void *source);
+    /* Optional (NULL = never): while one keeps the source from its peer, the problem in AWS's
+     * LastProcessingResult words without "PROBLEM: " (e.g. "SASL authentication failed"). */
+    const char *(*problem)(void *source);
     /* Optional (NULL = never stuck). The earliest time (esm_now_ms) since which one lane of
      * the source has been blocked on a failing batch, 0 when none is. Streams/Kafka: the min
      * over lanes of esm_lane_blocked_since_ms() (0s skipped). SQS: a FIFO message group or the

@@ -10,8 +10,11 @@ if [ -z "$esmd" ]; then esmd="$(scripts/build.sh)/esmd"; fi
 import sys
 doc = "docs/config.md"
 begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
+table = sys.stdin.read()
+if not table.strip():
+    sys.exit("config-reference: esmd printed nothing; docs/config.md left unchanged")
 text = open(doc, encoding="utf-8").read()
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
-open(doc, "w", encoding="utf-8").write(head + begin + sys.stdin.read() + end + tail)
+open(doc, "w", encoding="utf-8").write(head + begin + table + end + tail)
 '

@@ -11,14 +11,12 @@
  * period, then what is final is committed and the partition is released (drain
  * first, fence second, never commit unfinished work). Lost partitions are abandoned at once. */
 #include <ev.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
@@ -39,15 +37,14 @@
 typedef enum { K_INIT, K_RUNNING, K_STOPPING, K_CLOSING, K_STOPPED } k_state;
 
 typedef struct {
+    esm_kafka_glue glue; /* first: the rd_kafka_t's opaque (kafka/esm_kafka_client.h) */
     esm_source_env env;
     const esm_mapping_config *map;
     char *bootstrap;
     char *source_key;
     esm_kafka_shared sh;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
-    int pipefd[2];
-    ev_io io;
+    esm_kafka_wakeup wake; /* the consumer queue and its pipe to the loop */
     ev_timer tick, later, nudge, commit, stop_deadline, revoke_deadline, stopped_notify;
     ev_tstamp last_commit;
     k_state state;
@@ -64,6 +61,7 @@ typedef struct {
     esm_source_stopped_cb stopped_cb;
     void *stopped_arg;
     char last_error[256];
+    const char *problem; /* esm_kafka_problem's words while one keeps the source from its cluster */
 } kafka_source;
 
 static void set_error(kafka_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -73,6 +71,25 @@ static void set_error(kafka_source *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
     va_end(ap);
+}
+
+/* An error that keeps the source from its cluster is logged once at error level, in AWS's
+ * words with librdkafka's reason, and shown as LastProcessingResult until the cluster answers. */
+static void note_problem(kafka_source *s, rd_kafka_resp_err_t err, const char *reason)
+{
+    const char *problem = esm_kafka_problem(err, reason);
+    if (!problem || problem == s->problem) return;
+    /* all brokers down follows every refused login: the cause stays the refusal */
+    if (s->problem && strcmp(problem, "Connection error") == 0) return;
+    s->problem = problem;
+    ESM_ERROR(s->env.log_ctx, "PROBLEM: %s (%s: %s)", problem, rd_kafka_err2name(err), reason);
+}
+
+static void clear_problem(kafka_source *s, const char *why)
+{
+    if (!s->problem) return;
+    ESM_INFO(s->env.log_ctx, "%s: the problem \"%s\" is over", why, s->problem);
+    s->problem = NULL;
 }
 
 static esm_kafka_part *part_of(kafka_source *s, int32_t id)
@@ -263,6 +280,7 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *parts)
     ESM_INFO(s->env.log_ctx, "assigned partitions [%s] of %s (group %s)", names, s->map->topic,
              esm_kafka_group_id(s->map));
     s->assigned_once = true;
+    clear_problem(s, "assigned");
 }
 
 /* Releases revoked partitions: their lanes are idle (or abandoned); stored offsets are final. */
@@ -366,23 +384,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- librdkafka callbacks ------------------------------------------------------------------ */
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* After the shared error callback logged it: counted, and shown in status. */
+static void on_error(esm_kafka_glue *g, rd_kafka_resp_err_t err, const char *reason, bool fatal)
 {
-    kafka_source *s = opaque;
+    kafka_source *s = (kafka_source *)g;
     s->env.stats->source_errors++;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        set_error(s, "fatal consumer error: %s", why);
-        ESM_ERROR(s->env.log_ctx, "%s", s->last_error);
-        return;
-    }
-    set_error(s, "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-        err == RD_KAFKA_RESP_ERR__SSL)
-        ESM_WARN(s->env.log_ctx, "kafka: %s", s->last_error);
+    if (fatal)
+        set_error(s, "fatal consumer error: %s", reason);
     else
-        ESM_DEBUG(s->env.log_ctx, "kafka: %s", s->last_error);
+        set_error(s, "%s: %s", rd_kafka_err2name(err), reason);
+    note_problem(s, err, reason);
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -410,16 +421,6 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ESM_DEBUG(s->env.log_ctx, "%s", s->last_error);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    const kafka_source *s = rd_kafka_opaque(rk);
-    const char *ctx = s ? s->env.log_ctx : "kafka";
-    if (level <= 3)
-        ESM_WARN(ctx, "librdkafka %s: %s", fac, buf);
-    else
-        ESM_DEBUG(ctx, "librdkafka %s: %s", fac, buf);
-}
-
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 static void maybe_close(kafka_source *s);
@@ -431,6 +432,7 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
         s->env.stats->source_errors++;
         set_error(s, "consume: %s", rd_kafka_message_errstr(m));
         ESM_WARN(s->env.log_ctx, "consume error: %s", s->last_error);
+        note_problem(s, m->err, rd_kafka_message_errstr(m));
         return;
     }
     if (s->state != K_RUNNING || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), s->map->topic) != 0)
@@ -439,6 +441,7 @@ static void on_message(kafka_source *s, rd_kafka_message_t *m)
         ESM_INFO(s->env.log_ctx, "consuming again (last problem: %s)", s->last_error);
         s->last_error[0] = '\0';
     }
+    clear_problem(s, "consuming");
     esm_kafka_part *p = part_of(s, m->partition);
     if (p) esm_kafka_part_message(p, m);
 }
@@ -456,10 +459,8 @@ static void serve(kafka_source *s)
 {
     if (!s->rk || s->in_serve) return;
     s->in_serve = true;
-    char drain[64];
-    while (read(s->pipefd[0], drain, sizeof drain) > 0) {
-    }
-    size_t qlen = rd_kafka_queue_length(s->q);
+    esm_kafka_wakeup_drain(&s->wake);
+    size_t qlen = rd_kafka_queue_length(s->wake.q);
     if (qlen > s->q_peak) s->q_peak = qlen;
     rd_kafka_message_t *m = NULL;
     size_t budget = SERVE_BUDGET;
@@ -492,11 +493,9 @@ static void serve(kafka_source *s)
     }
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void on_wakeup(void *arg)
 {
-    (void)loop;
-    (void)revents;
-    serve(w->data);
+    serve(arg);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -524,7 +523,7 @@ static void on_nudge(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     kafka_source *s = w->data;
     if (s->state != K_RUNNING || s->n_full > 0 || !queue_was_near_full(s)) return;
-    if (rd_kafka_queue_length(s->q) > 0) {
+    if (rd_kafka_queue_length(s->wake.q) > 0) {
         serve(s);
         return;
     }
@@ -580,7 +579,7 @@ static void maybe_close(kafka_source *s)
     s->state = K_CLOSING;
     /* Leaves the group: revokes (our rebalance_cb releases the idle partitions), commits the
      * stored offsets. Served on our queue, so the loop never blocks. */
-    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(s->rk, s->q);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(s->rk, s->wake.q);
     if (e) {
         ESM_WARN(s->env.log_ctx, "consumer close: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -661,7 +660,8 @@ static void *k_create(const esm_source_env *env, esm_err *err)
     }
     s->env = *env;
     s->map = env->mapping;
-    s->pipefd[0] = s->pipefd[1] = -1;
+    esm_kafka_wakeup_init(&s->wake);
+    s->glue = (esm_kafka_glue){.log_ctx = env->log_ctx, .on_error = on_error};
     ev_timer_init(&s->tick, on_tick, TICK_S, TICK_S);
     s->tick.data = s;
     ev_timer_init(&s->later, on_later, 0., 0.);
@@ -708,46 +708,38 @@ static void *k_create(const esm_source_env *env, esm_err *err)
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char es[512];
-    for (size_t i = 0; i < props.n; i++) {
-        if (rd_kafka_conf_set(conf, props.items[i].name, props.items[i].value, es, sizeof es) !=
-            RD_KAFKA_CONF_OK) {
-            esm_err_set(err, ESM_ERR_INVALID, false, "Kafka property %s: %s", props.items[i].name,
-                        es);
-            rd_kafka_conf_destroy(conf);
-            esm_kafka_props_free(&props);
-            k_destroy(s);
-            return NULL;
-        }
-        ESM_DEBUG(env->log_ctx, "kafka property %s=%s", props.items[i].name,
-                  props.items[i].secret ? "(secret)" : props.items[i].value);
-    }
+    int applied = esm_kafka_conf_apply(conf, &props, env->log_ctx, err);
     esm_kafka_props_free(&props);
+    if (applied != 0) {
+        rd_kafka_conf_destroy(conf);
+        k_destroy(s);
+        return NULL;
+    }
     s->q_max_msgs = conf_size(conf, "queued.min.messages", 1);
     s->q_max_bytes = conf_size(conf, "queued.max.messages.kbytes", 1024);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_opaque(conf, s);
+    esm_kafka_conf_set_glue(conf, &s->glue);
+    char es[512];
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
-        esm_err_set(err, ESM_ERR_INVALID, false, "Kafka consumer: %s", es);
+        /* a certificate or key librdkafka cannot use is named in AWS's words first */
+        const char *problem = esm_kafka_problem(RD_KAFKA_RESP_ERR__SSL, es);
+        bool bad_cert = problem && strstr(problem, "certificate or private key");
+        esm_err_set(err, ESM_ERR_INVALID, false, "%s%sKafka consumer: %s", bad_cert ? problem : "",
+                    bad_cert ? ": " : "", es);
         k_destroy(s);
         return NULL;
     }
     s->sh.rk = s->rk;
     rd_kafka_poll_set_consumer(s->rk);
-    s->q = rd_kafka_queue_get_consumer(s->rk);
-    if (!s->q || pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        esm_err_set(err, ESM_ERR_IO, false, "Kafka consumer: cannot set up its wakeup pipe");
+    if (esm_kafka_wakeup_open(&s->wake, env->loop, rd_kafka_queue_get_consumer(s->rk), on_wakeup, s,
+                              err) != 0) {
+        err->retriable = false;
         k_destroy(s);
         return NULL;
     }
-    rd_kafka_queue_io_event_enable(s->q, s->pipefd[1], "1", 1);
-    ev_io_init(&s->io, on_io, s->pipefd[0], EV_READ);
-    s->io.data = s;
     return s;
 }
 
@@ -764,7 +756,7 @@ static int k_start(void *source, esm_err *err)
         return -1;
     }
     s->state = K_RUNNING;
-    ev_io_start(s->env.loop, &s->io);
+    esm_kafka_wakeup_start(&s->wake);
     ev_timer_start(s->env.loop, &s->tick);
     ESM_INFO(s->env.log_ctx,
              "consuming %s from %s in group %s (starting position %s, batch size %d, window %d "
@@ -783,7 +775,6 @@ static void k_destroy(void *source)
     kafka_source *s = source;
     if (!s) return;
     struct ev_loop *loop = s->env.loop;
-    ev_io_stop(loop, &s->io);
     ev_timer_stop(loop, &s->tick);
     ev_timer_stop(loop, &s->later);
     ev_timer_stop(loop, &s->nudge);
@@ -795,17 +786,12 @@ static void k_destroy(void *source)
         esm_kafka_part_destroy(s->parts[i]);
     free(s->parts);
     if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
-    if (s->q) {
-        rd_kafka_queue_io_event_enable(s->q, -1, NULL, 0);
-        rd_kafka_queue_destroy(s->q);
-    }
+    esm_kafka_wakeup_close(&s->wake);
     if (s->rk) {
         /* A clean stop closed the consumer already; otherwise do not block on the group. */
         bool closed = rd_kafka_consumer_closed(s->rk);
         rd_kafka_destroy_flags(s->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
-    if (s->pipefd[0] >= 0) close(s->pipefd[0]);
-    if (s->pipefd[1] >= 0) close(s->pipefd[1]);
     free(s->bootstrap);
     free(s->source_key);
     free(s);
@@ -832,6 +818,12 @@ static const char *k_last_error(void *source)
 {
     const kafka_source *s = source;
     return s->last_error[0] ? s->last_error : NULL;
+}
+
+static const char *k_problem(void *source)
+{
+    const kafka_source *s = source;
+    return s->problem;
 }
 
 static void k_status(void *source, esm_buf *out)
@@ -902,6 +894,7 @@ const esm_source_ops esm_kafka_source = {
     .status = k_status,
     .phase = k_phase,
     .last_error = k_last_error,
+    .problem = k_problem,
     .stuck_since = k_stuck_since,
     .lane_gauges = k_lane_gauges,
 };

@@ -95,17 +95,3 @@ size_t esm_kafka_event_overhead(const char *bootstrap, const char *topic, int32_
     esm_buf_free(&b);
     return n;
 }
-
-char *esm_kafka_bootstrap_join(const esm_mapping_config *m)
-{
-    esm_buf b;
-    esm_buf_init(&b);
-    for (size_t i = 0; i < m->n_bootstrap_servers; i++) {
-        if (i) esm_buf_putc(&b, ',');
-        esm_buf_puts(&b, m->bootstrap_servers[i]);
-    }
-    const char *s = esm_buf_cstr(&b);
-    char *r = b.failed || !s ? NULL : strdup(s);
-    esm_buf_free(&b);
-    return r;
-}

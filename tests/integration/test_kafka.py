@@ -13,9 +13,10 @@ import time
 
 import pytest
 
+from helpers import http
 from helpers import kafka as kafka_mod
 from helpers.kafka import PrivateKafka
-from helpers.procs import wait_until
+from helpers.procs import free_port, wait_until
 
 PEERS = ("kafka",)
 
@@ -39,6 +40,11 @@ def config(kafka, topic, url, group=None, **mapping):
 
 def group_of(cfg):
     return cfg["event_source_mappings"][0]["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"]
+
+
+def mapping_of(e):
+    (m,) = e.status()["EventSourceMappings"]
+    return m
 
 
 def kafka_source(e):
@@ -300,6 +306,8 @@ def test_broker_down_and_back(private_kafka, funchost, esmd):
     wait_committed(kafka, group_of(cfg), topic)
     broker.stop()
     wait_until(lambda: kafka_source(e)["LastError"] is not None, 30, "the outage is visible in /status")
+    wait_until(lambda: mapping_of(e)["LastProcessingResult"] == "PROBLEM: Connection error", 30,
+               "the outage in AWS's words")
     assert e.alive()
     broker.start()
     kafka.produce(topic, [{"value": f"after-{i}", "key": f"a{i}"} for i in range(10)])
@@ -308,6 +316,22 @@ def test_broker_down_and_back(private_kafka, funchost, esmd):
     got = values(funchost)
     assert sorted(got) == sorted([f"rec-{i}" for i in range(10)] + [f"after-{i}" for i in range(10)])
     assert kafka_source(e)["LastError"] is None  # the problem clears once records flow again
+    assert mapping_of(e)["LastProcessingResult"] == "OK"
+
+
+def test_unreachable_cluster_is_a_problem_in_aws_words(funchost, esmd):
+    """Nothing listens at the bootstrap address: State says it never reached its cluster,
+    LastProcessingResult and /readyz say why, the first error line of the log says it too."""
+    port = free_port()
+    cfg = config(kafka_mod.Kafka(f"127.0.0.1:{port}"), "t", funchost.url_lambda("echo"))
+    e = esmd(cfg)
+    want = "PROBLEM: Connection error"
+    wait_until(lambda: mapping_of(e)["LastProcessingResult"] == want, 30, want)
+    assert mapping_of(e)["State"] != "Enabled" and mapping_of(e)["Ready"] is False
+    code, _, body = http.get(e.admin_url + "/readyz")
+    assert code == 503 and want in body.decode(), body
+    errors = [line for line in e.log().splitlines() if "Z error [" in line]
+    assert errors and want in errors[0], errors[:3]
 
 
 def test_stalled_fetching_is_woken_without_loss_or_repeats(kafka, funchost, esmd):
@@ -520,4 +544,14 @@ def test_topic_recreated_past_the_old_position_reads_the_new_log(kafka, funchost
     assert values(funchost)[20:] == new  # in order, none twice
     assert e.metric("esmd_kafka_log_resets_total", source="kafka") == 1
     assert "no longer has the committed offset" in e.log()
+
+
+def test_missing_topic_is_a_problem_in_aws_words(kafka, funchost, esmd):
+    """A topic that does not exist: PROBLEM: Topic not found, in /status and /readyz."""
+    cfg = config(kafka, kafka_mod.unique("missing"), funchost.url_lambda("echo"))
+    e = esmd(cfg)
+    want = "PROBLEM: Topic not found"
+    wait_until(lambda: mapping_of(e)["LastProcessingResult"] == want, 30, want)
+    code, _, body = http.get(e.admin_url + "/readyz")
+    assert code == 503 and want in body.decode(), body
 

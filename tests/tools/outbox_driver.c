@@ -140,7 +140,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static const char *bootstrap_for(const char *mapping, void *arg)
+/* Every mapping is a plaintext Kafka source on --kafka-bootstrap. */
+static const esm_mapping_config *source_for(const char *mapping, void *arg)
 {
     (void)mapping;
     return arg;
@@ -211,13 +212,15 @@ int main(int argc, char **argv)
     esm_aws *sqs = dv.sqs_endpoint ? esm_aws_create(http, "sqs", &ao) : NULL;
     ao.endpoint = dv.sns_endpoint;
     esm_aws *sns = dv.sns_endpoint ? esm_aws_create(http, "sns", &ao) : NULL;
+    char *bootstrap = (char *)dv.kafka_bootstrap;
+    esm_mapping_config source = {.bootstrap_servers = &bootstrap, .n_bootstrap_servers = 1};
     esm_outbox_env env = {.http = http,
                           .sqs = sqs,
                           .sns = sns,
                           .region = dv.region,
                           .account = dv.account,
-                          .kafka_bootstrap = dv.kafka_bootstrap ? bootstrap_for : NULL,
-                          .kafka_bootstrap_arg = (void *)dv.kafka_bootstrap,
+                          .kafka_source = dv.kafka_bootstrap ? source_for : NULL,
+                          .kafka_source_arg = &source,
                           .max_in_flight = dv.max_in_flight,
                           .max_in_flight_per_destination = dv.per_destination};
     dv.d = esm_outbox_drainer_create(loop, dv.store, &env);

@@ -13,26 +13,11 @@
 #include <unistd.h>
 
 #include "pollers/kafka/esm_kafka_int.h"
+#include "tests/unit/kafka_config_helper.h"
 
-/* A config with one Kafka mapping; extra is spliced into the mapping object. */
 static esm_config *load(const char *extra)
 {
-    char json[4096];
-    snprintf(json, sizeof json,
-             "{\"functions\":{\"f\":{\"url\":\"http://127.0.0.1:1/f\"}},"
-             "\"event_source_mappings\":[{\"FunctionName\":\"f\","
-             "\"SelfManagedEventSource\":{\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":"
-             "[\"k1:9092\",\"k2:9093\"]}},\"Topics\":[\"orders\"]%s%s}]}",
-             extra[0] ? "," : "", extra);
-    esm_config_problems pr = {0};
-    esm_config *cfg = esm_config_parse(json, strlen(json), &pr);
-    if (!cfg) {
-        esm_config_problems_print(&pr, stderr);
-        esm_config_problems_free(&pr);
-        fail_msg("config did not parse: %s", json);
-    }
-    esm_config_problems_free(&pr);
-    return cfg;
+    return kafka_config_load(extra);
 }
 
 static void expect_prop(const esm_kafka_props *p, const char *k, const char *v)
@@ -244,8 +229,11 @@ static void test_pass_through_wins_but_managed_keys_refused(void **state)
     esm_kafka_props p;
     build_ok("\"StartingPosition\":\"LATEST\",\"EsmdOptions\":{\"KafkaProperties\":"
              "{\"session.timeout.ms\":\"6000\",\"auto.offset.reset\":\"earliest\","
-             "\"security.protocol\":\"SASL_PLAINTEXT\",\"queued.min.messages\":\"5000\"}}",
+             "\"security.protocol\":\"SASL_PLAINTEXT\",\"queued.min.messages\":\"5000\","
+             "\"sasl.password\":\"pw\"}}",
              &p, &cfg);
+    assert_true(is_secret(&p, "sasl.password")); /* never logged, as a secret file's would be */
+    assert_false(is_secret(&p, "session.timeout.ms"));
     expect_prop(&p, "session.timeout.ms", "6000");
     expect_prop(&p, "queued.min.messages", "5000");
     expect_prop(&p, "auto.offset.reset", "earliest");

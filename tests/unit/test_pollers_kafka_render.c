@@ -145,23 +145,6 @@ static void test_event_envelope_and_overhead(void **state)
     esm_buf_free(&b);
 }
 
-static void test_bootstrap_join(void **state)
-{
-    (void)state;
-    char *servers[] = {"a:1", "b:2", "c:3"};
-    esm_mapping_config m;
-    memset(&m, 0, sizeof m);
-    m.bootstrap_servers = servers;
-    m.n_bootstrap_servers = 3;
-    char *s = esm_kafka_bootstrap_join(&m);
-    assert_string_equal(s, "a:1,b:2,c:3");
-    free(s);
-    m.n_bootstrap_servers = 1;
-    s = esm_kafka_bootstrap_join(&m);
-    assert_string_equal(s, "a:1");
-    free(s);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,7 +155,6 @@ int main(void)
         cmocka_unit_test(test_duplicate_and_null_headers_and_escaping),
         cmocka_unit_test(test_no_timestamp),
         cmocka_unit_test(test_event_envelope_and_overhead),
-        cmocka_unit_test(test_bootstrap_join),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,10 +172,21 @@ def end_offsets(bootstrap, topic):
 def committed_offsets(bootstrap, group, topic):
     """{partition: committed offset} of a consumer group (-1001 = nothing committed)."""
     ck = _ck()
+    # A broker that just started is still loading its coordinators: ask again until a deadline.
+    retriable = (ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                 ck.KafkaError.COORDINATOR_NOT_AVAILABLE)
+    deadline = time.monotonic() + 30
     c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        tps = c.committed([ck.TopicPartition(topic, p) for p in partitions_of(bootstrap, topic)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
+        while True:
+            try:
+                tps = c.committed([ck.TopicPartition(topic, p) for p in partitions_of(bootstrap, topic)],
+                                  timeout=10)
+                return {tp.partition: tp.offset for tp in tps}
+            except ck.KafkaException as e:
+                if e.args[0].code() not in retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         c.close()
 
