@@ -19,6 +19,7 @@ typedef struct producer {
     rd_kafka_t *rk;
     esm_kafka_wakeup wake; /* the main queue: delivery reports, errors */
     bool fatal;            /* an idempotence fatal error: recreate before the next produce */
+    ev_tstamp last_used;   /* retired once idle (e.g. the old one after a secret rotation) */
     struct producer *next;
 } producer;
 
@@ -68,6 +69,26 @@ static void serve(void *arg)
     }
 }
 
+static void producer_free(producer *pr, long flush_timeout_ms);
+
+size_t esm_kafka_producers_retire_idle(esm_kafka_producers *p, double idle_seconds)
+{
+    size_t n = 0;
+    ev_tstamp now = ev_now(p->loop);
+    for (producer **pp = &p->list; *pp;) {
+        producer *pr = *pp;
+        if (now - pr->last_used < idle_seconds || rd_kafka_outq_len(pr->rk) > 0) {
+            pp = &pr->next;
+            continue;
+        }
+        *pp = pr->next;
+        ESM_DEBUG(LOG_CTX, "producer for %s idle: closed", pr->bootstrap);
+        producer_free(pr, 0);
+        n++;
+    }
+    return n;
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -75,6 +96,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     esm_kafka_producers *p = w->data;
     for (producer *pr = p->list; pr; pr = pr->next)
         serve(pr);
+    esm_kafka_producers_retire_idle(p, ESM_KAFKA_PRODUCER_IDLE_SECONDS);
 }
 
 static void producer_free(producer *pr, long flush_timeout_ms)
@@ -237,6 +259,7 @@ static producer *get_producer(esm_kafka_producers *p, const char *bootstrap,
         if (!pr->fatal) {
             memset(identity, 0, strlen(identity));
             free(identity);
+            pr->last_used = ev_now(p->loop);
             return pr;
         }
         *pp = pr->next; /* its queued messages get error reports and are retried */
@@ -248,6 +271,7 @@ static producer *get_producer(esm_kafka_producers *p, const char *bootstrap,
         err->retriable = true;
         return NULL;
     }
+    pr->last_used = ev_now(p->loop);
     pr->next = p->list;
     p->list = pr;
     return pr;

@@ -33,6 +33,10 @@ int esm_kafka_produce(esm_kafka_producers *p, const char *bootstrap,
                       const esm_mapping_config *security, const char *topic, const void *key,
                       size_t key_len, const void *value, size_t value_len, esm_kafka_delivery_cb cb,
                       void *opaque, esm_err *err);
+/* A producer unused this long with nothing queued is closed by the 1 s tick. */
+#define ESM_KAFKA_PRODUCER_IDLE_SECONDS 300.0
+/* Closes the producers unused for idle_seconds that hold no message; returns how many. */
+size_t esm_kafka_producers_retire_idle(esm_kafka_producers *p, double idle_seconds);
 /* Producers alive (one per bootstrap list and security identity). */
 size_t esm_kafka_producers_count(const esm_kafka_producers *p);
 

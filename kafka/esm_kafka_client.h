@@ -72,9 +72,10 @@ bool esm_kafka_secret_key(const char *name);
  * the consumer). Returns 0, or -1 with err set. */
 int esm_kafka_props_add_security(esm_kafka_props *p, const esm_mapping_config *m, esm_err *err);
 
-/* Appends what identifies the mapping's security settings: the secret references (Type and
- * URI) and the security keys of KafkaProperties. Two mappings with the same identity talk to a
- * cluster the same way. It may hold KafkaProperties secrets: compare it, never log it. */
+/* Appends what identifies the mapping's security settings: the secret references (Type, URI
+ * and the content's fingerprint) and the security keys of KafkaProperties. Two mappings with the
+ * same identity talk to a cluster the same way. It may hold KafkaProperties secrets: compare it,
+ * never log it. */
 void esm_kafka_security_identity(const esm_mapping_config *m, esm_buf *out);
 
 /* Sets every property on conf, logging each at debug level (secrets as "(secret)").

@@ -232,7 +232,9 @@ void esm_kafka_security_identity(const esm_mapping_config *m, esm_buf *out)
 {
     for (size_t i = 0; i < m->n_source_access; i++) {
         const esm_source_access *a = &m->source_access[i];
-        esm_buf_printf(out, "access %s %s\n", a->type, a->uri);
+        /* the fingerprint: a rotated secret gets a producer of its own */
+        esm_buf_printf(out, "access %s %s %llx\n", a->type, a->uri,
+                       (unsigned long long)a->fingerprint);
     }
     for (size_t i = 0; i < m->n_kafka_properties; i++) {
         const esm_kv *kv = &m->kafka_properties[i];

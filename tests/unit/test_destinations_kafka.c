@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "destinations/esm_kafka_producer.h"
+#include "kafka/esm_kafka_client.h"
 #include "tests/unit/kafka_config_helper.h"
 
 #define SCRAM(var)                                                                                 \
@@ -83,11 +84,43 @@ static void test_unreadable_secret_leaves_the_message_waiting(void **state)
     esm_config_destroy(c);
 }
 
+/* A rotated secret (new content, same reference) gets a producer of its own, so failure
+ * records go out with the new credentials; the old producer is closed once it holds nothing. */
+static void test_rotated_secret_gets_a_new_producer_and_the_old_one_retires(void **state)
+{
+    (void)state;
+    setenv("ESMD_TEST_PRODUCER_ROT", "{\"username\":\"a\",\"password\":\"old\"}", 1);
+    esm_config *before = kafka_config_load(SCRAM("ESMD_TEST_PRODUCER_ROT"));
+    esm_kafka_secrets_fingerprint(before);
+    setenv("ESMD_TEST_PRODUCER_ROT", "{\"username\":\"a\",\"password\":\"new\"}", 1);
+    esm_config *after = kafka_config_load(SCRAM("ESMD_TEST_PRODUCER_ROT"));
+    esm_kafka_secrets_fingerprint(after);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    esm_kafka_producers *p = esm_kafka_producers_create(loop, 200); /* reports come fast */
+    int reports = 0;
+    produce(p, &before->mappings[0], &reports);
+    produce(p, &after->mappings[0], &reports);
+    assert_int_equal(esm_kafka_producers_count(p), 2);
+    assert_int_equal(esm_kafka_producers_retire_idle(p, 0), 0); /* both hold a message */
+    for (int i = 0; i < 100 && reports < 2; i++) /* the 1 s tick serves the reports */
+        ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(reports, 2);
+    assert_int_equal(esm_kafka_producers_retire_idle(p, 3600), 0); /* used just now */
+    assert_int_equal(esm_kafka_producers_retire_idle(p, 0), 2);
+    assert_int_equal(esm_kafka_producers_count(p), 0);
+    esm_kafka_producers_destroy(p, 0);
+    ev_loop_destroy(loop);
+    esm_config_destroy(before);
+    esm_config_destroy(after);
+    unsetenv("ESMD_TEST_PRODUCER_ROT");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producers_keyed_by_security_identity),
         cmocka_unit_test(test_unreadable_secret_leaves_the_message_waiting),
+        cmocka_unit_test(test_rotated_secret_gets_a_new_producer_and_the_old_one_retires),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
