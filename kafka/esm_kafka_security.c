@@ -11,12 +11,26 @@
 
 #define SECRET_MAX (1024 * 1024)
 
+/* A secret value is zeroed before its memory is given back. */
+static void wipe_value(esm_kafka_prop *it)
+{
+    if (it->secret && it->value) memset(it->value, 0, strlen(it->value));
+}
+
+/* The parsed secret document, zeroed before cJSON frees it. */
+static void wipe_json(cJSON *j)
+{
+    for (cJSON *c = j; c; c = c->next) {
+        if (c->valuestring) memset(c->valuestring, 0, strlen(c->valuestring));
+        wipe_json(c->child);
+    }
+}
+
 void esm_kafka_props_free(esm_kafka_props *p)
 {
     if (!p) return;
     for (size_t i = 0; i < p->n; i++) {
-        if (p->items[i].secret && p->items[i].value)
-            memset(p->items[i].value, 0, strlen(p->items[i].value));
+        wipe_value(&p->items[i]);
         free(p->items[i].name);
         free(p->items[i].value);
     }
@@ -37,6 +51,7 @@ int esm_kafka_props_set(esm_kafka_props *p, const char *name, const char *value,
     if (!v) return -1;
     for (size_t i = 0; i < p->n; i++) {
         if (strcmp(p->items[i].name, name) != 0) continue;
+        wipe_value(&p->items[i]);
         free(p->items[i].value);
         p->items[i].value = v;
         p->items[i].secret = secret;
@@ -175,6 +190,7 @@ static int apply_access(esm_kafka_props *p, const esm_source_access *a, access_s
 nomem:
     esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
 out:
+    wipe_json(j);
     cJSON_Delete(j);
     return rc;
 }
