@@ -52,9 +52,27 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         ESM_DEBUG(ctx, "librdkafka %s: %s", fac, buf);
 }
 
-static bool has(const char *reason, const char *what)
+static const char NO_SASL[] = "SASL authentication failed",
+                  NO_SERVER_TRUST[] = "Lambda failed to authenticate server",
+                  NO_CLIENT_TRUST[] = "Server failed to authenticate Lambda",
+                  NO_ACL[] = "Cluster failed to authorize Lambda",
+                  BAD_CERT[] = "Provided certificate or private key is invalid",
+                  NO_CONNECTION[] = "Connection error", NO_TOPIC[] = "Topic not found";
+
+static bool has(const char *text, const char *what)
 {
-    return reason && strcasestr(reason, what) != NULL;
+    return text && strcasestr(text, what) != NULL;
+}
+
+/* librdkafka's reasons start with the broker ("sasl_ssl://host:9094/bootstrap: ..."): what
+ * follows, so that a host name never reads as the cause. */
+static const char *past_broker(const char *reason)
+{
+    const char *colon = reason ? strstr(reason, ": ") : NULL;
+    if (!colon) return reason;
+    for (const char *c = reason; c < colon; c++)
+        if (*c == ' ') return reason; /* not a broker name */
+    return memchr(reason, '/', (size_t)(colon - reason)) ? colon + 2 : reason;
 }
 
 const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
@@ -63,13 +81,13 @@ const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-        return "Cluster failed to authorize Lambda";
+        return NO_ACL;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-        return "Topic not found";
+        return NO_TOPIC;
     case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
     case RD_KAFKA_RESP_ERR__RESOLVE:
-        return "Connection error";
+        return NO_CONNECTION;
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR__SSL:
     case RD_KAFKA_RESP_ERR__TRANSPORT:
@@ -77,18 +95,30 @@ const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
     default:
         return NULL;
     }
+    const char *why = past_broker(reason);
     /* esmd did not trust the broker's certificate */
-    if (has(reason, "certificate verify failed") || has(reason, "could not be verified"))
-        return "Lambda failed to authenticate server";
-    /* the broker sent a TLS alert about esmd's certificate, or closed the handshake */
-    if (has(reason, "alert") || has(reason, "SSL handshake failed"))
-        return "Server failed to authenticate Lambda";
-    /* after the TLS checks: every reason names its sasl_ssl:// broker */
-    if (has(reason, "SASL authentication") || has(reason, "SASL handshake"))
-        return "SASL authentication failed";
-    if (has(reason, "private key") || has(reason, "ssl.key") || has(reason, "ssl.certificate"))
-        return "Provided certificate or private key is invalid";
-    return err == RD_KAFKA_RESP_ERR__TRANSPORT ? NULL : "Connection error";
+    if (has(why, "certificate verify failed") || has(why, "could not be verified"))
+        return NO_SERVER_TRUST;
+    /* the broker sent a TLS alert ("tlsv1 alert unknown ca") or failed the handshake */
+    if (has(why, " alert ") || has(why, "SSL handshake failed")) return NO_CLIENT_TRUST;
+    if (has(why, "SASL authentication") || has(why, "SASL handshake")) return NO_SASL;
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT) return NULL; /* one connection: librdkafka retries */
+    if (has(why, "private key") || has(why, "ssl.key") || has(why, "ssl.certificate"))
+        return BAD_CERT;
+    return NO_CONNECTION;
+}
+
+bool esm_kafka_problem_ends_when_connected(const char *problem)
+{
+    return problem == NO_CONNECTION || problem == NO_SASL || problem == NO_SERVER_TRUST ||
+           problem == NO_CLIENT_TRUST;
+}
+
+bool esm_kafka_stats_broker_up(const char *stats_json)
+{
+    /* a broker's "state" (upper case; the group's is lower case): UP = connected,
+     * TLS and SASL passed */
+    return stats_json && strstr(stats_json, "\"state\":\"UP\"") != NULL;
 }
 
 static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)

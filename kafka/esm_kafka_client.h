@@ -101,6 +101,11 @@ typedef struct esm_kafka_glue {
  * "Topic not found") that an error reported by librdkafka means; NULL when the error does not
  * keep a client from its cluster (a single broker's transport error librdkafka recovers from). */
 const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason);
+/* Whether problem (one of esm_kafka_problem's) is over once a broker is reachable again:
+ * connection, TLS and SASL problems; not authorization or a missing topic. */
+bool esm_kafka_problem_ends_when_connected(const char *problem);
+/* librdkafka's statistics (stats_cb) show a broker UP: connected, TLS and SASL passed. */
+bool esm_kafka_stats_broker_up(const char *stats_json);
 
 /* Sets the opaque (g, the first member of the client's state) and the log and error
  * callbacks. */

@@ -79,8 +79,11 @@ static void note_problem(kafka_source *s, rd_kafka_resp_err_t err, const char *r
 {
     const char *problem = esm_kafka_problem(err, reason);
     if (!problem || problem == s->problem) return;
-    /* all brokers down follows every refused login: the cause stays the refusal */
-    if (s->problem && strcmp(problem, "Connection error") == 0) return;
+    /* all brokers down follows every refused login: the cause stays the refusal (it ends
+     * when a broker is UP again, so a later outage is reported) */
+    if (strcmp(problem, "Connection error") == 0 &&
+        esm_kafka_problem_ends_when_connected(s->problem))
+        return;
     s->problem = problem;
     ESM_ERROR(s->env.log_ctx, "PROBLEM: %s (%s: %s)", problem, rd_kafka_err2name(err), reason);
 }
@@ -90,6 +93,18 @@ static void clear_problem(kafka_source *s, const char *why)
     if (!s->problem) return;
     ESM_INFO(s->env.log_ctx, "%s: the problem \"%s\" is over", why, s->problem);
     s->problem = NULL;
+}
+
+/* librdkafka's statistics, every statistics.interval.ms: a broker UP ends a connection, TLS
+ * or SASL problem, even on an idle topic where no record and no assignment would tell. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)len;
+    kafka_source *s = opaque;
+    if (esm_kafka_problem_ends_when_connected(s->problem) && esm_kafka_stats_broker_up(json))
+        clear_problem(s, "a broker is up");
+    return 0; /* librdkafka frees json */
 }
 
 static esm_kafka_part *part_of(kafka_source *s, int32_t id)
@@ -719,6 +734,7 @@ static void *k_create(const esm_source_env *env, esm_err *err)
     s->q_max_bytes = conf_size(conf, "queued.max.messages.kbytes", 1024);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     esm_kafka_conf_set_glue(conf, &s->glue);
     char es[512];
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);

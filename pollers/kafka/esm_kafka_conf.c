@@ -28,6 +28,8 @@ int esm_kafka_props_build(const esm_mapping_config *m, esm_kafka_props *out, esm
                 esm_kafka_props_set(out, "enable.auto.commit", "true", false) ||
                 esm_kafka_props_set(out, "auto.offset.reset", reset, false) ||
                 esm_kafka_props_set(out, "enable.partition.eof", "false", false) ||
+                /* statistics tell when a broker is up again (a problem ends): esm_kafka.c */
+                esm_kafka_props_set(out, "statistics.interval.ms", "5000", false) ||
                 /* librdkafka 2.0 stops fetching a partition for a whole second once its queue
                  * holds queued.min.messages (100 000 by default, about half a second of work at
                  * BatchSize 1000): let queued.max.messages.kbytes (64 MB) bound it instead. */

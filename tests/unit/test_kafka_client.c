@@ -161,6 +161,22 @@ static void test_wakeup_pipe_wakes_the_loop(void **state)
 
 /* A rotated secret changes the mapping's fingerprint, so a reload restarts the mapping; the
  * same content keeps it equal (no restart); an unreadable secret is 0. */
+/* A broker UP in librdkafka's statistics (upper case; the group's state is lower case). */
+static void test_stats_broker_up(void **state)
+{
+    (void)state;
+    assert_true(esm_kafka_stats_broker_up(
+        "{\"brokers\":{\"k1:9092/1\":{\"name\":\"k1:9092/1\",\"state\":\"UP\"}}}"));
+    assert_false(esm_kafka_stats_broker_up(
+        "{\"brokers\":{\"k1:9092/1\":{\"state\":\"TRY_CONNECT\"}},\"cgrp\":{\"state\":\"up\"}}"));
+    assert_false(esm_kafka_stats_broker_up(NULL));
+    assert_true(esm_kafka_problem_ends_when_connected(
+        esm_kafka_problem(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down")));
+    assert_false(esm_kafka_problem_ends_when_connected(
+        esm_kafka_problem(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "Unknown topic")));
+    assert_false(esm_kafka_problem_ends_when_connected(NULL));
+}
+
 static void test_secret_rotation_changes_the_mapping(void **state)
 {
     (void)state;
@@ -219,6 +235,14 @@ static void test_problem_in_aws_words(void **state)
          NULL},
         {RD_KAFKA_RESP_ERR__TIMED_OUT, "timed out", NULL},
         {RD_KAFKA_RESP_ERR__AUTHENTICATION, NULL, "Connection error"},
+        /* a broker's name is never read as the cause */
+        {RD_KAFKA_RESP_ERR__TRANSPORT,
+         "alerts-kafka:9092/1: Connect to ipv4#10.0.0.1:9092 failed: Connection refused", NULL},
+        {RD_KAFKA_RESP_ERR__AUTHENTICATION,
+         "sasl_ssl://alerting-kafka:9094/bootstrap: SASL authentication error: Authentication "
+         "failed during authentication due to invalid credentials",
+         "SASL authentication failed"},
+        {RD_KAFKA_RESP_ERR__TRANSPORT, "ssl.key-broker:9092/2: Disconnected", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *got = esm_kafka_problem(cases[i].err, cases[i].reason);
@@ -238,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_wakeup_pipe_wakes_the_loop),
         cmocka_unit_test(test_problem_in_aws_words),
         cmocka_unit_test(test_secret_rotation_changes_the_mapping),
+        cmocka_unit_test(test_stats_broker_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

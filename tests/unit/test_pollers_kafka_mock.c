@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -99,6 +100,32 @@ static void test_broker_down_and_up_mid_batch_loses_nothing(void **state)
     assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 60.0));
     kmock_stop(&k);
     assert_int_equal(kmock_group_committed(&k), 40);
+    kmock_free(&k);
+}
+
+static bool problem_is(kmock *k, void *arg)
+{
+    const char *want = arg, *got = esm_kafka_source.problem(k->src);
+    return want ? got && strcmp(got, want) == 0 : got == NULL;
+}
+
+/* A short outage on an idle topic: no record and no new assignment follow it, yet
+ * "PROBLEM: Connection error" must end once the broker is up (librdkafka's statistics). */
+static void test_connection_problem_ends_when_the_broker_is_back_on_an_idle_topic(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10");
+    kmock_produce(&k, "a", 10);
+    kmock_start(&k);
+    assert_true(kmock_run_until(&k, all_delivered_and_committed, NULL, 30.0));
+    rd_kafka_mock_broker_set_down(k.mc, 1);
+    assert_true(kmock_run_until(&k, problem_is, "Connection error", 30.0));
+    rd_kafka_mock_broker_set_up(k.mc, 1);
+    assert_true(kmock_run_until(&k, problem_is, NULL, 30.0));
+    uint64_t invocations = k.stats.invocations;
+    kmock_stop(&k);
+    assert_int_equal(invocations, 1); /* nothing new arrived: the statistics ended it */
     kmock_free(&k);
 }
 
@@ -403,6 +430,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filtered_record_never_moves_the_stored_offset_back),
         cmocka_unit_test(test_broker_down_and_up_mid_batch_loses_nothing),
+        cmocka_unit_test(test_connection_problem_ends_when_the_broker_is_back_on_an_idle_topic),
         cmocka_unit_test(test_commit_errors_are_retried_and_lose_nothing),
         cmocka_unit_test(test_stored_position_above_the_log_end_is_a_log_reset),
         cmocka_unit_test(test_checkpoint_the_group_lost_is_a_log_reset),
