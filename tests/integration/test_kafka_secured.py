@@ -230,8 +230,13 @@ def test_rotated_secret_is_used_after_sighup_without_losing_place(broker, funcho
         secret_path["p"] = uri[len("file:"):]
         return [("SASL_SCRAM_512_AUTH", uri), ca(s, b)]
 
-    e, kafka, topic, group, values = run(broker, funchost, esmd, workdir, "sasl_ssl", lambda s: access(s, broker))
+    failures = kafka_mod.Kafka(broker.bootstrap).create_topic(partitions=1)
+    e, kafka, topic, group, values = run(
+        broker, funchost, esmd, workdir, "sasl_ssl", lambda s: access(s, broker), fn="poison", poison_at=2,
+        BisectBatchOnFunctionError=True, MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": f"kafka://{failures}"}})
     wait_until(lambda: kafka.committed_offsets(group, topic) == {0: RECORDS}, 60, "the first records committed")
+    kafka.consume(failures, 1, timeout=30)  # the outbox's producer logged in with the first password
 
     set_password("second-password")
     tmp = secret_path["p"] + ".new"
@@ -243,10 +248,12 @@ def test_rotated_secret_is_used_after_sighup_without_losing_place(broker, funcho
     wait_until(lambda: kafka_state(e)["State"] == "Enabled", 60, "the mapping running again")
     broker.stop()
     broker.start()
-    later = [f"{topic}-after-{i}" for i in range(RECORDS)]
+    later = [f"POISON-after" if i == 3 else f"{topic}-after-{i}" for i in range(RECORDS)]
     kafka.produce(topic, [{"value": v} for v in later])
-    wait_until(lambda: set(later) <= set(funchost.payloads()), 90, "records after the rotation delivered")
-    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: 2 * RECORDS}, 60, "all offsets committed")
-    got = funchost.payloads()
-    assert sorted(got) == sorted(values + later), "a record was lost or delivered twice"
+    wait_until(lambda: kafka.committed_offsets(group, topic) == {0: 2 * RECORDS}, 90, "all offsets committed")
+    succeeded = [p for inv in funchost.invocations() if inv["result"] == "ok" for p in inv["payloads"]]
+    good = [v for v in values + later if not v.startswith("POISON")]
+    assert sorted(succeeded) == sorted(good), "a record was lost or delivered twice"
+    # the failure record after the rotation goes out with the new password
+    wait_until(lambda: kafka.end_offsets(failures) == {0: 2}, 60, "the second failure record on the destination")
     assert e.alive()
