@@ -55,9 +55,9 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 static const char NO_SASL[] = "SASL authentication failed",
                   NO_SERVER_TRUST[] = "Lambda failed to authenticate server",
                   NO_CLIENT_TRUST[] = "Server failed to authenticate Lambda",
-                  NO_ACL[] = "Cluster failed to authorize Lambda",
-                  BAD_CERT[] = "Provided certificate or private key is invalid",
-                  NO_CONNECTION[] = "Connection error", NO_TOPIC[] = "Topic not found";
+                  NO_ACL[] = "Cluster failed to authorize Lambda", NO_TOPIC[] = "Topic not found";
+const char esm_kafka_bad_certificate[] = "Provided certificate or private key is invalid",
+           esm_kafka_no_connection[] = "Connection error";
 
 static bool has(const char *text, const char *what)
 {
@@ -87,7 +87,7 @@ const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
         return NO_TOPIC;
     case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
     case RD_KAFKA_RESP_ERR__RESOLVE:
-        return NO_CONNECTION;
+        return esm_kafka_no_connection;
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR__SSL:
     case RD_KAFKA_RESP_ERR__TRANSPORT:
@@ -104,13 +104,13 @@ const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
     if (has(why, "SASL authentication") || has(why, "SASL handshake")) return NO_SASL;
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT) return NULL; /* one connection: librdkafka retries */
     if (has(why, "private key") || has(why, "ssl.key") || has(why, "ssl.certificate"))
-        return BAD_CERT;
-    return NO_CONNECTION;
+        return esm_kafka_bad_certificate;
+    return esm_kafka_no_connection;
 }
 
 bool esm_kafka_problem_ends_when_connected(const char *problem)
 {
-    return problem == NO_CONNECTION || problem == NO_SASL || problem == NO_SERVER_TRUST ||
+    return problem == esm_kafka_no_connection || problem == NO_SASL || problem == NO_SERVER_TRUST ||
            problem == NO_CLIENT_TRUST;
 }
 

@@ -101,6 +101,9 @@ typedef struct esm_kafka_glue {
  * "Topic not found") that an error reported by librdkafka means; NULL when the error does not
  * keep a client from its cluster (a single broker's transport error librdkafka recovers from). */
 const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason);
+/* Two of its answers, compared by address: the certificate or key cannot be used; no broker
+ * answers. */
+extern const char esm_kafka_bad_certificate[], esm_kafka_no_connection[];
 /* Whether problem (one of esm_kafka_problem's) is over once a broker is reachable again:
  * connection, TLS and SASL problems; not authorization or a missing topic. */
 bool esm_kafka_problem_ends_when_connected(const char *problem);

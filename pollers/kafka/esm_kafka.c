@@ -81,8 +81,7 @@ static void note_problem(kafka_source *s, rd_kafka_resp_err_t err, const char *r
     if (!problem || problem == s->problem) return;
     /* all brokers down follows every refused login: the cause stays the refusal (it ends
      * when a broker is UP again, so a later outage is reported) */
-    if (strcmp(problem, "Connection error") == 0 &&
-        esm_kafka_problem_ends_when_connected(s->problem))
+    if (problem == esm_kafka_no_connection && esm_kafka_problem_ends_when_connected(s->problem))
         return;
     s->problem = problem;
     ESM_ERROR(s->env.log_ctx, "PROBLEM: %s (%s: %s)", problem, rd_kafka_err2name(err), reason);
@@ -742,7 +741,7 @@ static void *k_create(const esm_source_env *env, esm_err *err)
         rd_kafka_conf_destroy(conf);
         /* a certificate or key librdkafka cannot use is named in AWS's words first */
         const char *problem = esm_kafka_problem(RD_KAFKA_RESP_ERR__SSL, es);
-        bool bad_cert = problem && strstr(problem, "certificate or private key");
+        bool bad_cert = problem == esm_kafka_bad_certificate;
         esm_err_set(err, ESM_ERR_INVALID, false, "%s%sKafka consumer: %s", bad_cert ? problem : "",
                     bad_cert ? ": " : "", es);
         k_destroy(s);

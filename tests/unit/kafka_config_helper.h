@@ -1,6 +1,6 @@
 /* A config with one Kafka mapping (bootstrap k1:9092,k2:9093, topic "orders") for the tests of
- * Kafka client settings; extra is spliced into the mapping object. Header-only (static
- * functions); include it after cmocka.h. */
+ * Kafka client settings; extra is spliced into the mapping object; is_secret reads a property.
+ * Header-only (static functions); include it after cmocka.h. */
 #ifndef KAFKA_CONFIG_HELPER_H
 #define KAFKA_CONFIG_HELPER_H
 
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config/esm_config.h"
+#include "kafka/esm_kafka_client.h"
 
 static esm_config *kafka_config_load(const char *extra)
 {
@@ -27,6 +28,15 @@ static esm_config *kafka_config_load(const char *extra)
     }
     esm_config_problems_free(&pr);
     return cfg;
+}
+
+/* Whether property k is marked secret (never logged); fails when k is missing. */
+static inline bool is_secret(const esm_kafka_props *p, const char *k)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].name, k) == 0) return p->items[i].secret;
+    fail_msg("property %s missing", k);
+    return false;
 }
 
 #endif

@@ -30,14 +30,6 @@ static void test_bootstrap_join(void **state)
     free(s);
 }
 
-static bool is_secret(const esm_kafka_props *p, const char *k)
-{
-    for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->items[i].name, k) == 0) return p->items[i].secret;
-    fail_msg("property %s missing", k);
-    return false;
-}
-
 #define ACCESS(var)                                                                                \
     "\"StartingPosition\":\"LATEST\",\"SourceAccessConfigurations\":["                             \
     "{\"Type\":\"BASIC_AUTH\",\"URI\":\"env:" var "\"}]"

@@ -27,14 +27,6 @@ static void expect_prop(const esm_kafka_props *p, const char *k, const char *v)
     if (strcmp(got, v) != 0) fail_msg("property %s = %s, want %s", k, got, v);
 }
 
-static bool is_secret(const esm_kafka_props *p, const char *k)
-{
-    for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->items[i].name, k) == 0) return p->items[i].secret;
-    fail_msg("property %s missing", k);
-    return false;
-}
-
 static void build_ok(const char *extra, esm_kafka_props *out, esm_config **cfg)
 {
     *cfg = load(extra);
