@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/esm_log.h"
 
 char *esm_kafka_bootstrap_join(const esm_mapping_config *m)
@@ -116,9 +118,20 @@ bool esm_kafka_problem_ends_when_connected(const char *problem)
 
 bool esm_kafka_stats_broker_up(const char *stats_json)
 {
-    /* a broker's "state" (upper case; the group's is lower case): UP = connected,
-     * TLS and SASL passed */
-    return stats_json && strstr(stats_json, "\"state\":\"UP\"") != NULL;
+    /* A real broker's "state" UP = connected, TLS and SASL passed. The logical
+     * GroupCoordinator ("source":"logical") is left out: it can read UP while no broker is. */
+    cJSON *root = stats_json ? cJSON_Parse(stats_json) : NULL;
+    const cJSON *b, *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers");
+    bool up = false;
+    cJSON_ArrayForEach(b, brokers)
+    {
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(b, "state"),
+                    *source = cJSON_GetObjectItemCaseSensitive(b, "source");
+        if (cJSON_IsString(source) && strcmp(source->valuestring, "logical") == 0) continue;
+        if (cJSON_IsString(state) && strcmp(state->valuestring, "UP") == 0) up = true;
+    }
+    cJSON_Delete(root);
+    return up;
 }
 
 static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)

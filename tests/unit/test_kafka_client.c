@@ -162,6 +162,11 @@ static void test_stats_broker_up(void **state)
     assert_false(esm_kafka_stats_broker_up(
         "{\"brokers\":{\"k1:9092/1\":{\"state\":\"TRY_CONNECT\"}},\"cgrp\":{\"state\":\"up\"}}"));
     assert_false(esm_kafka_stats_broker_up(NULL));
+    assert_false(esm_kafka_stats_broker_up("not json"));
+    /* the logical GroupCoordinator is not a broker that answers */
+    assert_false(esm_kafka_stats_broker_up(
+        "{\"brokers\":{\"k1:9092/1\":{\"state\":\"DOWN\",\"source\":\"learned\"},"
+        "\"GroupCoordinator\":{\"state\":\"UP\",\"source\":\"logical\"}}}"));
     assert_true(esm_kafka_problem_ends_when_connected(
         esm_kafka_problem(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down")));
     assert_false(esm_kafka_problem_ends_when_connected(
