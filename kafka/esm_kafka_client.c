@@ -116,22 +116,29 @@ bool esm_kafka_problem_ends_when_connected(const char *problem)
            problem == NO_CLIENT_TRUST;
 }
 
-bool esm_kafka_stats_broker_up(const char *stats_json)
+esm_kafka_stats_brokers esm_kafka_stats_brokers_of(const char *stats_json)
 {
-    /* A real broker's "state" UP = connected, TLS and SASL passed. The logical
-     * GroupCoordinator ("source":"logical") is left out: it can read UP while no broker is. */
+    /* "state" UP = connected, TLS and SASL passed. The logical GroupCoordinator
+     * ("source":"logical") can read UP while no broker is; the internal one never connects. */
     cJSON *root = stats_json ? cJSON_Parse(stats_json) : NULL;
     const cJSON *b, *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers");
-    bool up = false;
+    esm_kafka_stats_brokers seen = ESM_KAFKA_STATS_UNKNOWN;
     cJSON_ArrayForEach(b, brokers)
     {
         const cJSON *state = cJSON_GetObjectItemCaseSensitive(b, "state"),
                     *source = cJSON_GetObjectItemCaseSensitive(b, "source");
-        if (cJSON_IsString(source) && strcmp(source->valuestring, "logical") == 0) continue;
-        if (cJSON_IsString(state) && strcmp(state->valuestring, "UP") == 0) up = true;
+        if (cJSON_IsString(source) && (strcmp(source->valuestring, "logical") == 0 ||
+                                       strcmp(source->valuestring, "internal") == 0))
+            continue;
+        if (!cJSON_IsString(state)) continue;
+        if (strcmp(state->valuestring, "UP") == 0) {
+            seen = ESM_KAFKA_STATS_BROKER_UP;
+            break;
+        }
+        seen = ESM_KAFKA_STATS_NONE_UP;
     }
     cJSON_Delete(root);
-    return up;
+    return seen;
 }
 
 static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)

@@ -107,8 +107,15 @@ extern const char esm_kafka_bad_certificate[], esm_kafka_no_connection[];
 /* Whether problem (one of esm_kafka_problem's) is over once a broker is reachable again:
  * connection, TLS and SASL problems; not authorization or a missing topic. */
 bool esm_kafka_problem_ends_when_connected(const char *problem);
-/* librdkafka's statistics (stats_cb) show a broker UP: connected, TLS and SASL passed. */
-bool esm_kafka_stats_broker_up(const char *stats_json);
+/* What librdkafka's statistics (stats_cb) say of the real brokers (bootstrap and learned;
+ * not the logical GroupCoordinator, not the internal one): one is UP (connected, TLS and SASL
+ * passed), none is, or the text does not tell. */
+typedef enum {
+    ESM_KAFKA_STATS_UNKNOWN,
+    ESM_KAFKA_STATS_BROKER_UP,
+    ESM_KAFKA_STATS_NONE_UP
+} esm_kafka_stats_brokers;
+esm_kafka_stats_brokers esm_kafka_stats_brokers_of(const char *stats_json);
 
 /* Sets the opaque (g, the first member of the client's state) and the log and error
  * callbacks. */

@@ -62,6 +62,7 @@ typedef struct {
     void *stopped_arg;
     char last_error[256];
     const char *problem; /* esm_kafka_problem's words while one keeps the source from its cluster */
+    int stats_none_up;   /* statistics in a row that showed no broker UP */
 } kafka_source;
 
 static void set_error(kafka_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -95,14 +96,27 @@ static void clear_problem(kafka_source *s, const char *why)
 }
 
 /* librdkafka's statistics, every statistics.interval.ms: a broker UP ends a connection, TLS
- * or SASL problem, even on an idle topic where no record and no assignment would tell. */
+ * or SASL problem, even on an idle topic where no record and no assignment would tell; no
+ * broker UP twice in a row is an outage (librdkafka's ALL_BROKERS_DOWN error is not raised
+ * when the group coordinator's logical broker is counted as up, nor again after a stale UP). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     (void)rk;
     (void)len;
     kafka_source *s = opaque;
-    if (esm_kafka_problem_ends_when_connected(s->problem) && esm_kafka_stats_broker_up(json))
-        clear_problem(s, "a broker is up");
+    switch (esm_kafka_stats_brokers_of(json)) {
+    case ESM_KAFKA_STATS_BROKER_UP:
+        s->stats_none_up = 0;
+        if (esm_kafka_problem_ends_when_connected(s->problem)) clear_problem(s, "a broker is up");
+        break;
+    case ESM_KAFKA_STATS_NONE_UP:
+        if (++s->stats_none_up >= 2)
+            note_problem(s, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+                         "no broker is up in librdkafka's statistics");
+        break;
+    case ESM_KAFKA_STATS_UNKNOWN:
+        break;
+    }
     return 0; /* librdkafka frees json */
 }
 

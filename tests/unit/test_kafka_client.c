@@ -153,20 +153,30 @@ static void test_wakeup_pipe_wakes_the_loop(void **state)
 
 /* A rotated secret changes the mapping's fingerprint, so a reload restarts the mapping; the
  * same content keeps it equal (no restart); an unreadable secret is 0. */
-/* A broker UP in librdkafka's statistics (upper case; the group's state is lower case). */
-static void test_stats_broker_up(void **state)
+/* Real brokers UP or not in librdkafka's statistics (upper case; the group's state is lower
+ * case); the logical GroupCoordinator and the internal broker do not count. */
+static void test_stats_brokers(void **state)
 {
     (void)state;
-    assert_true(esm_kafka_stats_broker_up(
-        "{\"brokers\":{\"k1:9092/1\":{\"name\":\"k1:9092/1\",\"state\":\"UP\"}}}"));
-    assert_false(esm_kafka_stats_broker_up(
-        "{\"brokers\":{\"k1:9092/1\":{\"state\":\"TRY_CONNECT\"}},\"cgrp\":{\"state\":\"up\"}}"));
-    assert_false(esm_kafka_stats_broker_up(NULL));
-    assert_false(esm_kafka_stats_broker_up("not json"));
-    /* the logical GroupCoordinator is not a broker that answers */
-    assert_false(esm_kafka_stats_broker_up(
-        "{\"brokers\":{\"k1:9092/1\":{\"state\":\"DOWN\",\"source\":\"learned\"},"
-        "\"GroupCoordinator\":{\"state\":\"UP\",\"source\":\"logical\"}}}"));
+    assert_int_equal(esm_kafka_stats_brokers_of(
+                         "{\"brokers\":{\"k1:9092/1\":{\"name\":\"k1:9092/1\",\"state\":\"UP\"}}}"),
+                     ESM_KAFKA_STATS_BROKER_UP);
+    assert_int_equal(
+        esm_kafka_stats_brokers_of("{\"brokers\":{\"k1:9092/1\":{\"state\":\"TRY_CONNECT\"}},"
+                                   "\"cgrp\":{\"state\":\"up\"}}"),
+        ESM_KAFKA_STATS_NONE_UP);
+    assert_int_equal(esm_kafka_stats_brokers_of(NULL), ESM_KAFKA_STATS_UNKNOWN);
+    assert_int_equal(esm_kafka_stats_brokers_of("not json"), ESM_KAFKA_STATS_UNKNOWN);
+    assert_int_equal(esm_kafka_stats_brokers_of("{\"brokers\":{}}"), ESM_KAFKA_STATS_UNKNOWN);
+    assert_int_equal(esm_kafka_stats_brokers_of(
+                         "{\"brokers\":{\"k1:9092/1\":{\"state\":\"DOWN\",\"source\":\"learned\"},"
+                         "\"GroupCoordinator\":{\"state\":\"UP\",\"source\":\"logical\"},"
+                         "\":0/internal\":{\"state\":\"UP\",\"source\":\"internal\"}}}"),
+                     ESM_KAFKA_STATS_NONE_UP);
+    assert_int_equal(
+        esm_kafka_stats_brokers_of("{\"brokers\":{\"k1:9092/bootstrap\":{\"state\":\"INIT\"},"
+                                   "\"k1:9092/1\":{\"state\":\"UP\",\"source\":\"learned\"}}}"),
+        ESM_KAFKA_STATS_BROKER_UP);
     assert_true(esm_kafka_problem_ends_when_connected(
         esm_kafka_problem(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down")));
     assert_false(esm_kafka_problem_ends_when_connected(
@@ -259,7 +269,7 @@ int main(void)
         cmocka_unit_test(test_wakeup_pipe_wakes_the_loop),
         cmocka_unit_test(test_problem_in_aws_words),
         cmocka_unit_test(test_secret_rotation_changes_the_mapping),
-        cmocka_unit_test(test_stats_broker_up),
+        cmocka_unit_test(test_stats_brokers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
