@@ -103,8 +103,10 @@ const char *esm_kafka_problem(rd_kafka_resp_err_t err, const char *reason)
         return NO_SERVER_TRUST;
     /* the broker sent a TLS alert ("tlsv1 alert unknown ca") or failed the handshake */
     if (has(why, " alert ") || has(why, "SSL handshake failed")) return NO_CLIENT_TRUST;
+    /* one connection: librdkafka retries; its "broker might require SASL authentication" on
+     * any early disconnect is a guess (a broker that stopped reads so too) */
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT) return NULL;
     if (has(why, "SASL authentication") || has(why, "SASL handshake")) return NO_SASL;
-    if (err == RD_KAFKA_RESP_ERR__TRANSPORT) return NULL; /* one connection: librdkafka retries */
     if (has(why, "private key") || has(why, "ssl.key") || has(why, "ssl.certificate"))
         return esm_kafka_bad_certificate;
     return esm_kafka_no_connection;
