@@ -25,6 +25,7 @@ static const struct {
     {1, "lanes, batch state, window state, outbox", SQL_MIGRATION_1},
     {2, "outbox: parked rows, dedupe keys", SQL_MIGRATION_2},
     {3, "lanes: checkpoint confirmed by the source", SQL_MIGRATION_3},
+    {4, "lanes: start position set by an operator", SQL_MIGRATION_4},
 };
 
 #define ESM_STORE_STMT_SQL(name, sql) sql,

@@ -41,7 +41,7 @@
 typedef struct esm_store esm_store;
 
 /* The schema version this build creates and understands. */
-#define ESM_STORE_SCHEMA_VERSION 3
+#define ESM_STORE_SCHEMA_VERSION 4
 
 /* The longest position any source stores, with its NUL: Kinesis sequence numbers have up to 128
  * digits, Kafka offsets 19, SQS stores none. Every buffer that holds a position uses this. */
@@ -69,6 +69,8 @@ typedef struct {
     char *parents;         /* NULL or the parent lane list, as registered (e.g. "sh-1,sh-2") */
     int64_t updated_at_ms; /* epoch ms of the last write */
     bool confirmed; /* the source's own position store confirmed it (esm_store_lane_confirm) */
+    char *start_at; /* NULL, or where an operator moved the lane while it has no position yet
+                       (esm_store_checkpoint_set); the first position written clears it */
 } esm_store_lane;
 
 void esm_store_lane_clear(esm_store_lane *l);
@@ -85,10 +87,12 @@ int esm_store_checkpoint_get(esm_store *s, const char *mapping, const char *sour
  * then lane. *lanes is malloc'ed (NULL when *n == 0); free with esm_store_lanes_free. */
 int esm_store_checkpoint_list(esm_store *s, const char *mapping, const char *source,
                               esm_store_lane **lanes, size_t *n, esm_err *err);
-/* Operator move (reset / seek): sets the position (NULL = forget it) and reopens the lane,
+/* Operator move (reset / seek): sets the position (NULL = forget it) and start_at (NULL =
+ * none; the source's own start text, read back in esm_store_lane.start_at), reopens the lane,
  * with no monotonic check; clears the lane's batch and window state. */
 int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *source,
-                             const char *lane, const char *position, esm_err *err);
+                             const char *lane, const char *position, const char *start_at,
+                             esm_err *err);
 /* Marks a lane's checkpoint as confirmed by the source's own position store (a Kafka group's
  * commit); checkpoint_set clears the mark. 0 marked, 1 no checkpoint to mark yet, -1 error. */
 int esm_store_lane_confirm(esm_store *s, const char *mapping, const char *source, const char *lane,

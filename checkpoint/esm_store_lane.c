@@ -17,6 +17,7 @@ void esm_store_lane_clear(esm_store_lane *l)
     free(l->lane);
     free(l->position);
     free(l->parents);
+    free(l->start_at);
     memset(l, 0, sizeof *l);
 }
 
@@ -65,7 +66,8 @@ static int esm_store_read_lane(sqlite3_stmt *st, esm_store_lane *l)
 {
     memset(l, 0, sizeof *l);
     if (esm_store_col_dup(st, 0, &l->source) || esm_store_col_dup(st, 1, &l->lane) ||
-        esm_store_col_dup(st, 2, &l->position) || esm_store_col_dup(st, 4, &l->parents)) {
+        esm_store_col_dup(st, 2, &l->position) || esm_store_col_dup(st, 4, &l->parents) ||
+        esm_store_col_dup(st, 7, &l->start_at)) {
         esm_store_lane_clear(l);
         return -1;
     }
@@ -157,7 +159,8 @@ int esm_store_checkpoint_list(esm_store *s, const char *mapping, const char *sou
 }
 
 int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *source,
-                             const char *lane, const char *position, esm_err *err)
+                             const char *lane, const char *position, const char *start_at,
+                             esm_err *err)
 {
     if (!esm_store_args_ok(mapping, source, lane)) return esm_store_bad_lane(s, mapping, err);
     LOCK(s);
@@ -167,6 +170,7 @@ int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *sour
     esm_store_bind_lane(st, mapping, source, lane);
     sqlite3_bind_text(st, 4, position, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, esm_now_ms());
+    sqlite3_bind_text(st, 6, start_at, -1, SQLITE_STATIC);
     int rc = esm_store_exec_stmt(st);
     esm_store_stmt_done(st);
     if (rc != SQLITE_DONE) {

@@ -93,6 +93,11 @@
     "ALTER TABLE lane_checkpoint ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;"                 \
     "UPDATE lane_checkpoint SET confirmed = 1 WHERE position IS NOT NULL;"
 
+/* Migration 4: where an operator moved a lane (docs/operations.md "Moving a position"): the
+ * iterator the lane starts with while it has no checkpoint ("TRIM_HORIZON", "LATEST",
+ * "AT_TIMESTAMP:<ms>", "AT_SEQUENCE_NUMBER:<seq>"). The lane's first checkpoint clears it. */
+#define SQL_MIGRATION_4 "ALTER TABLE lane_checkpoint ADD COLUMN start_at TEXT;"
+
 /* The prepared statements kept for the life of the store: X(name, sql). */
 #define ESM_STORE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -103,9 +108,11 @@
     X(ROLLBACK_TO, "ROLLBACK TO step")                                                             \
     X(META_PUT, "INSERT OR REPLACE INTO esmd_meta (key, value) VALUES (?1, ?2)")                   \
     X(SCHEMA_VERSION, SQL_SCHEMA_VERSION)                                                          \
-    X(LANE_GET, "SELECT source, lane, position, state, parents, updated_at_ms, confirmed"          \
-                " FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3")          \
-    X(LANE_LIST, "SELECT source, lane, position, state, parents, updated_at_ms, confirmed"         \
+    X(LANE_GET,                                                                                    \
+      "SELECT source, lane, position, state, parents, updated_at_ms, confirmed, start_at"          \
+      " FROM lane_checkpoint WHERE mapping = ?1 AND source = ?2 AND lane = ?3")                    \
+    X(LANE_LIST, "SELECT source, lane, position, state, parents, updated_at_ms, confirmed,"        \
+                 " start_at"                                                                       \
                  " FROM lane_checkpoint WHERE mapping = ?1 AND (?2 IS NULL OR source = ?2)"        \
                  " ORDER BY source, length(lane), lane")                                           \
     X(LANE_REGISTER, "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, "       \
@@ -119,13 +126,15 @@
       " VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"                                                     \
       " ON CONFLICT (mapping, source, lane) DO UPDATE"                                             \
       " SET position = coalesce(excluded.position, lane_checkpoint.position),"                     \
+      " start_at = CASE WHEN excluded.position IS NULL THEN lane_checkpoint.start_at END,"         \
       " state = CASE WHEN excluded.state = 'finished' THEN 'finished' ELSE lane_checkpoint.state"  \
       " END, updated_at_ms = excluded.updated_at_ms")                                              \
     X(LANE_SET, "INSERT INTO lane_checkpoint (mapping, source, lane, position, state, parents, "   \
-                "updated_at_ms)"                                                                   \
-                " VALUES (?1, ?2, ?3, ?4, 'open', NULL, ?5)"                                       \
+                "updated_at_ms, start_at)"                                                         \
+                " VALUES (?1, ?2, ?3, ?4, 'open', NULL, ?5, ?6)"                                   \
                 " ON CONFLICT (mapping, source, lane) DO UPDATE"                                   \
                 " SET position = excluded.position, state = 'open', confirmed = 0,"                \
+                " start_at = excluded.start_at,"                                                   \
                 " updated_at_ms = excluded.updated_at_ms")                                         \
     X(LANE_CONFIRM, "UPDATE lane_checkpoint SET confirmed = 1"                                     \
                     " WHERE mapping = ?1 AND source = ?2 AND lane = ?3 AND position IS NOT NULL")  \

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/esm_time.h"
 #include "config/esm_config_internal.h"
 #include "filter/esm_filter.h"
 
@@ -70,48 +71,6 @@ static void parse_starting_position(esm_cfg_ctx *c, const cJSON *mj, const char 
     free(s);
 }
 
-/* "2024-05-01T12:00:00Z", with optional .fff and a Z or +hh:mm offset. */
-static bool parse_iso8601_ms(const char *s, int64_t *out)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    int consumed = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-        consumed != 19)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    const char *p = s + consumed;
-    int64_t ms = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 3) ms = ms * 10 + (*p - '0');
-        if (digits == 0) return false;
-        for (; digits < 3; digits++)
-            ms *= 10;
-    }
-    int64_t offset_s = 0;
-    if (*p == 'Z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, n = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5) return false;
-        offset_s = (int64_t)(hh * 3600 + mm * 60) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p) return false;
-    time_t t = timegm(&tm);
-    *out = ((int64_t)t - offset_s) * 1000 + ms;
-    return true;
-}
-
 static void parse_timestamp(esm_cfg_ctx *c, const cJSON *mj, const char *mpath,
                             esm_mapping_config *m, esm_cfg_seen *seen)
 {
@@ -122,7 +81,7 @@ static void parse_timestamp(esm_cfg_ctx *c, const cJSON *mj, const char *mpath,
         /* The wire form: epoch seconds, possibly fractional. */
         m->starting_position_timestamp_ms = (int64_t)llround(j->valuedouble * 1000.0);
     } else if (cJSON_IsString(j) &&
-               parse_iso8601_ms(j->valuestring, &m->starting_position_timestamp_ms)) {
+               esm_parse_iso8601_ms(j->valuestring, &m->starting_position_timestamp_ms)) {
         /* ISO 8601, as the AWS CLI accepts it. */
     } else {
         esm_cfg_problem(c, p,

@@ -173,6 +173,28 @@ static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf 
     return serve_outbox(a, c, true, out);
 }
 
+static bool serve_positions_hook(esm_admin *a, struct MHD_Connection *c, bool move,
+                                 admin_reply *out)
+{
+    if (!a->hooks.positions) return false;
+    out->status = a->hooks.positions(a->hooks.arg, move, query_arg, c, out->body);
+    esm_buf_putc(out->body, '\n');
+    return true;
+}
+
+static bool serve_positions(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                            admin_reply *out)
+{
+    (void)in;
+    return serve_positions_hook(a, c, false, out);
+}
+
+static bool serve_move(esm_admin *a, struct MHD_Connection *c, const esm_buf *in, admin_reply *out)
+{
+    (void)in; /* the lane and its target are in the query */
+    return serve_positions_hook(a, c, true, out);
+}
+
 static const admin_route routes[] = {
     {"/", false, serve_page},
     {"/healthz", false, serve_healthz},
@@ -182,6 +204,8 @@ static const admin_route routes[] = {
     {"/reload", true, serve_reload},
     {"/outbox/parked", false, serve_parked},
     {"/outbox/parked/redrive", true, serve_redrive},
+    {"/positions", false, serve_positions},
+    {"/positions/move", true, serve_move},
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */

@@ -10,6 +10,9 @@
  *                   JSON with every problem when the new config is invalid (the old one runs)
  *   GET  /outbox/parked            parked failure records (JSON; ?after=ID&limit=N)
  *   POST /outbox/parked/redrive    re-queue parked records (all, ?id=ID and/or ?destination=D)
+ *   GET  /positions                each mapping's lanes and their stored positions
+ *   POST /positions/move           move a lane of a mapping that is not running
+ *                                  (engine/esm_admin_positions.h)
  * Every method but GET and HEAD passes esm_admin_guard() first (engine/esm_admin_guard.h):
  * 403 for a browser, a form content type, a remote client without a configured token, or a
  * wrong token. See docs/operations.md "Securing the admin API". */
@@ -46,6 +49,9 @@ typedef struct {
      * Returns the HTTP status; out gets JSON. */
     unsigned (*outbox_parked)(void *arg, bool redrive, esm_admin_arg_fn get_arg, void *req,
                               esm_buf *out);
+    /* GET /positions (move false) and POST /positions/move (true); may be NULL. Returns the
+     * HTTP status; out gets JSON. */
+    unsigned (*positions)(void *arg, bool move, esm_admin_arg_fn get_arg, void *req, esm_buf *out);
     void *arg;
 } esm_admin_hooks;
 

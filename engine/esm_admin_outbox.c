@@ -1,56 +1,33 @@
 #include "engine/esm_admin_outbox.h"
 
-#include <errno.h>
-#include <stdlib.h>
-
-/* A decimal argument in [min, max]; absent = dflt. false when malformed or out of range. */
-static bool int_arg(esm_admin_arg_fn get_arg, void *req, const char *name, long long min,
-                    long long max, long long dflt, long long *out)
-{
-    const char *v = get_arg(req, name);
-    *out = dflt;
-    if (!v) return true;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < min || n > max) return false;
-    *out = n;
-    return true;
-}
-
-static unsigned fail(esm_buf *out, unsigned status, const char *msg)
-{
-    esm_buf_puts(out, "{\"error\":");
-    esm_buf_json_cstr(out, msg);
-    esm_buf_putc(out, '}');
-    return status;
-}
+#include "engine/esm_admin_reply.h"
 
 unsigned esm_admin_outbox_parked(esm_store *store, esm_outbox_drainer *outbox, bool redrive,
                                  esm_admin_arg_fn get_arg, void *req, esm_buf *out)
 {
-    if (!store || !outbox) return fail(out, 503, "the outbox is not running");
+    if (!store || !outbox) return esm_admin_fail(out, 503, "the outbox is not running");
     esm_err err;
     esm_err_clear(&err);
     if (!redrive) {
         long long after, limit;
-        if (!int_arg(get_arg, req, "after", 0, INT64_MAX, 0, &after))
-            return fail(out, 400, "after must be a row id (a number >= 0)");
-        if (!int_arg(get_arg, req, "limit", 1, ESM_ADMIN_PARKED_LIMIT_MAX,
-                     ESM_ADMIN_PARKED_LIMIT_DEFAULT, &limit))
-            return fail(out, 400, "limit must be a number from 1 to 1000");
+        if (!esm_admin_int_arg(get_arg, req, "after", 0, INT64_MAX, 0, &after))
+            return esm_admin_fail(out, 400, "after must be a row id (a number >= 0)");
+        if (!esm_admin_int_arg(get_arg, req, "limit", 1, ESM_ADMIN_PARKED_LIMIT_MAX,
+                               ESM_ADMIN_PARKED_LIMIT_DEFAULT, &limit))
+            return esm_admin_fail(out, 400, "limit must be a number from 1 to 1000");
         if (esm_outbox_parked_json(store, after, (size_t)limit, out, &err) < 0)
-            return fail(out, 500, err.message);
+            return esm_admin_fail(out, 500, err.message);
         return 200;
     }
     long long id;
-    if (!int_arg(get_arg, req, "id", 1, INT64_MAX, 0, &id))
-        return fail(out, 400, "id must be a row id (a number >= 1)");
+    if (!esm_admin_int_arg(get_arg, req, "id", 1, INT64_MAX, 0, &id))
+        return esm_admin_fail(out, 400, "id must be a row id (a number >= 1)");
     const char *dest = get_arg(req, "destination");
-    if (dest && !*dest) return fail(out, 400, "destination is empty");
+    if (dest && !*dest) return esm_admin_fail(out, 400, "destination is empty");
     int64_t n = esm_outbox_drainer_redrive(outbox, id, dest, &err);
-    if (n < 0) return fail(out, 500, err.message);
-    if (id && n == 0) return fail(out, 404, "no parked row with this id (and destination)");
+    if (n < 0) return esm_admin_fail(out, 500, err.message);
+    if (id && n == 0)
+        return esm_admin_fail(out, 404, "no parked row with this id (and destination)");
     esm_buf_printf(out, "{\"redriven\":%lld}", (long long)n);
     return 200;
 }

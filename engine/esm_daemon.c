@@ -17,6 +17,7 @@
 #include "destinations/esm_outbox.h"
 #include "engine/esm_admin.h"
 #include "engine/esm_admin_outbox.h"
+#include "engine/esm_admin_positions.h"
 #include "engine/esm_lifecycle.h"
 #include "engine/esm_mapping.h"
 #include "engine/esm_metrics.h"
@@ -662,6 +663,27 @@ static unsigned admin_outbox_parked(void *arg, bool redrive, esm_admin_arg_fn ge
 
 /* ---- startup -------------------------------------------------------------------------------- */
 
+static unsigned admin_positions(void *arg, bool move, esm_admin_arg_fn get_arg, void *req,
+                                esm_buf *out)
+{
+    daemon_state *d = arg;
+    size_t n = 0;
+    for (mslot *s = d->slots; s; s = s->next)
+        n++;
+    esm_admin_mapping *maps = calloc(n ? n : 1, sizeof *maps);
+    if (!maps) {
+        esm_buf_puts(out, "{\"error\":\"out of memory\"}");
+        return 500;
+    }
+    n = 0;
+    for (mslot *s = d->slots; s; s = s->next)
+        maps[n++] = (esm_admin_mapping){
+            .mc = s->mc, .state = slot_state(s), .running = s->m != NULL || s->stopping};
+    unsigned status = esm_admin_positions(d->store, maps, n, move, get_arg, req, out);
+    free(maps);
+    return status;
+}
+
 static bool create_shared(daemon_state *d)
 {
     esm_config *cfg = esm_generation_config(d->base);
@@ -746,6 +768,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .metrics = render_metrics,
                              .reload = admin_reload,
                              .outbox_parked = admin_outbox_parked,
+                             .positions = admin_positions,
                              .arg = &d};
     d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);
     if (!d.admin && cfg->admin_listen && cfg->admin_listen[0]) {

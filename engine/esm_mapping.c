@@ -15,19 +15,6 @@ struct esm_mapping {
     char log_ctx[96];
 };
 
-static const esm_source_ops *ops_for(esm_source_type t)
-{
-    switch (t) {
-    case ESM_SRC_SQS:
-        return &esm_sqs_source;
-    case ESM_SRC_KAFKA:
-        return &esm_kafka_source;
-    case ESM_SRC_KINESIS:
-        return &esm_kinesis_source;
-    }
-    return NULL;
-}
-
 static esm_filter_source filter_source(esm_source_type t)
 {
     switch (t) {
@@ -44,7 +31,7 @@ static esm_filter_source filter_source(esm_source_type t)
 esm_mapping *esm_mapping_create(const esm_source_env *env, esm_err *err)
 {
     const esm_mapping_config *mc = env->mapping;
-    const esm_source_ops *ops = ops_for(mc->source);
+    const esm_source_ops *ops = esm_source_ops_for(mc->source);
     if (!ops) {
         esm_err_set(err, ESM_ERR_INVALID, false,
                     "%s sources are not implemented in this version of esmd",

@@ -21,3 +21,16 @@ void esm_source_status(const esm_source_ops *ops, void *source, esm_buf *out)
     esm_buf_json_cstr(out, ops->last_error(source));
     esm_buf_putc(out, '}');
 }
+
+const esm_source_ops *esm_source_ops_for(esm_source_type t)
+{
+    switch (t) {
+    case ESM_SRC_SQS:
+        return &esm_sqs_source;
+    case ESM_SRC_KAFKA:
+        return &esm_kafka_source;
+    case ESM_SRC_KINESIS:
+        return &esm_kinesis_source;
+    }
+    return NULL;
+}

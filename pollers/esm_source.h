@@ -81,6 +81,22 @@ typedef enum {
     ESM_SOURCE_STOPPED,
 } esm_source_phase;
 
+/* Where an operator moves a lane of a mapping that is not running (docs/operations.md "Moving a
+ * position"). */
+typedef enum {
+    ESM_MOVE_TRIM_HORIZON,
+    ESM_MOVE_LATEST,
+    ESM_MOVE_AT_TIMESTAMP,       /* timestamp_ms */
+    ESM_MOVE_AT_SEQUENCE_NUMBER, /* Kinesis: value */
+    ESM_MOVE_AT_OFFSET,          /* Kafka: value */
+} esm_move_kind;
+
+typedef struct {
+    esm_move_kind kind;
+    int64_t timestamp_ms;
+    const char *value;
+} esm_move_target;
+
 typedef struct {
     const char *name;
     void *(*create)(const esm_source_env *env, esm_err *err);
@@ -105,12 +121,26 @@ typedef struct {
     int64_t (*stuck_since)(void *source);
     /* Optional (NULL = none): calls emit once per lane and gauge it knows. */
     void (*lane_gauges)(void *source, esm_lane_gauge_fn emit, void *arg);
+    /* Optional (NULL: the source has no positions, SQS). Moves one lane of m, which is not
+     * running, in the store (and in the source's own position store: a Kafka group's offsets);
+     * appends to out the members of the answer, each preceded by a comma. Returns 0, or -1
+     * with err: ESM_ERR_INVALID (a target the lane cannot take), ESM_ERR_NOT_FOUND (no such
+     * lane), ESM_ERR_PEER (the source refused: another consumer holds the lane), others. */
+    int (*move)(const esm_mapping_config *m, struct esm_store *store, const char *lane,
+                const esm_move_target *to, esm_buf *out, esm_err *err);
+    /* What a stored position means, for the positions listing (NULL with move). */
+    const char *position_means;
+    /* The store's source key of m's lanes (malloc'ed; NULL when out of memory). */
+    char *(*source_key)(const esm_mapping_config *m);
 } esm_source_ops;
 
 /* The source's /status object, SourceState: {"State", the source's own members, "LastError"};
  * State names the phase in AWS's words (Creating, Enabling, Enabled, Disabling, Disabled). */
 void esm_source_status(const esm_source_ops *ops, void *source, esm_buf *out);
 const char *esm_source_phase_name(esm_source_phase p);
+
+/* The table of a source type. */
+const esm_source_ops *esm_source_ops_for(esm_source_type t);
 
 extern const esm_source_ops esm_sqs_source;
 extern const esm_source_ops esm_kinesis_source;

@@ -711,14 +711,12 @@ static void *k_create(const esm_source_env *env, esm_err *err)
         k_destroy(s);
         return NULL;
     }
-    size_t kl = strlen(s->bootstrap) + strlen(s->map->topic) + 2;
-    s->source_key = malloc(kl);
+    s->source_key = esm_kafka_source_key(s->map);
     if (!s->source_key) {
         esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
         k_destroy(s);
         return NULL;
     }
-    snprintf(s->source_key, kl, "%s/%s", s->bootstrap, s->map->topic);
     s->sh = (esm_kafka_shared){.loop = env->loop,
                                .env = &s->env,
                                .map = s->map,
@@ -926,4 +924,7 @@ const esm_source_ops esm_kafka_source = {
     .problem = k_problem,
     .stuck_since = k_stuck_since,
     .lane_gauges = k_lane_gauges,
+    .move = esm_kafka_move,
+    .position_means = "the next offset to process in the partition",
+    .source_key = esm_kafka_source_key,
 };

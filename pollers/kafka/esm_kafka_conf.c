@@ -2,12 +2,27 @@
  * part is kafka/esm_kafka_security.c, shared with the outbox's producers. */
 #include "pollers/kafka/esm_kafka_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *esm_kafka_group_id(const esm_mapping_config *m)
 {
     return m->consumer_group_id ? m->consumer_group_id : m->uuid;
+}
+
+char *esm_kafka_source_key(const esm_mapping_config *m)
+{
+    char *bs = esm_kafka_bootstrap_join(m);
+    if (!bs || !m->topic) {
+        free(bs);
+        return NULL;
+    }
+    size_t n = strlen(bs) + strlen(m->topic) + 2;
+    char *key = malloc(n);
+    if (key) snprintf(key, n, "%s/%s", bs, m->topic);
+    free(bs);
+    return key;
 }
 
 static bool managed_key(const char *k)

@@ -79,6 +79,14 @@ int esm_kafka_props_build(const esm_mapping_config *m, esm_kafka_props *out, esm
 
 /* The consumer group: ConsumerGroupId (the config defaults it to "esmd-" + the mapping UUID). */
 const char *esm_kafka_group_id(const esm_mapping_config *m);
+/* The store's source key of the mapping's lanes: "<bootstrap servers>/<topic>" (malloc'ed,
+ * NULL when out of memory). */
+char *esm_kafka_source_key(const esm_mapping_config *m);
+
+/* An operator's move of a partition (esm_kafka_move.c), every call to the cluster included. */
+#define ESM_KAFKA_MOVE_TIMEOUT_MS 10000
+int esm_kafka_move(const esm_mapping_config *m, struct esm_store *store, const char *lane,
+                   const esm_move_target *to, esm_buf *out, esm_err *err);
 
 /* One assigned Kafka partition of the Kafka source: its records waiting for a batch, the batch
  * in flight on its ordered lane (lane/esm_lane.h), and its committed position. Internal to

@@ -544,7 +544,7 @@ static void forget_old_log(esm_kafka_part *p)
     if (p->sh.env->store) {
         esm_err err = {0};
         if (esm_store_checkpoint_set(p->sh.env->store, p->sh.map->uuid, p->sh.source_key,
-                                     p->lane_key, NULL, &err) != 0)
+                                     p->lane_key, NULL, NULL, &err) != 0)
             ESM_ERROR(p->log_ctx,
                       "cannot forget the old log's checkpoint (%s): the new log's checkpoints "
                       "are refused until it is reset",

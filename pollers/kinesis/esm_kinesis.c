@@ -124,6 +124,7 @@ static bool add_shard(esm_kinesis_stream *s, const esm_kinesis_shard_info *si)
     esm_kinesis_stored st;
     esm_kinesis_stored_shard(s->stored, s->n_stored, si->id, s->stream_created_ms, &st);
     snprintf(sh->checkpoint, sizeof sh->checkpoint, "%s", st.checkpoint);
+    snprintf(sh->start_at, sizeof sh->start_at, "%s", st.start_at);
     sh->state = st.finished ? KS_FINISHED : KS_WAITING;
     if (st.stale) {
         char stored[25], created[25], why[160];
@@ -569,4 +570,7 @@ const esm_source_ops esm_kinesis_source = {
     .last_error = kinesis_last_error,
     .stuck_since = esm_kinesis_stuck_since,
     .lane_gauges = kinesis_lane_gauges,
+    .move = esm_kinesis_move,
+    .position_means = "the last sequence number processed: the shard is read after it",
+    .source_key = esm_kinesis_source_key,
 };

@@ -113,12 +113,13 @@ typedef enum {
     ESM_KINESIS_IT_LATEST,
     ESM_KINESIS_IT_AT_TIMESTAMP,
     ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER,
+    ESM_KINESIS_IT_AT_SEQUENCE_NUMBER, /* only where an operator moved a shard */
 } esm_kinesis_iterator_type;
 
 const char *esm_kinesis_iterator_type_name(esm_kinesis_iterator_type t);
 /* {"StreamName":..} or {"NextToken":..} (AWS refuses both together) with MaxResults. */
 void esm_kinesis_body_list_shards(esm_buf *b, const char *stream_name, const char *next_token);
-/* seq is used with AFTER_SEQUENCE_NUMBER, timestamp_ms with AT_TIMESTAMP. */
+/* seq is used with AFTER_ and AT_SEQUENCE_NUMBER, timestamp_ms with AT_TIMESTAMP. */
 void esm_kinesis_body_shard_iterator(esm_buf *b, const char *stream_name, const char *shard_id,
                                      esm_kinesis_iterator_type type, const char *seq,
                                      int64_t timestamp_ms);
@@ -160,7 +161,7 @@ void esm_kinesis_lineage_parents(const char *parent, const char *adjacent, char 
 /* Where to start a shard that is about to be read. */
 typedef struct {
     esm_kinesis_iterator_type type;
-    const char *seq;      /* AFTER_SEQUENCE_NUMBER: the checkpoint */
+    const char *seq;      /* AFTER_SEQUENCE_NUMBER: the checkpoint; AT_SEQUENCE_NUMBER */
     int64_t timestamp_ms; /* AT_TIMESTAMP */
 } esm_kinesis_start;
 
@@ -175,6 +176,16 @@ esm_kinesis_start esm_kinesis_start_for(const char *checkpoint, esm_starting_pos
                                         int64_t sp_timestamp_ms, bool first_discovery,
                                         bool shard_open, int64_t latest_since_ms);
 
+/* An operator's start of a shard (esm_store_lane.start_at, written by esm_kinesis_move):
+ * "TRIM_HORIZON", "AT_TIMESTAMP:<epoch ms>" or "AT_SEQUENCE_NUMBER:<seq>" (out->seq points
+ * into text). false when text is none of them. */
+bool esm_kinesis_start_at(const char *text, esm_kinesis_start *out);
+
+/* The source's move and source_key operations (esm_kinesis_move.c). */
+int esm_kinesis_move(const esm_mapping_config *m, esm_store *store, const char *lane,
+                     const esm_move_target *to, esm_buf *out, esm_err *err);
+char *esm_kinesis_source_key(const esm_mapping_config *m);
+
 /* NULL when the checkpoint can belong to the shard described by si; else why not (a stream
  * deleted and re-created under the same name, a checkpoint from another shard): a checkpoint
  * that is not a sequence number, older than the shard's first sequence number, or past the
@@ -186,7 +197,8 @@ const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kine
  * shard lane ("<shardId>/lane-N"); every row stores the shard's watermark, so the checkpoint is
  * the highest position among them. */
 typedef struct {
-    char checkpoint[ESM_POSITION_MAX]; /* "" = none */
+    char checkpoint[ESM_POSITION_MAX];    /* "" = none */
+    char start_at[ESM_POSITION_MAX + 32]; /* "" = none; an operator's move (esm_kinesis_start_at) */
     bool finished;
     /* A row with a position or the finished flag written before the stream was created: it
      * belongs to an earlier stream of the same name (deleted and re-created), so it must not be
@@ -281,7 +293,8 @@ struct esm_kinesis_shard {
     esm_kinesis_shard_state state;
     char log_ctx[224];
     esm_kinesis_render_ctx rctx;
-    char checkpoint[ESM_POSITION_MAX]; /* last position stored for the shard ("" = none) */
+    char checkpoint[ESM_POSITION_MAX];    /* last position stored for the shard ("" = none) */
+    char start_at[ESM_POSITION_MAX + 32]; /* where an operator moved it, while no checkpoint */
     char *iterator;
     char fetch_pos[ESM_POSITION_MAX]; /* last sequence number read ("" = none yet) */
     esm_http_call *call;

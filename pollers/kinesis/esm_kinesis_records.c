@@ -321,6 +321,8 @@ const char *esm_kinesis_iterator_type_name(esm_kinesis_iterator_type t)
         return "AT_TIMESTAMP";
     case ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER:
         return "AFTER_SEQUENCE_NUMBER";
+    case ESM_KINESIS_IT_AT_SEQUENCE_NUMBER:
+        return "AT_SEQUENCE_NUMBER";
     }
     return "TRIM_HORIZON";
 }
@@ -347,7 +349,7 @@ void esm_kinesis_body_shard_iterator(esm_buf *b, const char *stream_name, const 
     esm_buf_json_cstr(b, shard_id);
     esm_buf_puts(b, ",\"ShardIteratorType\":");
     esm_buf_json_cstr(b, esm_kinesis_iterator_type_name(type));
-    if (type == ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER) {
+    if (type == ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER || type == ESM_KINESIS_IT_AT_SEQUENCE_NUMBER) {
         esm_buf_puts(b, ",\"StartingSequenceNumber\":");
         esm_buf_json_cstr(b, seq);
     } else if (type == ESM_KINESIS_IT_AT_TIMESTAMP) {

@@ -696,10 +696,11 @@ static void on_iterator(const esm_aws_result *res, void *arg)
     if (!res->ok) {
         s->env.stats->source_errors++;
         bool after = sh->fetch_pos[0] || sh->checkpoint[0];
-        if (after && strcmp(res->error_type, "InvalidArgumentException") == 0) {
+        bool moved_to_seq = !after && strncmp(sh->start_at, "AT_SEQUENCE_NUMBER:", 19) == 0;
+        if ((after || moved_to_seq) && strcmp(res->error_type, "InvalidArgumentException") == 0) {
             char why[300];
-            snprintf(why, sizeof why, "GetShardIterator AFTER_SEQUENCE_NUMBER refused it (%.200s)",
-                     res->message);
+            snprintf(why, sizeof why, "GetShardIterator %s refused it (%.200s)",
+                     after ? "AFTER_SEQUENCE_NUMBER" : "AT_SEQUENCE_NUMBER", res->message);
             esm_kinesis_shard_mismatch(sh, why);
             return;
         }
@@ -744,6 +745,8 @@ static void request_iterator(esm_kinesis_shard *sh)
     if (sh->fetch_pos[0]) {
         st =
             (esm_kinesis_start){.type = ESM_KINESIS_IT_AFTER_SEQUENCE_NUMBER, .seq = sh->fetch_pos};
+    } else if (!sh->checkpoint[0] && esm_kinesis_start_at(sh->start_at, &st)) {
+        /* moved by an operator (docs/operations.md "Moving a position") */
     } else {
         st = esm_kinesis_start_for(sh->checkpoint[0] ? sh->checkpoint : NULL, m->starting_position,
                                    m->starting_position_timestamp_ms, sh->first_discovery,
@@ -797,8 +800,13 @@ void esm_kinesis_shard_start(esm_kinesis_shard *sh)
             return;
         }
     }
-    ESM_INFO(sh->log_ctx, "reading shard (%s%s)", sh->checkpoint[0] ? "after " : "from ",
-             sh->checkpoint[0] ? sh->checkpoint : "the starting position");
+    ESM_INFO(sh->log_ctx, "reading shard (%s%s)",
+             sh->checkpoint[0] ? "after "
+             : sh->start_at[0] ? "from where an operator moved it: "
+                               : "from ",
+             sh->checkpoint[0] ? sh->checkpoint
+             : sh->start_at[0] ? sh->start_at
+                               : "the starting position");
     sh->state = KS_STARTING;
     request_iterator(sh);
 }

@@ -1,5 +1,6 @@
 #include "pollers/kinesis/esm_kinesis_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,31 @@ esm_kinesis_start esm_kinesis_start_for(const char *checkpoint, esm_starting_pos
     return s;
 }
 
+bool esm_kinesis_start_at(const char *text, esm_kinesis_start *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!text) return false;
+    if (strcmp(text, "TRIM_HORIZON") == 0) {
+        out->type = ESM_KINESIS_IT_TRIM_HORIZON;
+        return true;
+    }
+    if (strncmp(text, "AT_TIMESTAMP:", 13) == 0) {
+        char *end;
+        errno = 0;
+        long long ms = strtoll(text + 13, &end, 10);
+        if (end == text + 13 || *end || errno || ms < 0) return false;
+        out->type = ESM_KINESIS_IT_AT_TIMESTAMP;
+        out->timestamp_ms = ms;
+        return true;
+    }
+    if (strncmp(text, "AT_SEQUENCE_NUMBER:", 19) == 0 && esm_kinesis_seq_valid(text + 19)) {
+        out->type = ESM_KINESIS_IT_AT_SEQUENCE_NUMBER;
+        out->seq = text + 19;
+        return true;
+    }
+    return false;
+}
+
 const char *esm_kinesis_checkpoint_misfit(const char *checkpoint, const esm_kinesis_shard_info *si)
 {
     if (!esm_kinesis_seq_valid(checkpoint)) return "the checkpoint is not a sequence number";
@@ -126,6 +152,7 @@ void esm_kinesis_stored_shard(const esm_store_lane *rows, size_t n, const char *
         if (!l->lane || !esm_kinesis_row_of_shard(l->lane, shard_id)) continue;
         bool own = strcmp(l->lane, shard_id) == 0;
         if (own && l->finished) out->finished = true;
+        if (own && l->start_at) snprintf(out->start_at, sizeof out->start_at, "%s", l->start_at);
         if ((l->position || (own && l->finished)) && l->updated_at_ms > out->stored_at_ms)
             out->stored_at_ms = l->updated_at_ms;
         if (stream_created_ms > 0 && (l->position || (own && l->finished)) &&

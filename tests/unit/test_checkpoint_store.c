@@ -267,7 +267,7 @@ static void test_lanes_register_list_set_delete(void **state)
     esm_store_step fin = {.position = "50", .finished = true, .batch = &b};
     assert_int_equal(esm_store_advance(s, M, kafka, "2", &fin, &err), 0);
     assert_int_equal(esm_store_window_put(s, M, kafka, "2", 1000, "{}", &err), 0);
-    assert_int_equal(esm_store_checkpoint_set(s, M, kafka, "2", "7", &err), 0);
+    assert_int_equal(esm_store_checkpoint_set(s, M, kafka, "2", "7", NULL, &err), 0);
     assert_int_equal(esm_store_checkpoint_get(s, M, kafka, "2", &l, &err), 0);
     assert_string_equal(l.position, "7");
     assert_false(l.finished);
@@ -668,8 +668,46 @@ static void test_confirmation_follows_the_checkpoint(void **state)
     assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "9"}, &err),
                      0);
     assert_true(confirmed(s, SH0));
-    assert_int_equal(esm_store_checkpoint_set(s, M, SRC, SH0, "3", &err), 0);
+    assert_int_equal(esm_store_checkpoint_set(s, M, SRC, SH0, "3", NULL, &err), 0);
     assert_false(confirmed(s, SH0));
+    esm_store_close(s);
+}
+
+/* An operator's start (a moved lane) holds while the lane has no position; the lane's first
+ * position clears it, and a later move replaces it. */
+static void test_start_at_holds_until_the_first_position(void **state)
+{
+    esm_store *s = open_ok(*state);
+    esm_err err;
+    esm_store_lane l;
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "5"}, &err),
+                     0);
+    assert_int_equal(esm_store_checkpoint_set(s, M, SRC, SH0, NULL, "TRIM_HORIZON", &err), 0);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, SH0, &l, &err), 0);
+    assert_null(l.position);
+    assert_string_equal(l.start_at, "TRIM_HORIZON");
+    esm_store_lane_clear(&l);
+    /* a step without a position (only outbox rows) leaves it */
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = NULL}, &err),
+                     0);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, SH0, &l, &err), 0);
+    assert_string_equal(l.start_at, "TRIM_HORIZON");
+    esm_store_lane_clear(&l);
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "2"}, &err),
+                     0);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, SH0, &l, &err), 0);
+    assert_string_equal(l.position, "2");
+    assert_null(l.start_at);
+    esm_store_lane_clear(&l);
+    /* a new lane moved before it was ever read */
+    assert_int_equal(esm_store_checkpoint_set(s, M, SRC, SH1, NULL, "LATEST", &err), 0);
+    esm_store_lane *v;
+    size_t n;
+    assert_int_equal(esm_store_checkpoint_list(s, M, SRC, &v, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1].lane, SH1);
+    assert_string_equal(v[1].start_at, "LATEST");
+    esm_store_lanes_free(v, n);
     esm_store_close(s);
 }
 
@@ -720,6 +758,7 @@ int main(void)
         T(test_outbox_order_retry_delete),
         T(test_confirmation_follows_the_checkpoint),
         T(test_version_2_checkpoints_migrate_as_confirmed),
+        T(test_start_at_holds_until_the_first_position),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);

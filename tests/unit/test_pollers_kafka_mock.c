@@ -184,7 +184,7 @@ static void store_checkpoint(kmock *k, const char *position)
 {
     esm_err err = {0};
     assert_int_equal(esm_store_checkpoint_set(k->store, k->cfg->mappings[0].uuid, source_key_of(k),
-                                              "0", position, &err),
+                                              "0", position, NULL, &err),
                      0);
 }
 
