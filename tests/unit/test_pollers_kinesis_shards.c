@@ -193,6 +193,53 @@ static void test_stored_shard_family(void **state)
     assert_false(esm_kinesis_row_of_shard("shardId-1/x", "shardId-1"));
 }
 
+/* Where an operator moved a shard: read back from the store's start_at, and only its own row's. */
+static void test_operator_start(void **state)
+{
+    (void)state;
+    esm_kinesis_start st;
+    assert_true(esm_kinesis_start_at("TRIM_HORIZON", &st));
+    assert_int_equal(st.type, ESM_KINESIS_IT_TRIM_HORIZON);
+    assert_true(esm_kinesis_start_at("AT_TIMESTAMP:1700000000123", &st));
+    assert_int_equal(st.type, ESM_KINESIS_IT_AT_TIMESTAMP);
+    assert_int_equal(st.timestamp_ms, 1700000000123LL);
+    assert_true(esm_kinesis_start_at("AT_SEQUENCE_NUMBER:4963", &st));
+    assert_int_equal(st.type, ESM_KINESIS_IT_AT_SEQUENCE_NUMBER);
+    assert_string_equal(st.seq, "4963");
+    const char *bad[] = {NULL,
+                         "",
+                         "LATEST",
+                         "AT_TIMESTAMP:",
+                         "AT_TIMESTAMP:-5",
+                         "AT_TIMESTAMP:12x",
+                         "AT_SEQUENCE_NUMBER:",
+                         "AT_SEQUENCE_NUMBER:12a",
+                         "trim_horizon"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(esm_kinesis_start_at(bad[i], &st));
+
+    esm_store_lane rows[] = {
+        {.lane = "shardId-1", .start_at = "TRIM_HORIZON", .updated_at_ms = 5000},
+        {.lane = "shardId-2", .position = "7", .updated_at_ms = 4000},
+        {.lane = "shardId-2/lane-1", .start_at = "TRIM_HORIZON", .updated_at_ms = 4000},
+    };
+    esm_kinesis_stored stored;
+    esm_kinesis_stored_shard(rows, 3, "shardId-1", 0, &stored);
+    assert_string_equal(stored.start_at, "TRIM_HORIZON");
+    assert_string_equal(stored.checkpoint, "");
+    esm_kinesis_stored_shard(rows, 3, "shardId-2", 0, &stored);
+    assert_string_equal(stored.start_at, "");
+
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_kinesis_body_shard_iterator(&b, "s", "shardId-1", ESM_KINESIS_IT_AT_SEQUENCE_NUMBER, "4963",
+                                    0);
+    assert_string_equal(esm_buf_cstr(&b), "{\"StreamName\":\"s\",\"ShardId\":\"shardId-1\","
+                                          "\"ShardIteratorType\":\"AT_SEQUENCE_NUMBER\","
+                                          "\"StartingSequenceNumber\":\"4963\"}");
+    esm_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_start_positions),
         cmocka_unit_test(test_checkpoint_misfit),
         cmocka_unit_test(test_stored_shard_family),
+        cmocka_unit_test(test_operator_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

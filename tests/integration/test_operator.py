@@ -1,0 +1,290 @@
+"""Operator commands on lane positions (docs/operations.md "Moving a position"), as an operator
+uses them: GET /positions lists what the store holds, POST /positions/move moves a Kinesis shard
+or a Kafka partition of a disabled mapping, and the mapping reads from there once enabled again.
+Every assertion is on what the function received (each record, in order) and on the state the
+listing and the peers show; every wait is a condition with a deadline."""
+
+import json
+import time
+import urllib.parse
+
+import pytest
+
+from helpers import aws
+from helpers import http
+from helpers import kafka as kafka_mod
+from helpers.esmd import aws_block
+from helpers.procs import wait_until
+
+KIN = "a0000000-0000-4000-8000-00000000000a"
+KAF = "b0000000-0000-4000-8000-00000000000b"
+SQS = "c0000000-0000-4000-8000-00000000000c"
+FAST = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
+def function(url):
+    return {"fn": {"url": url, "protocol": "lambda", "timeout_seconds": 10}}
+
+
+def positions(e, mapping=None):
+    q = f"?mapping={mapping}" if mapping else ""
+    code, _, body = http.get(e.admin_url + "/positions" + q)
+    assert code == 200, body
+    return {m["UUID"]: m for m in json.loads(body)["EventSourceMappings"]}
+
+
+def move(e, mapping, lane, to, **arg):
+    q = urllib.parse.urlencode(dict(mapping=mapping, lane=lane, to=to, **arg))
+    code, _, body = http.request("POST", e.admin_url + "/positions/move?" + q)
+    return code, json.loads(body)
+
+
+def set_enabled(e, cfg, enabled, state):
+    for m in cfg["event_source_mappings"]:
+        m["Enabled"] = enabled
+    e.reload(cfg)
+    wait_until(lambda: all(m["State"] == state for m in e.status()["EventSourceMappings"]), 30,
+               f"every mapping {state}")
+
+
+def ids(funchost):
+    return [i for inv in funchost.invocations() for i in inv["ids"]]
+
+
+def wait_ids(funchost, n, what):
+    wait_until(lambda: len(ids(funchost)) >= n, 30, what)
+    return ids(funchost)
+
+
+# ---------------------------------------------------------------- Kinesis
+
+
+def kinesis_config(peers, url, arn, **mapping):
+    m = {"UUID": KIN, "FunctionName": "fn", "EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON",
+         "BatchSize": 100}
+    m.update(mapping)
+    return {"aws": aws_block(peers), "functions": function(url), "event_source_mappings": [m]}
+
+
+def wait_position(e, lane, seq):
+    wait_until(lambda: {l["Lane"]: l["Position"] for l in positions(e)[KIN]["Lanes"]}.get(lane) == seq, 20,
+               f"position of {lane} at {seq}")
+
+
+@pytest.mark.peers("kinesis")
+def test_kinesis_move_back_latest_and_trim_horizon(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    shard = st.shard_ids[0]
+    a = [seq for _, seq, _ in aws.put_records(kinesis, st, n=10, partition_key="k")]
+    cfg = kinesis_config(peers, funchost.url_lambda("echo"), st.arn)
+    e = esmd(cfg)
+    assert wait_ids(funchost, 10, "10 delivered") == a
+    wait_position(e, shard, a[-1])
+    listed = positions(e)[KIN]
+    assert listed["State"] == "Enabled" and "after it" in listed["PositionMeans"]
+
+    code, body = move(e, KIN, shard, "TRIM_HORIZON")
+    assert code == 409 and "Enabled" in body["error"], body  # only while disabled
+    set_enabled(e, cfg, False, "Disabled")
+
+    # back to the fourth record: the function gets it and every later one again, in order
+    code, body = move(e, KIN, shard, "AT_SEQUENCE_NUMBER", sequence_number=a[3])
+    assert code == 200, body
+    assert body["Previous"] == a[-1] and body["StartAt"] == f"AT_SEQUENCE_NUMBER:{a[3]}"
+    (lane,) = positions(e, KIN)[KIN]["Lanes"]
+    assert lane["Position"] is None and lane["StartAt"] == f"AT_SEQUENCE_NUMBER:{a[3]}"
+    set_enabled(e, cfg, True, "Enabled")
+    assert wait_ids(funchost, 17, "7 again") == a + a[3:]
+    wait_position(e, shard, a[-1])
+    (lane,) = positions(e)[KIN]["Lanes"]
+    assert lane["StartAt"] is None  # the first checkpoint ends the move
+
+    # LATEST: what is in the stream is passed over, what comes after the move is read, however
+    # long the mapping stays disabled (here: across a restart of esmd)
+    set_enabled(e, cfg, False, "Disabled")
+    b = [seq for _, seq, _ in aws.put_records(kinesis, st, n=3, partition_key="k")]
+    time.sleep(1.1)  # kinesis-mock's arrival times have whole seconds: b and c must not share one
+    assert move(e, KIN, shard, "LATEST")[0] == 200
+    time.sleep(1.1)
+    c = [seq for _, seq, _ in aws.put_records(kinesis, st, n=4, partition_key="k")]
+    e.restart()
+    set_enabled(e, cfg, True, "Enabled")
+    assert wait_ids(funchost, 21, "the 4 written after the move") == a + a[3:] + c
+    wait_position(e, shard, c[-1])
+
+    # TRIM_HORIZON, and a kill -9 before the first checkpoint: the move holds until one is written
+    set_enabled(e, cfg, False, "Disabled")
+    assert move(e, KIN, shard, "TRIM_HORIZON")[0] == 200
+    e.kill9()
+    e.start()
+    set_enabled(e, cfg, True, "Enabled")
+    everything = a + b + c
+    wait_until(lambda: ids(funchost)[21:] == everything, 30, "the whole shard again")
+    wait_position(e, shard, c[-1])
+    assert b[0] not in ids(funchost)[:21]
+
+
+@pytest.mark.peers("kinesis")
+def test_kinesis_parallelization_factor_move_and_refusals(peers, kinesis, funchost, esmd):
+    st = aws.create_stream(kinesis, shards=1)
+    shard = st.shard_ids[0]
+    a = [seq for _, seq, _ in aws.put_records(kinesis, st, records=[(f"k{i % 4}", b"x") for i in range(12)])]
+    cfg = kinesis_config(peers, funchost.url_lambda("echo"), st.arn, ParallelizationFactor=2)
+    e = esmd(cfg)
+    wait_ids(funchost, 12, "12 delivered")
+    wait_until(lambda: any(l["Lane"].startswith(shard + "/lane-") and l["Position"]
+                           for l in positions(e)[KIN]["Lanes"]), 20, "a shard lane with a position")
+    set_enabled(e, cfg, False, "Disabled")
+
+    for args, status, words in [
+        ((KIN, shard, "SOMEWHERE"), 400, "to must be"),
+        ((KIN, shard, "AT_TIMESTAMP"), 400, "needs timestamp="),
+        ((KIN, shard, "AT_OFFSET"), 400, "needs offset="),
+        ((KIN, "shardId-000000000099", "TRIM_HORIZON"), 404, "no shard"),
+        ((KIN, shard + "/lane-1", "TRIM_HORIZON"), 404, "no shard"),
+        (("d0000000-0000-4000-8000-00000000000d", shard, "TRIM_HORIZON"), 404, "no mapping"),
+    ]:
+        code, body = move(e, *args)
+        assert (code, words in body["error"]) == (status, True), (args, body)
+    for extra, words in [({"offset": "4"}, "AT_OFFSET"), ({}, "")]:
+        code, body = move(e, KIN, shard, "AT_OFFSET", **extra) if extra else \
+            move(e, KIN, shard, "AT_SEQUENCE_NUMBER", sequence_number="12ab")
+        assert code == 400 and words in body["error"], body
+    code, body = move(e, KIN, shard, "AT_TIMESTAMP", timestamp="yesterday")
+    assert code == 400 and "ISO 8601" in body["error"]
+    assert positions(e)[KIN]["Lanes"][0]["Position"] == a[-1]  # a refused move changes nothing
+
+    # AT_TIMESTAMP before the first record (epoch seconds, as the AWS CLI sends it): the whole
+    # shard again, through both lanes; no lane row keeps its old position
+    code, body = move(e, KIN, shard, "AT_TIMESTAMP", timestamp="1000000000")
+    assert code == 200 and body["StartAt"] == "AT_TIMESTAMP:1000000000000", body
+    (lane,) = positions(e)[KIN]["Lanes"]
+    assert lane["Lane"] == shard and lane["Position"] is None
+    set_enabled(e, cfg, True, "Enabled")
+    wait_until(lambda: sorted(ids(funchost)[12:]) == sorted(a), 30, "the shard again")
+    for key in range(4):  # per key, in order
+        mine = [s for s, (k, _) in zip(a, [(f"k{i % 4}", b"x") for i in range(12)]) if k == f"k{key}"]
+        again = [s for s in ids(funchost)[12:] if s in mine]
+        assert again == mine
+
+
+def test_sqs_mapping_has_no_positions(peers, sqs, funchost, esmd):
+    q = aws.create_queue(sqs)
+    cfg = {"aws": aws_block(peers), "functions": function(funchost.url_lambda("echo")),
+           "event_source_mappings": [{"UUID": SQS, "FunctionName": "fn", "EventSourceArn": q.arn,
+                                      "Enabled": False}]}
+    e = esmd(cfg)
+    assert positions(e)[SQS]["Lanes"] is None
+    code, body = move(e, SQS, "x", "TRIM_HORIZON")
+    assert code == 400 and "SQS" in body["error"]
+    code, _, _ = http.get(e.admin_url + "/positions?mapping=nobody")
+    assert code == 404
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def kafka_config(kafka, topic, url, group):
+    return {"functions": function(url), "event_source_mappings": [{
+        "UUID": KAF, "FunctionName": "fn",
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap]}},
+        "Topics": [topic], "StartingPosition": "TRIM_HORIZON", "BatchSize": 100,
+        "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group},
+        "EsmdOptions": {"KafkaProperties": dict(FAST)}}]}
+
+
+def values(funchost):
+    return funchost.payloads("echo")
+
+
+def committed(kafka, group, topic):
+    return kafka.committed_offsets(group, topic)
+
+
+@pytest.mark.peers("kafka")
+def test_kafka_move_to_offset_latest_and_timestamp(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=1)
+    group = kafka_mod.unique("g")
+    kafka.produce(topic, [{"value": f"a-{i}"} for i in range(10)])
+    cfg = kafka_config(kafka, topic, funchost.url_lambda("echo"), group)
+    e = esmd(cfg)
+    wait_until(lambda: len(values(funchost)) >= 10, 30, "10 delivered")
+    wait_until(lambda: committed(kafka, group, topic) == {0: 10}, 30, "committed 10")
+    wait_until(lambda: positions(e)[KAF]["Lanes"] and positions(e)[KAF]["Lanes"][0]["Position"] == "10",
+               20, "stored 10")
+    assert move(e, KAF, "0", "AT_OFFSET", offset="4")[0] == 409
+    set_enabled(e, cfg, False, "Disabled")
+
+    code, body = move(e, KAF, "0", "AT_OFFSET", offset="4")
+    assert code == 200, body
+    assert (body["Previous"], body["Position"], body["LogStart"], body["LogEnd"]) == ("10", "4", 0, 10)
+    assert committed(kafka, group, topic) == {0: 4}  # standard tools see the move
+    assert positions(e)[KAF]["Lanes"][0]["Position"] == "4"
+    set_enabled(e, cfg, True, "Enabled")
+    wait_until(lambda: len(values(funchost)) >= 16, 30, "6 again")
+    assert values(funchost) == [f"a-{i}" for i in range(10)] + [f"a-{i}" for i in range(4, 10)]
+    wait_until(lambda: committed(kafka, group, topic) == {0: 10}, 30, "committed 10 again")
+
+    # LATEST is the log end at the move: records produced after it are read
+    set_enabled(e, cfg, False, "Disabled")
+    kafka.produce(topic, [{"value": f"b-{i}"} for i in range(3)])
+    code, body = move(e, KAF, "0", "LATEST")
+    assert (code, body.get("Position")) == (200, "13"), body
+    kafka.produce(topic, [{"value": f"c-{i}"} for i in range(2)])
+    set_enabled(e, cfg, True, "Enabled")
+    wait_until(lambda: len(values(funchost)) >= 18, 30, "the 2 produced after the move")
+    assert values(funchost)[16:] == ["c-0", "c-1"]
+    wait_until(lambda: committed(kafka, group, topic) == {0: 15}, 30, "committed 15")
+
+    # AT_TIMESTAMP between two writes (ISO 8601): from the first record at or after it
+    set_enabled(e, cfg, False, "Disabled")
+    time.sleep(0.05)  # record timestamps are milliseconds: the mark must fall between the writes
+    mark = time.time()
+    time.sleep(0.05)
+    kafka.produce(topic, [{"value": f"d-{i}"} for i in range(2)])
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mark)) + f".{int(mark * 1000) % 1000:03d}Z"
+    code, body = move(e, KAF, "0", "AT_TIMESTAMP", timestamp=iso)
+    assert (code, body.get("Position")) == (200, "15"), body
+    code, body = move(e, KAF, "0", "AT_TIMESTAMP", timestamp=str(int(time.time()) + 3600))
+    assert (code, body.get("Position")) == (200, "17"), body  # none after it yet: the end
+    code, body = move(e, KAF, "0", "AT_TIMESTAMP", timestamp=iso)
+    assert code == 200
+    set_enabled(e, cfg, True, "Enabled")
+    wait_until(lambda: len(values(funchost)) >= 20, 30, "the 2 after the mark")
+    assert values(funchost)[18:] == ["d-0", "d-1"]
+    wait_until(lambda: committed(kafka, group, topic) == {0: 17}, 30, "committed 17")
+
+
+@pytest.mark.peers("kafka")
+def test_kafka_move_refusals(kafka, funchost, esmd):
+    topic = kafka.create_topic(partitions=2)
+    group = kafka_mod.unique("g")
+    kafka.produce(topic, [{"value": f"a-{i}", "partition": i % 2} for i in range(6)])
+    cfg = kafka_config(kafka, topic, funchost.url_lambda("echo"), group)
+    cfg["event_source_mappings"][0]["Enabled"] = False
+    e = esmd(cfg)
+    for args, extra, status, words in [
+        (("0", "AT_OFFSET"), {"offset": "99"}, 400, "outside the partition's log"),
+        (("0", "AT_OFFSET"), {"offset": "-1"}, 400, "offset must be"),
+        (("0", "AT_SEQUENCE_NUMBER"), {"sequence_number": "1"}, 400, "AT_OFFSET"),
+        (("7", "TRIM_HORIZON"), {}, 404, "no partition 7"),
+        (("p0", "TRIM_HORIZON"), {}, 400, "partition number"),
+    ]:
+        code, body = move(e, KAF, *args, **extra)
+        assert (code, words in body["error"]) == (status, True), (args, body)
+    assert set(committed(kafka, group, topic).values()) == {-1001}  # a refusal commits nothing
+
+    # another consumer in the group: the broker refuses the commit, the store is left alone
+    ck = kafka_mod._ck()
+    other = ck.Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group,
+                         "enable.auto.commit": False, **FAST})
+    try:
+        other.subscribe([topic])
+        wait_until(lambda: other.poll(0.2) is not None or other.assignment(), 30, "the other consumer joined")
+        assert kafka.group_state(group) == ("STABLE", 1)
+        code, body = move(e, KAF, "0", "TRIM_HORIZON")
+        assert code == 409 and "another consumer" in body["error"], body
+    finally:
+        other.close()
+    assert positions(e)[KAF]["Lanes"] == []
+    assert set(committed(kafka, group, topic).values()) == {-1001}
