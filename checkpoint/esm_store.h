@@ -245,21 +245,24 @@ int esm_store_outbox_next_due(esm_store *s, int64_t *when_ms, esm_err *err);
 int esm_store_outbox_park(esm_store *s, int64_t id, int64_t now_ms, const char *reason,
                           esm_err *err);
 
+/* A row as the listings show it (the payload not read). */
 typedef struct {
     int64_t id;
     char *mapping;
     char *destination;
-    char *reason;
-    int64_t parked_at_ms;
+    char *reason;               /* parked: why; pending: the last delivery error (NULL: none) */
+    int64_t parked_at_ms;       /* 0 while pending */
+    int64_t next_attempt_at_ms; /* pending: when it is due */
     int64_t created_at_ms;
     int64_t size; /* payload bytes */
     int attempts;
-} esm_outbox_parked_row;
+} esm_outbox_row_info;
 
-void esm_store_outbox_parked_free(esm_outbox_parked_row *rows, size_t n);
-/* Parked rows with id > after_id, by id, at most limit (payloads not read). */
-int esm_store_outbox_parked_list(esm_store *s, int64_t after_id, size_t limit,
-                                 esm_outbox_parked_row **rows, size_t *n, esm_err *err);
+void esm_store_outbox_infos_free(esm_outbox_row_info *rows, size_t n);
+/* Parked rows (parked true) or rows still to deliver (false) with id > after_id, by id, at
+ * most limit. */
+int esm_store_outbox_list(esm_store *s, bool parked, int64_t after_id, size_t limit,
+                          esm_outbox_row_info **rows, size_t *n, esm_err *err);
 
 typedef struct {
     char *destination;

@@ -241,7 +241,7 @@ int esm_store_outbox_park(esm_store *s, int64_t id, int64_t now_ms, const char *
     return ret;
 }
 
-void esm_store_outbox_parked_free(esm_outbox_parked_row *rows, size_t n)
+void esm_store_outbox_infos_free(esm_outbox_row_info *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(rows[i].mapping);
@@ -272,28 +272,30 @@ static int grow(void **v, size_t len, size_t *cap, size_t elem)
     return 0;
 }
 
-int esm_store_outbox_parked_list(esm_store *s, int64_t after_id, size_t limit,
-                                 esm_outbox_parked_row **rows, size_t *n, esm_err *err)
+int esm_store_outbox_list(esm_store *s, bool parked, int64_t after_id, size_t limit,
+                          esm_outbox_row_info **rows, size_t *n, esm_err *err)
 {
     *rows = NULL;
     *n = 0;
     if (limit == 0) return 0;
     LOCK(s);
-    sqlite3_stmt *st = esm_store_stmt(s, ESM_STMT_OUTBOX_PARKED_LIST);
+    sqlite3_stmt *st =
+        esm_store_stmt(s, parked ? ESM_STMT_OUTBOX_PARKED_LIST : ESM_STMT_OUTBOX_PENDING_LIST);
     sqlite3_bind_int64(st, 1, after_id);
     sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-    esm_outbox_parked_row *v = NULL;
+    esm_outbox_row_info *v = NULL;
     size_t len = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow((void **)&v, len, &cap, sizeof *v) != 0) break;
-        esm_outbox_parked_row *r = &v[len];
+        esm_outbox_row_info *r = &v[len];
         memset(r, 0, sizeof *r);
         r->id = sqlite3_column_int64(st, 0);
         r->parked_at_ms = sqlite3_column_int64(st, 4);
         r->created_at_ms = sqlite3_column_int64(st, 5);
         r->size = sqlite3_column_int64(st, 6);
         r->attempts = sqlite3_column_int(st, 7);
+        r->next_attempt_at_ms = sqlite3_column_int64(st, 8);
         len++; /* counted before the copies, so a failed copy is freed with the rest */
         if (esm_store_col_dup(st, 1, &r->mapping) || esm_store_col_dup(st, 2, &r->destination) ||
             esm_store_col_dup(st, 3, &r->reason))
@@ -303,11 +305,11 @@ int esm_store_outbox_parked_list(esm_store *s, int64_t after_id, size_t limit,
     if (rc == SQLITE_ROW)
         ret = esm_store_fail_plain(s, ESM_ERR_NOMEM, NULL, err, "out of memory");
     else if (rc != SQLITE_DONE)
-        ret = esm_store_fail(s, rc, NULL, "reading parked outbox rows", err);
+        ret = esm_store_fail(s, rc, NULL, "listing outbox rows", err);
     esm_store_stmt_done(st);
     UNLOCK(s);
     if (ret != 0) {
-        esm_store_outbox_parked_free(v, len);
+        esm_store_outbox_infos_free(v, len);
         return -1;
     }
     *rows = v;

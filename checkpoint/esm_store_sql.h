@@ -168,8 +168,13 @@
     X(OUTBOX_PARK, "UPDATE outbox SET attempts = attempts + 1, parked_at_ms = ?2,"                 \
                    " park_reason = ?3, last_error = ?3 WHERE id = ?1 AND parked_at_ms IS NULL")    \
     X(OUTBOX_PARKED_LIST, "SELECT id, mapping, destination, park_reason, parked_at_ms,"            \
-                          " created_at_ms, length(CAST(payload AS BLOB)), attempts FROM outbox"    \
+                          " created_at_ms, length(CAST(payload AS BLOB)), attempts,"               \
+                          " next_attempt_at_ms FROM outbox"                                        \
                           " WHERE parked_at_ms IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2")      \
+    X(OUTBOX_PENDING_LIST, "SELECT id, mapping, destination, last_error, 0,"                       \
+                           " created_at_ms, length(CAST(payload AS BLOB)), attempts,"              \
+                           " next_attempt_at_ms FROM outbox"                                       \
+                           " WHERE parked_at_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2")         \
     /* bare columns next to max(): SQLite takes them from the row holding the max */               \
     X(OUTBOX_PARKED_BY_DEST, "SELECT destination, count(*), max(parked_at_ms), park_reason"        \
                              " FROM outbox WHERE parked_at_ms IS NOT NULL GROUP BY destination"    \

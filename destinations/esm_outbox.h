@@ -100,8 +100,10 @@ int64_t esm_outbox_drainer_redrive(esm_outbox_drainer *d, int64_t id, const char
                                    esm_err *err);
 /* Appends {"parked":[{"id":N,"mapping":"...","destination":"...","reason":"...",
  * "parked_at":ISO,"created_at":ISO,"size":N,"attempts":N}],"next_after":N|null}: parked
- * rows with id > after_id, at most limit (next_after pages on). 0 ok, -1 error (err set). */
-int esm_outbox_parked_json(esm_store *store, int64_t after_id, size_t limit, esm_buf *json,
-                           esm_err *err);
+ * rows with id > after_id, at most limit (next_after pages on). parked false: rows still to
+ * deliver, {"pending":[...]} with "last_error" (null: not tried yet) and "next_attempt_at" in
+ * place of "reason" and "parked_at". 0 ok, -1 error (err set). */
+int esm_outbox_rows_json(esm_store *store, bool parked, int64_t after_id, size_t limit,
+                         esm_buf *json, esm_err *err);
 
 #endif

@@ -151,10 +151,11 @@ static const char *query_arg(void *req, const char *name)
     return MHD_lookup_connection_value(req, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, bool redrive, admin_reply *out)
+static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, esm_admin_outbox_op op,
+                         admin_reply *out)
 {
-    if (!a->hooks.outbox_parked) return false;
-    out->status = a->hooks.outbox_parked(a->hooks.arg, redrive, query_arg, c, out->body);
+    if (!a->hooks.outbox) return false;
+    out->status = a->hooks.outbox(a->hooks.arg, op, query_arg, c, out->body);
     esm_buf_putc(out->body, '\n');
     return true;
 }
@@ -163,14 +164,21 @@ static bool serve_parked(esm_admin *a, struct MHD_Connection *c, const esm_buf *
                          admin_reply *out)
 {
     (void)in;
-    return serve_outbox(a, c, false, out);
+    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_PARKED, out);
+}
+
+static bool serve_pending(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
+{
+    (void)in;
+    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_PENDING, out);
 }
 
 static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
                           admin_reply *out)
 {
     (void)in; /* the selection is in the query */
-    return serve_outbox(a, c, true, out);
+    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_REDRIVE, out);
 }
 
 static bool serve_positions_hook(esm_admin *a, struct MHD_Connection *c, bool move,
@@ -203,6 +211,7 @@ static const admin_route routes[] = {
     {"/metrics", false, serve_metrics},
     {"/reload", true, serve_reload},
     {"/outbox/parked", false, serve_parked},
+    {"/outbox/pending", false, serve_pending},
     {"/outbox/parked/redrive", true, serve_redrive},
     {"/positions", false, serve_positions},
     {"/positions/move", true, serve_move},

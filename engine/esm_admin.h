@@ -9,6 +9,7 @@
  *   POST /reload    reload the config file like SIGHUP; 200 + JSON report when applied, 400 +
  *                   JSON with every problem when the new config is invalid (the old one runs)
  *   GET  /outbox/parked            parked failure records (JSON; ?after=ID&limit=N)
+ *   GET  /outbox/pending           failure records still to deliver (same paging)
  *   POST /outbox/parked/redrive    re-queue parked records (all, ?id=ID and/or ?destination=D)
  *   GET  /positions                each mapping's lanes and their stored positions
  *   POST /positions/move           move a lane of a mapping that is not running
@@ -40,15 +41,21 @@ typedef struct esm_admin esm_admin;
 /* A query argument of the request being answered (NULL when absent). */
 typedef const char *(*esm_admin_arg_fn)(void *req, const char *name);
 
+typedef enum {
+    ESM_ADMIN_OUTBOX_PARKED,  /* list parked rows */
+    ESM_ADMIN_OUTBOX_PENDING, /* list rows still to deliver */
+    ESM_ADMIN_OUTBOX_REDRIVE, /* make parked rows due again */
+} esm_admin_outbox_op;
+
 typedef struct {
     bool (*ready)(void *arg, esm_buf *why); /* false: why gets one reason per line */
     void (*status)(void *arg, esm_buf *out);
     void (*metrics)(void *arg, esm_buf *out); /* may be NULL */
     int (*reload)(void *arg, esm_buf *out);   /* may be NULL; 0 = applied; out gets JSON */
-    /* GET /outbox/parked (redrive false) and POST /outbox/parked/redrive (true); may be NULL.
+    /* GET /outbox/parked, GET /outbox/pending and POST /outbox/parked/redrive; may be NULL.
      * Returns the HTTP status; out gets JSON. */
-    unsigned (*outbox_parked)(void *arg, bool redrive, esm_admin_arg_fn get_arg, void *req,
-                              esm_buf *out);
+    unsigned (*outbox)(void *arg, esm_admin_outbox_op op, esm_admin_arg_fn get_arg, void *req,
+                       esm_buf *out);
     /* GET /positions (move false) and POST /positions/move (true); may be NULL. Returns the
      * HTTP status; out gets JSON. */
     unsigned (*positions)(void *arg, bool move, esm_admin_arg_fn get_arg, void *req, esm_buf *out);

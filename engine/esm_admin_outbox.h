@@ -1,5 +1,7 @@
-/* The admin endpoints of parked failure records (docs/operations.md "Parked failure records"):
+/* The admin endpoints of failure records in the outbox (docs/operations.md "Parked failure
+ * records"):
  *   GET  /outbox/parked[?after=ID][&limit=N]   200 {"parked":[...],"next_after":ID|null}
+ *   GET  /outbox/pending[?after=ID][&limit=N]  200 {"pending":[...],"next_after":ID|null}
  *   POST /outbox/parked/redrive[?id=ID][&destination=D]
  *        200 {"redriven":N}; 404 when ?id= names no parked row; 400 on a bad argument.
  * Without arguments redrive re-queues every parked row. */
@@ -17,7 +19,7 @@
 #define ESM_ADMIN_PARKED_LIMIT_MAX 1000
 
 /* Answers one request; returns the HTTP status, out gets JSON. */
-unsigned esm_admin_outbox_parked(esm_store *store, esm_outbox_drainer *outbox, bool redrive,
-                                 esm_admin_arg_fn get_arg, void *req, esm_buf *out);
+unsigned esm_admin_outbox(esm_store *store, esm_outbox_drainer *outbox, esm_admin_outbox_op op,
+                          esm_admin_arg_fn get_arg, void *req, esm_buf *out);
 
 #endif

@@ -654,11 +654,11 @@ static int admin_reload(void *arg, esm_buf *out)
     return do_reload(arg, "POST /reload", out);
 }
 
-static unsigned admin_outbox_parked(void *arg, bool redrive, esm_admin_arg_fn get_arg, void *req,
-                                    esm_buf *out)
+static unsigned admin_outbox(void *arg, esm_admin_outbox_op op, esm_admin_arg_fn get_arg, void *req,
+                             esm_buf *out)
 {
     daemon_state *d = arg;
-    return esm_admin_outbox_parked(d->store, d->outbox, redrive, get_arg, req, out);
+    return esm_admin_outbox(d->store, d->outbox, op, get_arg, req, out);
 }
 
 /* ---- startup -------------------------------------------------------------------------------- */
@@ -767,7 +767,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .status = render_status,
                              .metrics = render_metrics,
                              .reload = admin_reload,
-                             .outbox_parked = admin_outbox_parked,
+                             .outbox = admin_outbox,
                              .positions = admin_positions,
                              .arg = &d};
     d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);

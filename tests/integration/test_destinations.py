@@ -14,6 +14,7 @@ build-destinations/esmd-outbox-driver.
 import json
 import os
 import threading
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -477,6 +478,38 @@ def test_oversize_record_is_parked_the_rest_flow_and_redrive_delivers_it(peers, 
     assert code == 404
     code, _, _ = http.request("POST", e.admin_url + "/outbox/parked/redrive?id=x", body=b"")
     assert code == 400
+
+
+@pytest.mark.peers("sqs")
+def test_records_a_missing_queue_refuses_are_listed_pending_until_it_exists(peers, sqs, funchost, esmd):
+    src = aws.create_queue(sqs, visibility_timeout=30)
+    name = src.name + "-later"
+    failures = types.SimpleNamespace(arn=aws.sqs_arn(name))
+    aws.send_messages(sqs, src, bodies=["one", "two"])
+    e = esmd(esmd_config(peers, funchost, src, failures))
+
+    def pending():
+        code, _, body = http.get(e.admin_url + "/outbox/pending")
+        assert code == 200, body
+        return json.loads(body)
+
+    def both_failed():
+        rows = pending()["pending"]
+        return rows if len(rows) == 2 and all(r["last_error"] for r in rows) else None
+
+    rows = wait_until(both_failed, 30, "both records pending with a delivery error")
+    assert {r["destination"] for r in rows} == {failures.arn}
+    assert all(r["attempts"] >= 1 and r["next_attempt_at"] and "parked_at" not in r for r in rows)
+    assert "NonExistentQueue" in rows[0]["last_error"] or "exist" in rows[0]["last_error"]
+    page = json.loads(http.get(e.admin_url + "/outbox/pending?limit=1")[2])
+    assert [r["id"] for r in page["pending"]] == [rows[0]["id"]] and page["next_after"] == rows[0]["id"]
+    assert http.get(e.admin_url + "/outbox/pending?limit=0")[0] == 400
+    assert parked(e) == []
+
+    q = aws.create_queue(sqs, name=name)
+    got = aws.drain(sqs, q, expect=2, timeout=60)
+    assert sorted(record_bodies(got)) == ["one", "two"]
+    wait_until(lambda: pending()["pending"] == [], 15, "nothing pending once delivered")
 
 
 def queue_empty(sqs, q):

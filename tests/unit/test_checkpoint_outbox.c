@@ -73,9 +73,9 @@ static void test_parked_row_is_kept_but_not_due_until_redriven(void **state)
     assert_int_equal(first, 2);
     assert_int_equal(esm_store_outbox_depth(s, NULL, &err), 1);
 
-    esm_outbox_parked_row *rows = NULL;
+    esm_outbox_row_info *rows = NULL;
     size_t n = 0;
-    assert_int_equal(esm_store_outbox_parked_list(s, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(esm_store_outbox_list(s, true, 0, 10, &rows, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_int_equal(rows[0].id, 1);
     assert_string_equal(rows[0].reason, "HTTP 413: too large");
@@ -84,12 +84,30 @@ static void test_parked_row_is_kept_but_not_due_until_redriven(void **state)
     assert_int_equal(rows[0].parked_at_ms, 1000);
     assert_int_equal(rows[0].size, 7);
     assert_int_equal(rows[0].attempts, 1);
-    esm_store_outbox_parked_free(rows, n);
+    esm_store_outbox_infos_free(rows, n);
     /* paging */
-    assert_int_equal(esm_store_outbox_parked_list(s, 1, 10, &rows, &n, &err), 0);
+    assert_int_equal(esm_store_outbox_list(s, true, 1, 10, &rows, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].id, 3);
-    esm_store_outbox_parked_free(rows, n);
+    esm_store_outbox_infos_free(rows, n);
+    /* the row still to deliver, in its own listing */
+    assert_int_equal(esm_store_outbox_list(s, false, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].id, 2);
+    assert_string_equal(rows[0].destination, "file:///tmp/b");
+    assert_null(rows[0].reason); /* not tried yet */
+    assert_int_equal(rows[0].parked_at_ms, 0);
+    assert_true(rows[0].next_attempt_at_ms > 0);
+    esm_store_outbox_infos_free(rows, n);
+    assert_int_equal(esm_store_outbox_list(s, false, 2, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(esm_store_outbox_retry_later(s, 2, 9000, "HTTP 503", &err), 0);
+    assert_int_equal(esm_store_outbox_list(s, false, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].reason, "HTTP 503");
+    assert_int_equal(rows[0].next_attempt_at_ms, 9000);
+    assert_int_equal(rows[0].attempts, 1);
+    esm_store_outbox_infos_free(rows, n);
 
     esm_outbox_parked_dest *pd = NULL;
     assert_int_equal(esm_store_outbox_parked_by_dest(s, &pd, &n, &err), 0);
@@ -119,12 +137,12 @@ static void test_parked_rows_survive_a_reopen(void **state)
     esm_store_close(s);
     s = open_ok(*state);
     assert_int_equal(due_count(s, NULL), 0);
-    esm_outbox_parked_row *rows = NULL;
+    esm_outbox_row_info *rows = NULL;
     size_t n = 0;
-    assert_int_equal(esm_store_outbox_parked_list(s, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(esm_store_outbox_list(s, true, 0, 10, &rows, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(rows[0].reason, "refused");
-    esm_store_outbox_parked_free(rows, n);
+    esm_store_outbox_infos_free(rows, n);
     int64_t when = 0;
     assert_int_equal(esm_store_outbox_next_due(s, &when, &err), 1); /* nothing due, ever */
     esm_store_close(s);

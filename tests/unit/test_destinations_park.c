@@ -146,12 +146,12 @@ static const cJSON *status_dest(const cJSON *st, const char *name)
 
 static int64_t parked_count(fixture *f, char *first_reason, size_t len)
 {
-    esm_outbox_parked_row *rows = NULL;
+    esm_outbox_row_info *rows = NULL;
     size_t n = 0;
     esm_err err = {0};
-    assert_int_equal(esm_store_outbox_parked_list(f->store, 0, 100, &rows, &n, &err), 0);
+    assert_int_equal(esm_store_outbox_list(f->store, true, 0, 100, &rows, &n, &err), 0);
     if (first_reason && len) snprintf(first_reason, len, "%s", n ? rows[0].reason : "");
-    esm_store_outbox_parked_free(rows, n);
+    esm_store_outbox_infos_free(rows, n);
     return (int64_t)n;
 }
 
@@ -197,7 +197,7 @@ static void test_http_413_parks_the_row_and_the_rows_behind_are_delivered(void *
     esm_buf b;
     esm_buf_init(&b);
     esm_err err = {0};
-    assert_int_equal(esm_outbox_parked_json(f->store, 0, 100, &b, &err), 0);
+    assert_int_equal(esm_outbox_rows_json(f->store, true, 0, 100, &b, &err), 0);
     cJSON *j = cJSON_ParseWithLength(b.data, b.len);
     esm_buf_free(&b);
     const cJSON *rows = cJSON_GetObjectItem(j, "parked");
@@ -299,16 +299,16 @@ static void test_sqs_limit_and_kafka_message_max_bytes_park_without_sending(void
     free(big);
     start(f);
     run_until(f, parked_at_least, (void *)2, 10000, "both rows parked");
-    esm_outbox_parked_row *rows = NULL;
+    esm_outbox_row_info *rows = NULL;
     size_t n = 0;
     esm_err err = {0};
-    assert_int_equal(esm_store_outbox_parked_list(f->store, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(esm_store_outbox_list(f->store, true, 0, 10, &rows, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_non_null(strstr(rows[0].reason, "record too large for sqs: 1048577 bytes"));
     assert_non_null(strstr(rows[0].reason, "1048576"));
     assert_non_null(strstr(rows[1].reason, "too large"));
     assert_int_equal(rows[1].size, 1048577);
-    esm_store_outbox_parked_free(rows, n);
+    esm_store_outbox_infos_free(rows, n);
 }
 
 int main(void)
