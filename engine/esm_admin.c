@@ -11,6 +11,7 @@
 #include "common/esm_log.h"
 #include "engine/esm_admin_guard.h"
 #include "engine/esm_admin_page.h"
+#include "engine/esm_admin_replay.h"
 #include "engine/esm_metrics.h"
 
 struct esm_admin {
@@ -203,6 +204,35 @@ static bool serve_move(esm_admin *a, struct MHD_Connection *c, const esm_buf *in
     return serve_positions_hook(a, c, true, out);
 }
 
+static bool serve_replay_hook(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out)
+{
+    if (!a->hooks.replay) return false;
+    out->status = a->hooks.replay(a->hooks.arg, op, query_arg, c, out->body);
+    esm_buf_putc(out->body, '\n');
+    return true;
+}
+
+static bool serve_replays(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                          admin_reply *out)
+{
+    (void)in;
+    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_LIST, out);
+}
+
+static bool serve_replay_start(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                               admin_reply *out)
+{
+    (void)in; /* the job is described in the query */
+    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_START, out);
+}
+
+static bool serve_replay_cancel(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
+                                admin_reply *out)
+{
+    (void)in;
+    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_CANCEL, out);
+}
+
 static const admin_route routes[] = {
     {"/", false, serve_page},
     {"/healthz", false, serve_healthz},
@@ -215,6 +245,9 @@ static const admin_route routes[] = {
     {"/outbox/parked/redrive", true, serve_redrive},
     {"/positions", false, serve_positions},
     {"/positions/move", true, serve_move},
+    {"/replay", false, serve_replays},
+    {"/replay/start", true, serve_replay_start},
+    {"/replay/cancel", true, serve_replay_cancel},
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */

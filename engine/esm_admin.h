@@ -14,6 +14,8 @@
  *   GET  /positions                each mapping's lanes and their stored positions
  *   POST /positions/move           move a lane of a mapping that is not running
  *                                  (engine/esm_admin_positions.h)
+ *   GET  /replay                   replay jobs; POST /replay/start and /replay/cancel start
+ *                                  and stop one (engine/esm_admin_replay.h)
  * Every method but GET and HEAD passes esm_admin_guard() first (engine/esm_admin_guard.h):
  * 403 for a browser, a form content type, a remote client without a configured token, or a
  * wrong token. See docs/operations.md "Securing the admin API". */
@@ -59,6 +61,9 @@ typedef struct {
     /* GET /positions (move false) and POST /positions/move (true); may be NULL. Returns the
      * HTTP status; out gets JSON. */
     unsigned (*positions)(void *arg, bool move, esm_admin_arg_fn get_arg, void *req, esm_buf *out);
+    /* GET /replay, POST /replay/start and POST /replay/cancel; may be NULL. Returns the HTTP
+     * status; out gets JSON. */
+    unsigned (*replay)(void *arg, int op, esm_admin_arg_fn get_arg, void *req, esm_buf *out);
     void *arg;
 } esm_admin_hooks;
 

@@ -18,6 +18,7 @@
 #include "engine/esm_admin.h"
 #include "engine/esm_admin_outbox.h"
 #include "engine/esm_admin_positions.h"
+#include "engine/esm_admin_replay.h"
 #include "engine/esm_lifecycle.h"
 #include "engine/esm_mapping.h"
 #include "engine/esm_metrics.h"
@@ -64,6 +65,7 @@ struct daemon_state {
     ev_signal sigterm, sigint, sighup;
     ev_timer watchdog;
     esm_admin *admin;
+    esm_replays replays;
 };
 
 static const esm_mapping_config *kafka_source_of(const char *mapping, void *arg)
@@ -684,6 +686,27 @@ static unsigned admin_positions(void *arg, bool move, esm_admin_arg_fn get_arg, 
     return status;
 }
 
+static bool find_mapping(void *arg, const char *uuid, esm_generation **gen,
+                         const esm_mapping_config **mc)
+{
+    daemon_state *d = arg;
+    for (mslot *s = d->slots; s; s = s->next)
+        if (strcmp(s->mc->uuid, uuid) == 0) {
+            *gen = s->gen;
+            *mc = s->mc;
+            return true;
+        }
+    return false;
+}
+
+static unsigned admin_replay(void *arg, int op, esm_admin_arg_fn get_arg, void *req, esm_buf *out)
+{
+    daemon_state *d = arg;
+    esm_replay_options base = {.loop = d->loop, .sqs = d->sqs};
+    return esm_admin_replay(&d->replays, (esm_admin_replay_op)op, &base, find_mapping, d, get_arg,
+                            req, out);
+}
+
 static bool create_shared(daemon_state *d)
 {
     esm_config *cfg = esm_generation_config(d->base);
@@ -719,6 +742,7 @@ static bool create_shared(daemon_state *d)
 static void destroy_all(daemon_state *d)
 {
     esm_admin_destroy(d->admin);
+    esm_replays_free(&d->replays); /* before the generations and the HTTP client they use */
     while (d->slots)
         slot_free(d->slots);
     esm_outbox_drainer_destroy(d->outbox);
@@ -769,6 +793,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .reload = admin_reload,
                              .outbox = admin_outbox,
                              .positions = admin_positions,
+                             .replay = admin_replay,
                              .arg = &d};
     d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);
     if (!d.admin && cfg->admin_listen && cfg->admin_listen[0]) {

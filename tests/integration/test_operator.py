@@ -288,3 +288,114 @@ def test_kafka_move_refusals(kafka, funchost, esmd):
         other.close()
     assert positions(e)[KAF]["Lanes"] == []
     assert set(committed(kafka, group, topic).values()) == {-1001}
+
+
+# ---------------------------------------------------------------- replay
+
+
+def replay(e, **args):
+    q = urllib.parse.urlencode(args)
+    code, _, body = http.request("POST", e.admin_url + "/replay/start?" + q)
+    return code, json.loads(body)
+
+
+def replay_done(e, job_id):
+    def done():
+        code, _, body = http.get(e.admin_url + "/replay")
+        assert code == 200, body
+        (job,) = [j for j in json.loads(body)["Replays"] if j["Id"] == job_id]
+        return job if job["State"] != "Running" else None
+
+    return wait_until(done, 30, f"replay {job_id} finished")
+
+
+def poisoned_kinesis(peers, kinesis, funchost, destination, poison=(3,)):
+    """A stream of six records, poison pills at the given places; the mapping sends each one's
+    failure record, the records included, to destination. Returns (cfg, the poison records'
+    sequence numbers)."""
+    st = aws.create_stream(kinesis, shards=1)
+    put = aws.put_records(kinesis, st, records=[("k", b"POISON" if i in poison else f"ok-{i}".encode())
+                                                for i in range(6)])
+    cfg = kinesis_config(peers, funchost.url_lambda("poison"), st.arn, BatchSize=10,
+                         MaximumRetryAttempts=0, BisectBatchOnFunctionError=True,
+                         DestinationConfig={"OnFailure": {"Destination": destination}},
+                         EsmdOptions={"IncludeRecordsInFailureRecord": True})
+    return cfg, [put[i][1] for i in poison]
+
+
+def poison_invocations(funchost):
+    return [inv for inv in funchost.invocations("poison") if "POISON" in inv.get("payloads", [])]
+
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.peers("kinesis")
+def test_replay_from_a_file_destination(peers, kinesis, funchost, esmd, workdir):
+    path = str(workdir / "failures.jsonl")
+    cfg, (poison_seq,) = poisoned_kinesis(peers, kinesis, funchost, f"file://{path}")
+    e = esmd(cfg)
+    wait_until(lambda: len(lines(path)) == 1, 30, "the poison record's failure record in the file")
+    tries = len(poison_invocations(funchost))
+    # a record of another stream, one without its records, and a line that is no JSON
+    (line,) = lines(path)
+    other = json.loads(line)
+    other["KinesisBatchInfo"]["streamArn"] = aws.kinesis_arn("someone-else")
+    bare = json.loads(line)
+    del bare["payload"]
+    with open(path, "a") as f:
+        f.write(json.dumps(other) + "\n" + json.dumps(bare) + "\n" + "{not json\n")
+
+    # still poisoned: the replay reaches the function and reports its failure
+    code, job = replay(e, mapping=KIN, **{"from": f"file://{path}"})
+    assert code == 202 and job["State"] == "Running", job
+    job = replay_done(e, job["Id"])
+    assert (job["State"], job["Read"], job["Replayed"], job["Failed"], job["Skipped"]) == \
+        ("Done", 4, 0, 1, 3), job
+    errors = {x["At"]: x["Error"] for x in job["Errors"]}
+    assert "function_error" in errors["line 1"]
+    assert "stream" in errors["line 2"] and "payload" in errors["line 3"] and "JSON" in errors["line 4"]
+    assert len(poison_invocations(funchost)) == tries + 1
+
+    # fixed: the poison record reaches the function again, with its original event
+    funchost.control("poison", "echo")
+    code, job = replay(e, mapping=KIN, limit=1, **{"from": f"file://{path}"})
+    job = replay_done(e, job["Id"])
+    assert (job["State"], job["Read"], job["Replayed"], job["Reason"]) == ("Done", 1, 1, "the limit was reached")
+    last = funchost.invocations("poison")[-1]
+    assert last["ids"] == [poison_seq] and last["payloads"] == ["POISON"]
+    assert len(lines(path)) == 4  # replaying writes no new failure record
+
+    for args, status in [({"mapping": KIN}, 400), ({"mapping": KIN, "from": "file://relative"}, 400),
+                         ({"mapping": KIN, "from": "http://127.0.0.1:1/x"}, 400),
+                         ({"mapping": KIN, "from": f"file://{path}.missing"}, 500),
+                         ({"mapping": KIN, "from": f"file://{path}", "limit": "0"}, 400),
+                         ({"mapping": "nobody", "from": f"file://{path}"}, 404)]:
+        code, body = replay(e, **args)
+        assert code == status and body["error"], (args, body)
+
+
+@pytest.mark.peers("kinesis", "sqs")
+def test_replay_from_an_sqs_destination_deletes_what_it_replayed(peers, kinesis, sqs, funchost, esmd):
+    failures = aws.create_queue(sqs)
+    cfg, seqs = poisoned_kinesis(peers, kinesis, funchost, failures.arn, poison=(1, 4))
+    e = esmd(cfg)
+    wait_until(lambda: aws.queue_counts(sqs, failures)[0] == 2, 30, "both failure records in the queue")
+    funchost.control("poison", "poison", count=1)  # the first replayed record fails again, then echo
+    code, job = replay(e, mapping=KIN, **{"from": failures.arn})
+    assert code == 202, job
+    job = replay_done(e, job["Id"])
+    assert (job["State"], job["Read"], job["Replayed"], job["Failed"]) == ("Done", 2, 1, 1), job
+    assert job["Errors"][0]["At"].startswith("message ")
+    # the replayed one is deleted; the failed one stays (in flight until its visibility ends)
+    wait_until(lambda: aws.queue_counts(sqs, failures) == (0, 1, 0), 15, "one message left, in flight")
+    replayed = [inv["ids"] for inv in funchost.invocations("poison")[-2:]]
+    assert sorted(i for ids in replayed for i in ids) == sorted(seqs)
+    code, _, body = http.request("POST", e.admin_url + f"/replay/cancel?id={job['Id']}")
+    assert code == 200 and json.loads(body)["State"] == "Done"  # a finished job stays as it was
+    assert http.request("POST", e.admin_url + "/replay/cancel?id=999")[0] == 404

@@ -1,0 +1,438 @@
+#include "engine/esm_replay.h"
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/esm_log.h"
+#include "common/esm_time.h"
+#include "destinations/esm_dest.h"
+#include "engine/esm_replay_record.h"
+
+#define SQS_CALL_TIMEOUT_MS 20000L
+
+typedef enum { RUNNING, DONE, CANCELLED, FAILED } job_state;
+static const char *const state_names[] = {"Running", "Done", "Cancelled", "Failed"};
+
+typedef struct {
+    char at[128];
+    char error[300];
+} job_error;
+
+struct esm_replay {
+    unsigned id;
+    struct ev_loop *loop;
+    esm_generation *gen;
+    const esm_mapping_config *mc;
+    esm_invoker *inv;
+    esm_aws *sqs;
+    esm_dest from;
+    long long limit;
+    job_state state;
+    char why[300]; /* FAILED: what stopped the job */
+    /* file:// */
+    FILE *file;
+    off_t end; /* the file's size when the job started: records written since are not read */
+    long long line;
+    char *buf;
+    size_t cap;
+    /* SQS */
+    char *queue_url;
+    char *receipt; /* the message being replayed */
+    char at[128];  /* "line N" or "message ID" of the record being replayed */
+    esm_http_call *call;
+    /* the invocation */
+    char *event;
+    esm_invocation *invocation;
+    ev_timer kick;
+    long long read, replayed, failed, skipped;
+    job_error errors[ESM_REPLAY_ERRORS_KEPT];
+    size_t n_errors;
+    int64_t started_ms, finished_ms;
+};
+
+static void step(esm_replay *r);
+
+static void later(esm_replay *r)
+{
+    ev_timer_stop(r->loop, &r->kick);
+    ev_timer_set(&r->kick, 0., 0.);
+    ev_timer_start(r->loop, &r->kick);
+}
+
+static void finish(esm_replay *r, job_state st, const char *why)
+{
+    if (r->state != RUNNING) return;
+    r->state = st;
+    r->finished_ms = esm_now_ms();
+    if (why) snprintf(r->why, sizeof r->why, "%s", why);
+    ESM_INFO(NULL,
+             "replay %u of mapping %s: %s (read %lld, replayed %lld, failed %lld, skipped "
+             "%lld)%s%s",
+             r->id, r->mc->uuid, state_names[st], r->read, r->replayed, r->failed, r->skipped,
+             why ? ": " : "", why ? why : "");
+}
+
+/* Keeps the first ESM_REPLAY_ERRORS_KEPT problems; the counters have them all. */
+static void note(esm_replay *r, const char *why)
+{
+    if (r->n_errors == ESM_REPLAY_ERRORS_KEPT) return;
+    job_error *e = &r->errors[r->n_errors++];
+    snprintf(e->at, sizeof e->at, "%s", r->at);
+    snprintf(e->error, sizeof e->error, "%s", why);
+}
+
+/* ---- one record ------------------------------------------------------------------------- */
+
+static void on_deleted(const esm_aws_result *res, void *arg)
+{
+    esm_replay *r = arg;
+    r->call = NULL;
+    if (!res->ok) {
+        /* replayed, but it stays in the queue: a later job would replay it again */
+        char why[300];
+        snprintf(why, sizeof why, "replayed, but DeleteMessage failed (%.100s: %.150s)",
+                 res->error_type, res->message);
+        note(r, why);
+    }
+    later(r);
+}
+
+static void delete_message(esm_replay *r)
+{
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_buf_puts(&b, "{\"QueueUrl\":");
+    esm_buf_json_cstr(&b, r->queue_url);
+    esm_buf_puts(&b, ",\"ReceiptHandle\":");
+    esm_buf_json_cstr(&b, r->receipt);
+    esm_buf_putc(&b, '}');
+    if (!b.failed)
+        r->call = esm_aws_json_call(r->sqs, "AmazonSQS.DeleteMessage", "1.0", b.data, b.len,
+                                    SQS_CALL_TIMEOUT_MS, on_deleted, r);
+    esm_buf_free(&b);
+    if (!r->call) {
+        note(r, "replayed, but DeleteMessage could not be sent");
+        later(r);
+    }
+}
+
+static void on_invoked(const esm_invoke_result *res, void *arg)
+{
+    esm_replay *r = arg;
+    r->invocation = NULL;
+    free(r->event);
+    r->event = NULL;
+    char why[300];
+    bool ok = esm_replay_succeeded(res, why, sizeof why);
+    if (!ok) {
+        r->failed++;
+        note(r, why);
+    } else {
+        r->replayed++;
+    }
+    if (ok && r->receipt) {
+        delete_message(r);
+        return;
+    }
+    later(r);
+}
+
+/* Invokes the function with the record's event, or skips the record. */
+static void replay_text(esm_replay *r, const char *text, size_t len)
+{
+    r->read++;
+    cJSON *record = cJSON_ParseWithLength(text, len);
+    char why[300];
+    const cJSON *event = record ? esm_replay_event_of(record, r->mc, why, sizeof why) : NULL;
+    if (!record) snprintf(why, sizeof why, "not JSON");
+    r->event = event ? cJSON_PrintUnformatted(event) : NULL;
+    cJSON_Delete(record);
+    if (!r->event) {
+        r->skipped++;
+        note(r, event ? "out of memory" : why);
+        later(r);
+        return;
+    }
+    r->invocation = esm_invoker_invoke(r->inv, r->event, strlen(r->event), on_invoked, r);
+    if (!r->invocation) {
+        free(r->event);
+        r->event = NULL;
+        r->skipped++;
+        note(r, "the event is larger than 6 MB");
+        later(r);
+    }
+}
+
+/* ---- file:// ------------------------------------------------------------------------------ */
+
+static void file_step(esm_replay *r)
+{
+    for (;;) {
+        off_t at = ftello(r->file);
+        if (at < 0 || at >= r->end) {
+            finish(r, DONE, NULL);
+            return;
+        }
+        ssize_t n = getline(&r->buf, &r->cap, r->file);
+        if (n < 0) {
+            finish(r, DONE, NULL);
+            return;
+        }
+        r->line++;
+        while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
+            r->buf[--n] = '\0';
+        if (n == 0) continue; /* an empty line is no record */
+        snprintf(r->at, sizeof r->at, "line %lld", r->line);
+        replay_text(r, r->buf, (size_t)n);
+        return;
+    }
+}
+
+/* ---- SQS ---------------------------------------------------------------------------------- */
+
+static void on_received(const esm_aws_result *res, void *arg)
+{
+    esm_replay *r = arg;
+    r->call = NULL;
+    if (!res->ok) {
+        char why[300];
+        snprintf(why, sizeof why, "ReceiveMessage failed (%.100s: %.150s)", res->error_type,
+                 res->message);
+        finish(r, FAILED, why);
+        return;
+    }
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(res->json, "Messages");
+    const cJSON *m = cJSON_IsArray(msgs) ? cJSON_GetArrayItem(msgs, 0) : NULL;
+    if (!m) {
+        finish(r, DONE, NULL); /* nothing visible is left */
+        return;
+    }
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "Body");
+    const cJSON *handle = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
+    const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "MessageId");
+    snprintf(r->at, sizeof r->at, "message %.100s", cJSON_IsString(mid) ? mid->valuestring : "?");
+    free(r->receipt);
+    r->receipt = cJSON_IsString(handle) ? strdup(handle->valuestring) : NULL;
+    if (!cJSON_IsString(body) || !r->receipt) {
+        r->read++;
+        r->skipped++;
+        note(r, "a message without Body or ReceiptHandle");
+        later(r);
+        return;
+    }
+    replay_text(r, body->valuestring, strlen(body->valuestring));
+}
+
+static void receive(esm_replay *r)
+{
+    free(r->receipt);
+    r->receipt = NULL;
+    /* a message that fails or is skipped stays invisible for the rest of a job this size */
+    int visibility = r->mc->function ? r->mc->function->timeout_seconds * 2 + 60 : 120;
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_buf_puts(&b, "{\"QueueUrl\":");
+    esm_buf_json_cstr(&b, r->queue_url);
+    esm_buf_printf(&b, ",\"MaxNumberOfMessages\":1,\"WaitTimeSeconds\":0,\"VisibilityTimeout\":%d}",
+                   visibility);
+    if (!b.failed)
+        r->call = esm_aws_json_call(r->sqs, "AmazonSQS.ReceiveMessage", "1.0", b.data, b.len,
+                                    SQS_CALL_TIMEOUT_MS, on_received, r);
+    esm_buf_free(&b);
+    if (!r->call) finish(r, FAILED, "ReceiveMessage could not be sent");
+}
+
+static void on_queue_url(const esm_aws_result *res, void *arg)
+{
+    esm_replay *r = arg;
+    r->call = NULL;
+    const cJSON *url = res->ok ? cJSON_GetObjectItemCaseSensitive(res->json, "QueueUrl") : NULL;
+    if (!cJSON_IsString(url)) {
+        char why[300];
+        snprintf(why, sizeof why, "GetQueueUrl of %.80s failed (%.60s: %.100s)", r->from.name,
+                 res->error_type, res->message);
+        finish(r, FAILED, why);
+        return;
+    }
+    r->queue_url = strdup(url->valuestring);
+    if (!r->queue_url) {
+        finish(r, FAILED, "out of memory");
+        return;
+    }
+    later(r);
+}
+
+static void sqs_step(esm_replay *r)
+{
+    if (r->queue_url) {
+        receive(r);
+        return;
+    }
+    esm_buf b;
+    esm_buf_init(&b);
+    esm_buf_puts(&b, "{\"QueueName\":");
+    esm_buf_json_cstr(&b, r->from.name);
+    esm_buf_puts(&b, ",\"QueueOwnerAWSAccountId\":");
+    esm_buf_json_cstr(&b, r->from.account);
+    esm_buf_putc(&b, '}');
+    if (!b.failed)
+        r->call = esm_aws_json_call(r->sqs, "AmazonSQS.GetQueueUrl", "1.0", b.data, b.len,
+                                    SQS_CALL_TIMEOUT_MS, on_queue_url, r);
+    esm_buf_free(&b);
+    if (!r->call) finish(r, FAILED, "GetQueueUrl could not be sent");
+}
+
+/* ---- the job ------------------------------------------------------------------------------ */
+
+static void step(esm_replay *r)
+{
+    if (r->state != RUNNING) return;
+    if (r->read >= r->limit) {
+        finish(r, DONE, "the limit was reached");
+        return;
+    }
+    if (r->file)
+        file_step(r);
+    else
+        sqs_step(r);
+}
+
+static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    step(w->data);
+}
+
+esm_replay *esm_replay_start(const esm_replay_options *o, esm_err *err)
+{
+    esm_dest from;
+    if (esm_dest_parse(o->from, &from, err) != 0) return NULL;
+    if (from.kind != ESM_DEST_FILE && from.kind != ESM_DEST_SQS) {
+        esm_err_set(err, ESM_ERR_INVALID, false,
+                    "from must be a file:///ABSOLUTE/PATH or an SQS queue ARN (failure records "
+                    "in %s destinations cannot be read back)",
+                    esm_dest_kind_name(from.kind));
+        return NULL;
+    }
+    if (from.kind == ESM_DEST_SQS && !o->sqs) {
+        esm_err_set(err, ESM_ERR_INVALID, false, "esmd has no SQS client");
+        return NULL;
+    }
+    esm_invoker *inv = esm_generation_invoker(o->gen, o->mc->function);
+    if (!inv) {
+        esm_err_set(err, ESM_ERR_INVALID, false, "the mapping's function has no invoker");
+        return NULL;
+    }
+    esm_replay *r = calloc(1, sizeof *r);
+    if (!r) {
+        esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
+        return NULL;
+    }
+    r->from = from;
+    if (from.kind == ESM_DEST_FILE) {
+        struct stat st;
+        r->file = fopen(from.target, "r");
+        if (!r->file || fstat(fileno(r->file), &st) != 0) {
+            esm_err_set(err, ESM_ERR_IO, false, "cannot read %s: %m", from.target);
+            if (r->file) fclose(r->file);
+            free(r);
+            return NULL;
+        }
+        r->end = st.st_size;
+    }
+    r->id = o->id;
+    r->loop = o->loop;
+    r->gen = esm_generation_ref(o->gen);
+    r->mc = o->mc;
+    r->inv = inv;
+    r->sqs = o->sqs;
+    r->limit = o->limit;
+    r->started_ms = esm_now_ms();
+    ev_timer_init(&r->kick, on_kick, 0., 0.);
+    r->kick.data = r;
+    ESM_INFO(NULL, "replay %u of mapping %s: from %s, at most %lld failure records", r->id,
+             r->mc->uuid, from.target, r->limit);
+    later(r);
+    return r;
+}
+
+static void put_time(esm_buf *b, int64_t ms)
+{
+    char iso[25];
+    if (!ms) {
+        esm_buf_puts(b, "null");
+        return;
+    }
+    esm_iso8601_ms(ms, iso);
+    esm_buf_json_cstr(b, iso);
+}
+
+void esm_replay_status(const esm_replay *r, esm_buf *out)
+{
+    esm_buf_printf(out, "{\"Id\":%u,\"UUID\":", r->id);
+    esm_buf_json_cstr(out, r->mc->uuid);
+    esm_buf_puts(out, ",\"From\":");
+    esm_buf_json_cstr(out, r->from.target);
+    esm_buf_printf(out,
+                   ",\"State\":\"%s\",\"Read\":%lld,\"Replayed\":%lld,\"Failed\":%lld,"
+                   "\"Skipped\":%lld,\"Limit\":%lld,\"Reason\":",
+                   state_names[r->state], r->read, r->replayed, r->failed, r->skipped, r->limit);
+    esm_buf_json_cstr(out, r->why[0] ? r->why : NULL);
+    esm_buf_puts(out, ",\"Errors\":[");
+    for (size_t i = 0; i < r->n_errors; i++) {
+        esm_buf_puts(out, i ? ",{\"At\":" : "{\"At\":");
+        esm_buf_json_cstr(out, r->errors[i].at);
+        esm_buf_puts(out, ",\"Error\":");
+        esm_buf_json_cstr(out, r->errors[i].error);
+        esm_buf_putc(out, '}');
+    }
+    esm_buf_puts(out, "],\"StartedAt\":");
+    put_time(out, r->started_ms);
+    esm_buf_puts(out, ",\"FinishedAt\":");
+    put_time(out, r->finished_ms);
+    esm_buf_putc(out, '}');
+}
+
+bool esm_replay_running(const esm_replay *r)
+{
+    return r->state == RUNNING;
+}
+
+unsigned esm_replay_id(const esm_replay *r)
+{
+    return r->id;
+}
+
+const char *esm_replay_mapping(const esm_replay *r)
+{
+    return r->mc->uuid;
+}
+
+void esm_replay_cancel(esm_replay *r)
+{
+    if (r->state != RUNNING) return;
+    ev_timer_stop(r->loop, &r->kick);
+    if (r->invocation) esm_invoker_cancel(r->invocation);
+    r->invocation = NULL;
+    if (r->call) esm_http_cancel(r->call);
+    r->call = NULL;
+    finish(r, CANCELLED, NULL);
+}
+
+void esm_replay_destroy(esm_replay *r)
+{
+    if (!r) return;
+    esm_replay_cancel(r);
+    if (r->file) fclose(r->file);
+    free(r->buf);
+    free(r->queue_url);
+    free(r->receipt);
+    free(r->event);
+    esm_generation_unref(r->gen);
+    free(r);
+}

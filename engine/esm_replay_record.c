@@ -1,0 +1,88 @@
+#include "engine/esm_replay_record.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+/* The source the record names, compared with the mapping's; NULL when they agree. */
+static const char *other_source(const cJSON *record, const esm_mapping_config *m)
+{
+    static const char *const stream_infos[] = {"KinesisBatchInfo", "DDBStreamBatchInfo"};
+    for (size_t i = 0; i < sizeof stream_infos / sizeof stream_infos[0]; i++) {
+        const cJSON *bi = cJSON_GetObjectItemCaseSensitive(record, stream_infos[i]);
+        if (!bi) continue;
+        const char *arn = str(bi, "streamArn");
+        return arn && m->event_source_arn && strcmp(arn, m->event_source_arn) == 0
+                   ? NULL
+                   : "its stream is not the mapping's";
+    }
+    const cJSON *sqs = cJSON_GetObjectItemCaseSensitive(record, "SQSBatchInfo");
+    if (sqs) {
+        const char *arn = str(sqs, "queueArn");
+        return arn && m->event_source_arn && strcmp(arn, m->event_source_arn) == 0
+                   ? NULL
+                   : "its queue is not the mapping's";
+    }
+    const cJSON *kafka = cJSON_GetObjectItemCaseSensitive(record, "KafkaBatchInfo");
+    if (kafka) {
+        /* recordsInfo / the payload's records are keyed "<topic>-<partition>" */
+        const cJSON *records = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(record, "payload"), "records");
+        const cJSON *k;
+        cJSON_ArrayForEach(k, records)
+        {
+            const char *dash = strrchr(k->string, '-');
+            size_t tl = dash ? (size_t)(dash - k->string) : 0;
+            if (!m->topic || !dash || strlen(m->topic) != tl || strncmp(k->string, m->topic, tl))
+                return "its topic is not the mapping's";
+        }
+        return NULL;
+    }
+    return "it has no KinesisBatchInfo, KafkaBatchInfo or SQSBatchInfo: not a failure record";
+}
+
+const cJSON *esm_replay_event_of(const cJSON *record, const esm_mapping_config *m, char *why,
+                                 size_t why_len)
+{
+    if (!cJSON_IsObject(record)) {
+        snprintf(why, why_len, "not a JSON object");
+        return NULL;
+    }
+    const char *other = other_source(record, m);
+    if (other) {
+        snprintf(why, why_len, "%s", other);
+        return NULL;
+    }
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(record, "payload");
+    if (!cJSON_IsObject(payload)) {
+        snprintf(why, why_len,
+                 "it has no payload (the mapping wrote it without "
+                 "EsmdOptions.IncludeRecordsInFailureRecord): read its records from the source "
+                 "with the positions it names");
+        return NULL;
+    }
+    return payload;
+}
+
+bool esm_replay_succeeded(const esm_invoke_result *r, char *why, size_t why_len)
+{
+    if (r->cls != ESM_INVOKE_SUCCESS) {
+        snprintf(why, why_len, "%s: %s", esm_invoke_class_name(r->cls),
+                 r->reason[0] ? r->reason : r->function_error);
+        return false;
+    }
+    cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
+    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(body, "batchItemFailures");
+    int n = cJSON_IsArray(failures) ? cJSON_GetArraySize(failures) : 0;
+    cJSON_Delete(body);
+    if (n > 0) {
+        snprintf(why, why_len, "the function reported %d batchItemFailures", n);
+        return false;
+    }
+    return true;
+}
