@@ -82,3 +82,14 @@ bool esm_parse_iso8601_ms(const char *s, int64_t *out)
     *out = ((int64_t)t - offset_s) * 1000 + ms;
     return true;
 }
+
+void esm_buf_json_time(esm_buf *b, int64_t ms)
+{
+    if (ms <= 0) {
+        esm_buf_puts(b, "null");
+        return;
+    }
+    char iso[25];
+    esm_iso8601_ms(ms, iso);
+    esm_buf_json_cstr(b, iso);
+}

@@ -747,17 +747,6 @@ void esm_outbox_drainer_counters(const esm_outbox_drainer *d, esm_outbox_counter
     out->in_flight = d->in_flight;
 }
 
-static void put_time(esm_buf *b, int64_t ms)
-{
-    if (ms <= 0) {
-        esm_buf_puts(b, "null");
-        return;
-    }
-    char iso[25];
-    esm_iso8601_ms(ms, iso);
-    esm_buf_json_cstr(b, iso);
-}
-
 static const esm_outbox_parked_dest *parked_of(const esm_outbox_parked_dest *v, size_t n,
                                                const char *name)
 {
@@ -808,11 +797,11 @@ void esm_outbox_drainer_status(esm_outbox_drainer *d, esm_buf *json)
         else
             esm_buf_puts(json, "null");
         esm_buf_puts(json, ",\"last_error_at\":");
-        put_time(json, ds->last_error_at_ms);
+        esm_buf_json_time(json, ds->last_error_at_ms);
         esm_buf_puts(json, ",\"last_success_at\":");
-        put_time(json, ds->last_success_at_ms);
+        esm_buf_json_time(json, ds->last_success_at_ms);
         esm_buf_puts(json, ",\"blocked_until\":");
-        put_time(json, ds->blocked_until_ms > now ? ds->blocked_until_ms : 0);
+        esm_buf_json_time(json, ds->blocked_until_ms > now ? ds->blocked_until_ms : 0);
         esm_buf_printf(json, ",\"delivered\":%llu,\"failed_attempts\":%llu",
                        (unsigned long long)ds->delivered, (unsigned long long)ds->failed_attempts);
         const esm_outbox_parked_dest *p = parked_of(pk, n_pk, ds->name);
@@ -823,7 +812,7 @@ void esm_outbox_drainer_status(esm_outbox_drainer *d, esm_buf *json)
         else
             esm_buf_puts(json, "null");
         esm_buf_puts(json, ",\"last_parked_at\":");
-        put_time(json, p ? p->last_parked_at_ms : 0);
+        esm_buf_json_time(json, p ? p->last_parked_at_ms : 0);
         esm_buf_putc(json, '}');
     }
     esm_buf_puts(json, "]}");

@@ -6,13 +6,6 @@
 #include "destinations/esm_dest.h"
 #include "destinations/esm_outbox.h"
 
-static void put_time(esm_buf *b, int64_t ms)
-{
-    char iso[25];
-    esm_iso8601_ms(ms, iso);
-    esm_buf_json_cstr(b, iso);
-}
-
 int esm_outbox_rows_json(esm_store *store, bool parked, int64_t after_id, size_t limit,
                          esm_buf *json, esm_err *err)
 {
@@ -32,15 +25,15 @@ int esm_outbox_rows_json(esm_store *store, bool parked, int64_t after_id, size_t
             esm_buf_puts(json, ",\"reason\":");
             esm_buf_json_cstr(json, r->reason ? r->reason : "");
             esm_buf_puts(json, ",\"parked_at\":");
-            put_time(json, r->parked_at_ms);
+            esm_buf_json_time(json, r->parked_at_ms);
         } else {
             esm_buf_puts(json, ",\"last_error\":");
             esm_buf_json_cstr(json, r->reason);
             esm_buf_puts(json, ",\"next_attempt_at\":");
-            put_time(json, r->next_attempt_at_ms);
+            esm_buf_json_time(json, r->next_attempt_at_ms);
         }
         esm_buf_puts(json, ",\"created_at\":");
-        put_time(json, r->created_at_ms);
+        esm_buf_json_time(json, r->created_at_ms);
         esm_buf_printf(json, ",\"size\":%lld,\"attempts\":%d}", (long long)r->size, r->attempts);
     }
     esm_buf_puts(json, "],\"next_after\":");

@@ -361,17 +361,6 @@ esm_replay *esm_replay_start(const esm_replay_options *o, esm_err *err)
     return r;
 }
 
-static void put_time(esm_buf *b, int64_t ms)
-{
-    char iso[25];
-    if (!ms) {
-        esm_buf_puts(b, "null");
-        return;
-    }
-    esm_iso8601_ms(ms, iso);
-    esm_buf_json_cstr(b, iso);
-}
-
 void esm_replay_status(const esm_replay *r, esm_buf *out)
 {
     esm_buf_printf(out, "{\"Id\":%u,\"UUID\":", r->id);
@@ -392,9 +381,9 @@ void esm_replay_status(const esm_replay *r, esm_buf *out)
         esm_buf_putc(out, '}');
     }
     esm_buf_puts(out, "],\"StartedAt\":");
-    put_time(out, r->started_ms);
+    esm_buf_json_time(out, r->started_ms);
     esm_buf_puts(out, ",\"FinishedAt\":");
-    put_time(out, r->finished_ms);
+    esm_buf_json_time(out, r->finished_ms);
     esm_buf_putc(out, '}');
 }
 
