@@ -643,8 +643,21 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
                      : " (trimmed since: from the log start)");
         return ESM_KAFKA_LOG_AT_CHECKPOINT;
     }
+    /* Retention trimmed past the group's offset (a mapping disabled for long, a move to an old
+     * offset): fetched there, the partition would be out of range and auto.offset.reset
+     * (latest, for a LATEST mapping) would skip the whole log. */
+    bool trimmed = lo >= 0 && c >= 0 && c < lo;
     if (c >= 0 && !why) esm_kafka_part_group_confirmed(p);
-    if (!why) return ESM_KAFKA_LOG_FITS;
+    if (!why && !trimmed) return ESM_KAFKA_LOG_FITS;
+    if (!why) {
+        ESM_WARN(p->log_ctx,
+                 "the group's committed offset %" PRId64 " is below the log start %" PRId64
+                 " (trimmed since): resuming at the log start",
+                 c, lo);
+        *resume_at = RD_KAFKA_OFFSET_BEGINNING;
+        return ESM_KAFKA_LOG_AT_CHECKPOINT;
+    }
+    if (verdict == ESM_KAFKA_LOG_RESET_AT_GROUP && trimmed) verdict = ESM_KAFKA_LOG_RESET_AT_START;
     char then[96];
     snprintf(then, sizeof then, "resuming at the group's committed offset %" PRId64, c);
     log_reset(p, c > f ? c : f, lo, hi, why,

@@ -26,6 +26,7 @@ from helpers.kafka import Kafka
 from helpers.procs import Proc
 
 PEER_FIXTURES = {"peers", "sqs", "kinesis", "kafka"}
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
 
 
 def pytest_configure(config):
@@ -112,6 +113,18 @@ def esmd(tmp_path):
     for e in started:
         if e.proc is not None:
             e.proc.stop(timeout=10)
+    # An ASan/UBSan build reports into its stderr and may still exit 0 (a leak at a kill): a report
+    # fails the test that ran it.
+    for e in started:
+        try:
+            with open(e.stderr_path, errors="replace") as f:
+                log = f.read()
+        except FileNotFoundError:
+            continue
+        for mark in SANITIZER_REPORTS:
+            at = log.find(mark)
+            if at >= 0:
+                pytest.fail(f"esmd {e.name}: {mark.strip()} in {e.stderr_path}:\n{log[at:at + 3000]}")
 
 
 def pytest_sessionfinish(session, exitstatus):

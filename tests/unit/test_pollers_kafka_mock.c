@@ -402,6 +402,37 @@ static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **stat
     kmock_free(&k);
 }
 
+/* The group's committed offset is below a log trimmed since (a mapping disabled for long, an
+ * operator's move to an old offset): fetched there, auto.offset.reset (LATEST) would skip the
+ * whole log. It resumes at the log start instead. */
+static void test_group_offset_below_a_trimmed_log_start_skips_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    size_t big = 900 * 1000; /* the mock keeps 5 MB of a partition: seven records trim the oldest */
+    char *v = malloc(big + 1);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    for (int i = 0; i < 7; i++)
+        kmock_produce_value(&k, v);
+    free(v);
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(k.prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
+    assert_true(lo >= 1);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
+    store_confirmed_checkpoint(&k, ckpt);
+    kmock_group_commit(&k, lo - 1);
+    kmock_start(&k);
+    long long from = lo;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), k.produced);
+    assert_int_equal(k.stats.kafka_log_resets, 0);
+    kmock_free(&k);
+}
+
 #define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
 
 /* As test_checkpoint_never_committed_resumes_there, but the group's offsets cannot be read at
@@ -439,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_group_offset_inside_the_log_wins_over_an_old_checkpoint),
         cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
         cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
+        cmocka_unit_test(test_group_offset_below_a_trimmed_log_start_skips_nothing),
         cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
