@@ -87,6 +87,20 @@ int esm_store_checkpoint_get(esm_store *s, const char *mapping, const char *sour
  * then lane. *lanes is malloc'ed (NULL when *n == 0); free with esm_store_lanes_free. */
 int esm_store_checkpoint_list(esm_store *s, const char *mapping, const char *source,
                               esm_store_lane **lanes, size_t *n, esm_err *err);
+/* An operator's move of a lane, in one transaction: the lanes in forget (other lanes of the
+ * source, e.g. a Kinesis shard's ParallelizationFactor lanes) are forgotten as by
+ * esm_store_lane_delete, then lane is set as by esm_store_checkpoint_set, and marked confirmed
+ * when the source's own position store already holds the position (a Kafka group's commit).
+ * On an error nothing changed. */
+typedef struct {
+    const char *position; /* NULL = none */
+    const char *start_at; /* NULL = none */
+    bool confirmed;
+    const char *const *forget;
+    size_t n_forget;
+} esm_store_move;
+int esm_store_lane_move(esm_store *s, const char *mapping, const char *source, const char *lane,
+                        const esm_store_move *mv, esm_err *err);
 /* Operator move (reset / seek): sets the position (NULL = forget it) and start_at (NULL =
  * none; the source's own start text, read back in esm_store_lane.start_at), reopens the lane,
  * with no monotonic check; clears the lane's batch and window state. */

@@ -158,19 +158,35 @@ int esm_store_checkpoint_list(esm_store *s, const char *mapping, const char *sou
     return 0;
 }
 
-int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *source,
-                             const char *lane, const char *position, const char *start_at,
-                             esm_err *err)
+/* Forgets a lane's rows (checkpoint, batch, window) inside the caller's transaction. */
+static int forget_lane(esm_store *s, const char *mapping, const char *source, const char *lane,
+                       esm_err *err)
+{
+    static const esm_store_stmt_id ids[] = {ESM_STMT_LANE_DELETE, ESM_STMT_BATCH_DELETE,
+                                            ESM_STMT_WINDOW_DELETE};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (esm_store_lane_write(s, ids[i], mapping, source, lane, "forgetting a lane", err) != 0)
+            return -1;
+    return 0;
+}
+
+int esm_store_lane_move(esm_store *s, const char *mapping, const char *source, const char *lane,
+                        const esm_store_move *mv, esm_err *err)
 {
     if (!esm_store_args_ok(mapping, source, lane)) return esm_store_bad_lane(s, mapping, err);
+    for (size_t i = 0; i < mv->n_forget; i++)
+        if (!esm_store_args_ok(mapping, source, mv->forget[i]))
+            return esm_store_bad_lane(s, mapping, err);
     LOCK(s);
     int ret = -1;
     if (esm_store_tx_begin(s, mapping, "setting a checkpoint", err) != 0) goto out;
+    for (size_t i = 0; i < mv->n_forget; i++)
+        if (forget_lane(s, mapping, source, mv->forget[i], err) != 0) goto rollback;
     sqlite3_stmt *st = esm_store_stmt(s, ESM_STMT_LANE_SET);
     esm_store_bind_lane(st, mapping, source, lane);
-    sqlite3_bind_text(st, 4, position, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, mv->position, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, esm_now_ms());
-    sqlite3_bind_text(st, 6, start_at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, mv->start_at, -1, SQLITE_STATIC);
     int rc = esm_store_exec_stmt(st);
     esm_store_stmt_done(st);
     if (rc != SQLITE_DONE) {
@@ -180,7 +196,9 @@ int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *sour
     if (esm_store_lane_write(s, ESM_STMT_BATCH_DELETE, mapping, source, lane,
                              "clearing batch state", err) != 0 ||
         esm_store_lane_write(s, ESM_STMT_WINDOW_DELETE, mapping, source, lane,
-                             "clearing window state", err) != 0)
+                             "clearing window state", err) != 0 ||
+        (mv->confirmed && esm_store_lane_write(s, ESM_STMT_LANE_CONFIRM, mapping, source, lane,
+                                               "confirming a checkpoint", err) != 0))
         goto rollback;
     ret = esm_store_tx_commit(s, mapping, "setting a checkpoint", err);
     goto out;
@@ -189,6 +207,14 @@ rollback:
 out:
     UNLOCK(s);
     return ret;
+}
+
+int esm_store_checkpoint_set(esm_store *s, const char *mapping, const char *source,
+                             const char *lane, const char *position, const char *start_at,
+                             esm_err *err)
+{
+    esm_store_move mv = {.position = position, .start_at = start_at};
+    return esm_store_lane_move(s, mapping, source, lane, &mv, err);
 }
 
 int esm_store_lane_confirm(esm_store *s, const char *mapping, const char *source, const char *lane,
@@ -210,12 +236,7 @@ int esm_store_lane_delete(esm_store *s, const char *mapping, const char *source,
     LOCK(s);
     int ret = -1;
     if (esm_store_tx_begin(s, mapping, "deleting a lane", err) != 0) goto out;
-    if (esm_store_lane_write(s, ESM_STMT_LANE_DELETE, mapping, source, lane, "deleting a lane",
-                             err) != 0 ||
-        esm_store_lane_write(s, ESM_STMT_BATCH_DELETE, mapping, source, lane, "deleting a lane",
-                             err) != 0 ||
-        esm_store_lane_write(s, ESM_STMT_WINDOW_DELETE, mapping, source, lane, "deleting a lane",
-                             err) != 0) {
+    if (forget_lane(s, mapping, source, lane, err) != 0) {
         esm_store_tx_rollback(s);
         goto out;
     }

@@ -44,6 +44,10 @@ void esm_uuid4(char out[37])
 
 bool esm_parse_iso8601_ms(const char *s, int64_t *out)
 {
+    /* the exact shape first: sscanf alone would take " 1", "+1" or "-1" as a field */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; i < sizeof shape - 1; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return false;
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     int consumed = 0;

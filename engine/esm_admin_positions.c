@@ -34,7 +34,8 @@ static const esm_admin_mapping *find(const esm_admin_mapping *maps, size_t n, co
 /* Epoch seconds (fractions allowed) or ISO 8601, as the AWS CLI takes a timestamp. */
 static bool parse_timestamp(const char *v, int64_t *ms)
 {
-    if (esm_parse_iso8601_ms(v, ms)) return true;
+    /* not before 1970: Kafka's offsetsForTimes reads -1 and -2 as "latest" and "earliest" */
+    if (esm_parse_iso8601_ms(v, ms)) return *ms >= 0;
     char *end;
     errno = 0;
     double secs = strtod(v, &end);
@@ -147,7 +148,8 @@ static unsigned read_target(esm_admin_arg_fn get_arg, void *req, esm_move_target
         if (to->kind == ESM_MOVE_AT_TIMESTAMP && !parse_timestamp(v, &to->timestamp_ms))
             return esm_admin_fail(out, 400,
                                   "timestamp must be epoch seconds or an ISO 8601 time such as "
-                                  "2024-05-01T12:00:00Z");
+                                  "2024-05-01T12:00:00Z (send a + of an offset as %2B), not "
+                                  "before 1970");
         to->value = v;
         return 0;
     }

@@ -36,6 +36,8 @@ void esm_kafka_props_free(esm_kafka_props *p);
 const char *esm_kafka_props_get(const esm_kafka_props *p, const char *name);
 /* Sets (replaces) name; returns 0 or -1 when out of memory. */
 int esm_kafka_props_set(esm_kafka_props *p, const char *name, const char *value, bool secret);
+/* Removes name (when set). */
+void esm_kafka_props_unset(esm_kafka_props *p, const char *name);
 
 /* Reads a secret reference: "env:VAR" or "file:/path". Returns the malloc'ed content, or NULL
  * with err set (unknown scheme, unset variable, unreadable file). */

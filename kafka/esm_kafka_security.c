@@ -45,6 +45,19 @@ const char *esm_kafka_props_get(const esm_kafka_props *p, const char *name)
     return NULL;
 }
 
+void esm_kafka_props_unset(esm_kafka_props *p, const char *name)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->items[i].name, name) != 0) continue;
+        wipe_value(&p->items[i]);
+        free(p->items[i].name);
+        free(p->items[i].value);
+        memmove(&p->items[i], &p->items[i + 1], (p->n - i - 1) * sizeof p->items[0]);
+        p->n--;
+        return;
+    }
+}
+
 int esm_kafka_props_set(esm_kafka_props *p, const char *name, const char *value, bool secret)
 {
     char *v = strdup(value);

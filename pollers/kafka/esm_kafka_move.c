@@ -4,8 +4,10 @@
  * AT_TIMESTAMP, and LATEST as the log end at the time of the move (nothing written after it is
  * skipped). The group's committed offset is written first: while another consumer is a member
  * of the group the broker refuses it, and nothing has changed. Then the store's checkpoint,
- * confirmed (the group holds it); if the store refuses, the group gets its old offset back.
- * The calls block the loop, ESM_KAFKA_MOVE_TIMEOUT_MS at most in all. */
+ * confirmed (the group holds it), in one transaction; if the store refuses, the group gets its
+ * old offset back. The calls block the loop, each bounded by what is left of
+ * ESM_KAFKA_MOVE_TIMEOUT_MS (a cluster that does not answer holds it that long, plus its
+ * client's shutdown). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,10 +48,19 @@ static int open_client(mover *mv, esm_err *err)
 {
     esm_kafka_props props;
     if (esm_kafka_props_build(mv->m, &props, err) != 0) return -1;
+    char timeout[16];
+    snprintf(timeout, sizeof timeout, "%d", ESM_KAFKA_MOVE_TIMEOUT_MS);
+    /* a static member's id would fence the mapping's own membership; no request may wait
+     * longer than the move */
+    esm_kafka_props_unset(&props, "group.instance.id");
+    int rc = esm_kafka_props_set(&props, "enable.auto.commit", "false", false) ||
+                     esm_kafka_props_set(&props, "socket.timeout.ms", timeout, false)
+                 ? -1
+                 : 0;
+    if (rc != 0) esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = esm_kafka_conf_apply(conf, &props, "positions", err);
+    if (rc == 0) rc = esm_kafka_conf_apply(conf, &props, "positions", err);
     esm_kafka_props_free(&props);
-    if (rc == 0 && rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0)) rc = -1;
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return -1;
@@ -161,14 +172,61 @@ static int64_t committed(mover *mv)
     return v;
 }
 
+/* Commits off for the partition, waiting at most for the rest of the move's time (a plain
+ * rd_kafka_commit waits as long as the coordinator takes). RD_KAFKA_RESP_ERR__TIMED_OUT: the
+ * outcome is not known. */
 static rd_kafka_resp_err_t commit(mover *mv, int64_t off)
 {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(mv->rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, mv->m->topic, mv->partition)->offset = off;
-    rd_kafka_resp_err_t e = rd_kafka_commit(mv->rk, l, 0);
-    if (!e) e = l->elems[0].err;
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(mv->rk, l, q, NULL, NULL);
     rd_kafka_topic_partition_list_destroy(l);
+    while (!e) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, remaining(mv));
+        if (!ev) {
+            e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            break;
+        }
+        if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            rd_kafka_event_destroy(ev);
+            if (mv->deadline_ms <= esm_now_ms()) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            continue;
+        }
+        e = rd_kafka_event_error(ev);
+        const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
+        if (!e && done && done->cnt > 0) e = done->elems[0].err;
+        rd_kafka_event_destroy(ev);
+        break;
+    }
+    rd_kafka_queue_destroy(q);
     return e;
+}
+
+/* How a refused commit is reported: another member holds the group (409), the group may not
+ * be written (409: the cluster's ACLs), or the cluster did not answer in time (503). */
+static void refused(mover *mv, rd_kafka_resp_err_t e, esm_err *err)
+{
+    bool member =
+        e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+        e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || e == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+    bool denied = e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+                  e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+    const char *group = esm_kafka_group_id(mv->m);
+    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        esm_err_set(err, ESM_ERR_IO, true,
+                    "consumer group %s did not answer the commit within %d ms: whether it took "
+                    "the new offset is not known (the store was not changed); look at the "
+                    "group's offsets and move again",
+                    group, ESM_KAFKA_MOVE_TIMEOUT_MS);
+    else
+        esm_err_set(err, member || denied ? ESM_ERR_PEER : ESM_ERR_IO, !(member || denied),
+                    "consumer group %s refused the new offset (%s)%s; nothing was moved", group,
+                    rd_kafka_err2str(e),
+                    member   ? ": another consumer is a member of the group; stop it (or wait "
+                               "for its session to time out) and try again"
+                    : denied ? ": esmd's credentials may not commit offsets of this group"
+                             : "");
 }
 
 static int move_to(mover *mv, esm_store *store, const char *lane, int64_t off, int64_t before,
@@ -176,27 +234,24 @@ static int move_to(mover *mv, esm_store *store, const char *lane, int64_t off, i
 {
     rd_kafka_resp_err_t e = commit(mv, off);
     if (e) {
-        bool member = e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
-                      e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-                      e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
-        esm_err_set(err, member ? ESM_ERR_PEER : ESM_ERR_IO, !member,
-                    "consumer group %s refused the new offset (%s)%s; nothing was moved",
-                    esm_kafka_group_id(mv->m), rd_kafka_err2str(e),
-                    member ? ": another consumer is a member of the group; stop it (or wait "
-                             "for its session to time out) and try again"
-                           : "");
+        refused(mv, e, err);
         return -1;
     }
     char *key = esm_kafka_source_key(mv->m);
     char pos[24];
     snprintf(pos, sizeof pos, "%" PRId64, off);
-    int rc = key ? esm_store_checkpoint_set(store, mv->m->uuid, key, lane, pos, NULL, err) : -1;
+    esm_store_move step = {.position = pos, .confirmed = true};
     if (!key) esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
-    if (rc == 0 && esm_store_lane_confirm(store, mv->m->uuid, key, lane, err) < 0) rc = -1;
+    int rc = key ? esm_store_lane_move(store, mv->m->uuid, key, lane, &step, err) : -1;
     free(key);
     if (rc == 0) return 0;
     /* the group goes back where the store still is */
-    if (before >= 0) commit(mv, before);
+    char why[sizeof err->message];
+    snprintf(why, sizeof why, "%s", err->message);
+    e = before >= 0 ? commit(mv, before) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    esm_err_set(err, ESM_ERR_IO, true, "the store refused the move (%.300s); %s", why,
+                !e ? "the group's offset was set back: nothing was moved"
+                   : "the group keeps the new offset: move again once the store can be written");
     return -1;
 }
 
@@ -205,8 +260,13 @@ int esm_kafka_move(const esm_mapping_config *m, esm_store *store, const char *la
 {
     mover mv = {.m = m, .deadline_ms = esm_now_ms() + ESM_KAFKA_MOVE_TIMEOUT_MS};
     int64_t partition, off;
-    if (!parse_i64(lane, INT32_MAX, &partition)) {
-        esm_err_set(err, ESM_ERR_INVALID, false, "a Kafka lane is a partition number");
+    char canonical[24] = "";
+    bool ok = parse_i64(lane, INT32_MAX, &partition);
+    if (ok) snprintf(canonical, sizeof canonical, "%" PRId64, partition);
+    if (!ok || strcmp(canonical, lane) != 0) {
+        /* "05" would commit partition 5 but name another store row than the poller's */
+        esm_err_set(err, ESM_ERR_INVALID, false,
+                    "a Kafka lane is a partition number, written without leading zeros");
         return -1;
     }
     mv.partition = (int32_t)partition;

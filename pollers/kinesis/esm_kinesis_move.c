@@ -1,8 +1,9 @@
 /* An operator moves a shard of a mapping that is not running (docs/operations.md "Moving a
  * position"). Only the store changes: the shard's rows lose their position and its own row keeps
  * where to start (esm_store_lane.start_at), read by esm_kinesis_stored_shard when the mapping
- * starts again. LATEST is kept as AT_TIMESTAMP of the move, so that nothing written after the
- * move is skipped however long the mapping stays disabled. */
+ * starts again. LATEST is kept as AT_TIMESTAMP of the move (esmd's clock, against the arrival
+ * times the stream gives records), so that nothing written after the move is skipped however
+ * long the mapping stays disabled. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,20 @@ static bool start_text(const esm_move_target *to, char *out, size_t n, esm_err *
     case ESM_MOVE_AT_TIMESTAMP:
         snprintf(out, n, "AT_TIMESTAMP:%" PRId64, to->timestamp_ms);
         return true;
-    case ESM_MOVE_AT_SEQUENCE_NUMBER:
-        if (!to->value || !esm_kinesis_seq_valid(to->value)) {
+    case ESM_MOVE_AT_SEQUENCE_NUMBER: {
+        /* as Kinesis writes them: 1 to 129 digits, no leading zero */
+        size_t len = to->value ? strlen(to->value) : 0;
+        bool ok = len >= 1 && len <= 129 && esm_kinesis_seq_valid(to->value) &&
+                  (to->value[0] != '0' || len == 1);
+        if (!ok) {
             esm_err_set(err, ESM_ERR_INVALID, false,
-                        "sequence_number must be a Kinesis sequence number (digits)");
+                        "sequence_number must be a Kinesis sequence number: 1 to 129 digits, "
+                        "no leading zero");
             return false;
         }
         snprintf(out, n, "AT_SEQUENCE_NUMBER:%s", to->value);
         return true;
+    }
     case ESM_MOVE_AT_OFFSET:
         break;
     }
@@ -46,7 +53,7 @@ static bool start_text(const esm_move_target *to, char *out, size_t n, esm_err *
 int esm_kinesis_move(const esm_mapping_config *m, esm_store *store, const char *lane,
                      const esm_move_target *to, esm_buf *out, esm_err *err)
 {
-    char start[ESM_POSITION_MAX + 32];
+    char start[ESM_POSITION_MAX + 32]; /* "AT_SEQUENCE_NUMBER:" and 129 digits fit */
     if (!start_text(to, start, sizeof start, err)) return -1;
     esm_store_lane *rows = NULL;
     size_t n = 0;
@@ -70,19 +77,26 @@ int esm_kinesis_move(const esm_mapping_config *m, esm_store *store, const char *
                     lane);
         goto out;
     }
-    /* The shard's lane rows first (ParallelizationFactor > 1): the highest position among the
-     * shard's rows is its checkpoint, so one left behind would hide the move. Stopping half
-     * way leaves the own row's old position: nothing moved. */
-    for (size_t i = 0; i < n; i++)
-        if (rows[i].lane != own->lane && esm_kinesis_row_of_shard(rows[i].lane, lane) &&
-            esm_store_lane_delete(store, m->uuid, m->event_source_arn, rows[i].lane, err) != 0)
-            goto out;
-    if (esm_store_checkpoint_set(store, m->uuid, m->event_source_arn, lane, NULL, start, err) != 0)
+    /* The shard's lane rows go with the move (ParallelizationFactor > 1): the highest position
+     * among a shard's rows is its checkpoint, so one left behind would hide the move. */
+    esm_kinesis_stored before; /* the shard's checkpoint: the highest of its rows */
+    esm_kinesis_stored_shard(rows, n, lane, 0, &before);
+    const char **forget = calloc(n ? n : 1, sizeof *forget);
+    if (!forget) {
+        esm_err_set(err, ESM_ERR_NOMEM, false, "out of memory");
         goto out;
+    }
+    esm_store_move mv = {.start_at = start, .forget = forget};
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].lane != own->lane && esm_kinesis_row_of_shard(rows[i].lane, lane))
+            forget[mv.n_forget++] = rows[i].lane;
+    int rc = esm_store_lane_move(store, m->uuid, m->event_source_arn, lane, &mv, err);
+    free(forget);
+    if (rc != 0) goto out;
     esm_buf_puts(out, ",\"Lane\":");
     esm_buf_json_cstr(out, lane);
     esm_buf_puts(out, ",\"Previous\":");
-    esm_buf_json_cstr(out, own->position);
+    esm_buf_json_cstr(out, before.checkpoint[0] ? before.checkpoint : NULL);
     esm_buf_puts(out, ",\"StartAt\":");
     esm_buf_json_cstr(out, start);
     ret = 0;

@@ -676,11 +676,16 @@ static void get_records(esm_kinesis_shard *sh)
 void esm_kinesis_shard_mismatch(esm_kinesis_shard *sh, const char *why)
 {
     sh->state = KS_FAILED;
-    const char *cp = sh->checkpoint[0] ? sh->checkpoint : "(finished)";
+    /* the position the shard would have started from: its checkpoint, or where an operator
+     * moved it */
+    const char *cp = sh->checkpoint[0] ? sh->checkpoint
+                     : sh->start_at[0] ? sh->start_at
+                                       : "(finished)";
     set_error(sh, "checkpoint %.80s does not fit the stream: %.160s", cp, why);
     ESM_ERROR(sh->log_ctx,
               "the stored checkpoint %s does not fit shard %s of %s: %s. The shard is NOT read; "
-              "reset the mapping's checkpoint for this shard to continue",
+              "move the shard's position (POST /positions/move while the mapping is disabled) "
+              "to continue",
               cp, sh->info.id, sh->src->map->event_source_arn, why);
 }
 

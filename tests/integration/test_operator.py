@@ -149,8 +149,12 @@ def test_kinesis_parallelization_factor_move_and_refusals(peers, kinesis, funcho
         assert (code, words in body["error"]) == (status, True), (args, body)
     code, body = move(e, KIN, shard, "AT_OFFSET", offset="4")
     assert code == 400 and "a Kinesis shard moves to" in body["error"], body
-    code, body = move(e, KIN, shard, "AT_SEQUENCE_NUMBER", sequence_number="12ab")
-    assert code == 400 and "sequence number" in body["error"], body
+    for seq in ("12ab", "0001", "1" * 200, ""):
+        code, body = move(e, KIN, shard, "AT_SEQUENCE_NUMBER", sequence_number=seq)
+        assert code == 400 and ("sequence number" in body["error"] or "needs" in body["error"]), (seq, body)
+    for ts in ("1969-12-31T23:59:59.999Z", "2024-05-01T-1:00:00Z", "2024-05-01T10:00:00 01:00", "-5"):
+        code, body = move(e, KIN, shard, "AT_TIMESTAMP", timestamp=ts)
+        assert code == 400 and "ISO 8601" in body["error"], (ts, body)
     code, body = move(e, KIN, shard, "AT_TIMESTAMP", timestamp="yesterday")
     assert code == 400 and "ISO 8601" in body["error"]
     assert positions(e)[KIN]["Lanes"][0]["Position"] == a[-1]  # a refused move changes nothing
@@ -270,6 +274,8 @@ def test_kafka_move_refusals(kafka, funchost, esmd):
         (("0", "AT_SEQUENCE_NUMBER"), {"sequence_number": "1"}, 400, "AT_OFFSET"),
         (("7", "TRIM_HORIZON"), {}, 404, "no partition 7"),
         (("p0", "TRIM_HORIZON"), {}, 400, "partition number"),
+        (("00", "TRIM_HORIZON"), {}, 400, "leading zeros"),
+        ((" 1", "TRIM_HORIZON"), {}, 400, "partition number"),
     ]:
         code, body = move(e, KAF, *args, **extra)
         assert (code, words in body["error"]) == (status, True), (args, body)

@@ -711,6 +711,49 @@ static void test_start_at_holds_until_the_first_position(void **state)
     esm_store_close(s);
 }
 
+/* An operator's move is one transaction: the shard's other lanes are forgotten and the lane is
+ * set (and confirmed) together, and a refused step leaves every row as it was. */
+static void test_lane_move_is_all_or_nothing(void **state)
+{
+    const char *dir = *state;
+    esm_store *s = open_ok(dir);
+    esm_err err;
+    esm_store_lane l;
+    const char *lane1 = SH0 "/lane-1";
+    assert_int_equal(esm_store_advance(s, M, SRC, SH0, &(esm_store_step){.position = "5"}, &err),
+                     0);
+    assert_int_equal(esm_store_advance(s, M, SRC, lane1, &(esm_store_step){.position = "9"}, &err),
+                     0);
+    const char *forget[] = {lane1};
+    esm_store_move mv = {.start_at = "TRIM_HORIZON", .forget = forget, .n_forget = 1};
+    /* refused half way (the lane's own row cannot be written): the lane row is still there */
+    assert_int_equal(tc_sql(dir, "CREATE TRIGGER no_update BEFORE UPDATE ON lane_checkpoint"
+                                 " BEGIN SELECT RAISE(ABORT, 'refused'); END;"),
+                     SQLITE_OK);
+    assert_int_equal(esm_store_lane_move(s, M, SRC, SH0, &mv, &err), -1);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, lane1, &l, &err), 0);
+    assert_string_equal(l.position, "9");
+    esm_store_lane_clear(&l);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, SH0, &l, &err), 0);
+    assert_string_equal(l.position, "5");
+    assert_null(l.start_at);
+    esm_store_lane_clear(&l);
+    assert_int_equal(tc_sql(dir, "DROP TRIGGER no_update;"), SQLITE_OK);
+    /* accepted: both at once */
+    assert_int_equal(esm_store_lane_move(s, M, SRC, SH0, &mv, &err), 0);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, lane1, &l, &err), 1);
+    assert_int_equal(esm_store_checkpoint_get(s, M, SRC, SH0, &l, &err), 0);
+    assert_null(l.position);
+    assert_string_equal(l.start_at, "TRIM_HORIZON");
+    assert_false(l.confirmed);
+    esm_store_lane_clear(&l);
+    /* a position the source's own store already holds is confirmed with it */
+    esm_store_move kafka = {.position = "40", .confirmed = true};
+    assert_int_equal(esm_store_lane_move(s, M, SRC, SH1, &kafka, &err), 0);
+    assert_true(confirmed(s, SH1));
+    esm_store_close(s);
+}
+
 /* A version 2 database's checkpoints count as confirmed after the migration: they keep the
  * stricter reading (a group without offsets is a log reset) they had before. */
 static void test_version_2_checkpoints_migrate_as_confirmed(void **state)
@@ -759,6 +802,7 @@ int main(void)
         T(test_confirmation_follows_the_checkpoint),
         T(test_version_2_checkpoints_migrate_as_confirmed),
         T(test_start_at_holds_until_the_first_position),
+        T(test_lane_move_is_all_or_nothing),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
