@@ -9,6 +9,7 @@
 #include "common/esm_log.h"
 #include "common/esm_time.h"
 #include "engine/esm_admin_reply.h"
+#include "engine/esm_mapping.h"
 #include "pollers/esm_source.h"
 
 /* The targets, by their AWS names, and the argument each one takes (NULL: none). */
@@ -65,12 +66,7 @@ static void list_lanes(esm_store *store, const esm_admin_mapping *am, esm_buf *o
 {
     const esm_mapping_config *mc = am->mc;
     const esm_source_ops *ops = esm_source_ops_for(mc->source);
-    esm_buf_puts(out, "{\"UUID\":");
-    esm_buf_json_cstr(out, mc->uuid);
-    esm_buf_puts(out, ",\"FunctionName\":");
-    esm_buf_json_cstr(out, mc->function_name);
-    esm_buf_puts(out, ",\"EventSourceArn\":");
-    esm_buf_json_cstr(out, mc->event_source_arn);
+    esm_mapping_identity_json(mc, out);
     esm_buf_puts(out, ",\"State\":");
     esm_buf_json_cstr(out, am->state);
     esm_buf_puts(out, ",\"PositionMeans\":");

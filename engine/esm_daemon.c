@@ -531,12 +531,7 @@ static void render_status(void *arg, esm_buf *out)
             continue;
         }
         const esm_mapping_config *mc = s->mc;
-        esm_buf_puts(out, "{\"UUID\":");
-        esm_buf_json_cstr(out, mc->uuid);
-        esm_buf_puts(out, ",\"FunctionName\":");
-        esm_buf_json_cstr(out, mc->function_name);
-        esm_buf_puts(out, ",\"EventSourceArn\":");
-        esm_buf_json_cstr(out, mc->event_source_arn);
+        esm_mapping_identity_json(mc, out);
         esm_buf_puts(out, ",\"Source\":");
         esm_buf_json_cstr(out, esm_source_type_name(mc->source));
         esm_buf_printf(out, ",\"State\":\"%s\",\"StateTransitionReason\":", slot_state(s));

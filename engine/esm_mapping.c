@@ -224,3 +224,13 @@ bool esm_mapping_is_stuck(const esm_mapping *m, int64_t now_ms)
     int limit = m->env.mapping->stuck_lane_seconds;
     return since > 0 && limit > 0 && now_ms - since > (int64_t)limit * 1000;
 }
+
+void esm_mapping_identity_json(const esm_mapping_config *mc, esm_buf *out)
+{
+    esm_buf_puts(out, "{\"UUID\":");
+    esm_buf_json_cstr(out, mc->uuid);
+    esm_buf_puts(out, ",\"FunctionName\":");
+    esm_buf_json_cstr(out, mc->function_name);
+    esm_buf_puts(out, ",\"EventSourceArn\":");
+    esm_buf_json_cstr(out, mc->event_source_arn);
+}

@@ -30,6 +30,9 @@ void esm_mapping_inherit_stats(esm_mapping *m, const esm_source_stats *from);
  * "PROBLEM: Function call failed"; a problem that keeps the source from its peer comes first
  * ("PROBLEM: SASL authentication failed"). Written into out (a static string would not do). */
 void esm_mapping_last_processing_result(const esm_mapping *m, esm_buf *out);
+/* Opens a mapping's JSON object: {"UUID":..,"FunctionName":..,"EventSourceArn":.. (no closing
+ * brace: the caller's members follow). */
+void esm_mapping_identity_json(const esm_mapping_config *mc, esm_buf *out);
 /* The source's problem (esm_source_ops.problem), NULL when there is none. */
 const char *esm_mapping_problem(const esm_mapping *m);
 

@@ -369,6 +369,24 @@ static bool delivered_from(kmock *k, void *arg)
     return true;
 }
 
+/* Produces past what the mock keeps of a partition (5 MB: seven records of 900 kB trim the
+ * oldest); returns the log start, above 0. */
+static int64_t produce_past_retention(kmock *k)
+{
+    size_t big = 900 * 1000;
+    char *v = malloc(big + 1);
+    assert_non_null(v);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    for (int i = 0; i < 7; i++)
+        kmock_produce_value(k, v);
+    free(v);
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(k->prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
+    assert_true(lo >= 1);
+    return lo;
+}
+
 /* A checkpoint the group never confirmed, below a log trimmed since, with the partition's
  * watermarks unreadable at assignment: assigned at the checkpoint, the fetch would be out of
  * range and auto.offset.reset (LATEST) would skip the whole log. Nothing of it is skipped. */
@@ -377,17 +395,7 @@ static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **stat
     (void)state;
     kmock k;
     kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
-    /* the mock keeps 5 MB of a partition: seven records of 900 kB trim the oldest */
-    size_t big = 900 * 1000;
-    char *v = malloc(big + 1);
-    memset(v, 'x', big);
-    v[big] = '\0';
-    for (int i = 0; i < 7; i++)
-        kmock_produce_value(&k, v);
-    free(v);
-    int64_t lo = -1, hi = -1;
-    assert_int_equal(rd_kafka_query_watermark_offsets(k.prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
-    assert_true(lo >= 1);
+    int64_t lo = produce_past_retention(&k);
     char ckpt[24];
     snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
     store_checkpoint(&k, ckpt);
@@ -410,16 +418,7 @@ static void test_group_offset_below_a_trimmed_log_start_skips_nothing(void **sta
     (void)state;
     kmock k;
     kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
-    size_t big = 900 * 1000; /* the mock keeps 5 MB of a partition: seven records trim the oldest */
-    char *v = malloc(big + 1);
-    memset(v, 'x', big);
-    v[big] = '\0';
-    for (int i = 0; i < 7; i++)
-        kmock_produce_value(&k, v);
-    free(v);
-    int64_t lo = -1, hi = -1;
-    assert_int_equal(rd_kafka_query_watermark_offsets(k.prod, KMOCK_TOPIC, 0, &lo, &hi, 5000), 0);
-    assert_true(lo >= 1);
+    int64_t lo = produce_past_retention(&k);
     char ckpt[24];
     snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
     store_confirmed_checkpoint(&k, ckpt);
