@@ -11,6 +11,7 @@
 #include "common/esm_log.h"
 #include "engine/esm_admin_guard.h"
 #include "engine/esm_admin_page.h"
+#include "engine/esm_api.h"
 #include "engine/esm_admin_replay.h"
 #include "engine/esm_metrics.h"
 
@@ -253,13 +254,15 @@ static const admin_route routes[] = {
 /* ---- requests ------------------------------------------------------------------------------- */
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, unsigned status, const char *type,
-                                  const char *data, size_t len, const char *csp)
+                                  const char *data, size_t len, const char *csp,
+                                  const char *error_type)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (error_type) MHD_add_response_header(r, "x-amzn-ErrorType", error_type);
     if (csp) {
         MHD_add_response_header(r, "Content-Security-Policy", csp);
         MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -275,7 +278,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
 {
     char text[1024];
     int n = snprintf(text, sizeof text, "%s\n", json);
-    return send_reply(c, status, "application/json", text, n > 0 ? (size_t)n : 0, NULL);
+    return send_reply(c, status, "application/json", text, n > 0 ? (size_t)n : 0, NULL, NULL);
 }
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -329,9 +332,24 @@ static bool body_too_large(struct MHD_Connection *c)
     return cl && strtoull(cl, NULL, 10) > ESM_ADMIN_MAX_BODY;
 }
 
+/* The Lambda API answers every method itself (its errors in AWS's shape). */
+static enum MHD_Result dispatch_api(esm_admin *a, struct MHD_Connection *c, const char *url,
+                                    const char *method)
+{
+    esm_buf body;
+    esm_buf_init(&body);
+    const char *error_type = NULL;
+    unsigned status = a->hooks.api(a->hooks.arg, method, url, query_arg, c, &body, &error_type);
+    enum MHD_Result ret =
+        send_reply(c, status, "application/json", body.data, body.len, NULL, error_type);
+    esm_buf_free(&body);
+    return ret;
+}
+
 static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const char *url,
                                 const char *method, const esm_buf *request_body)
 {
+    if (a->hooks.api && esm_api_is_mappings_path(url)) return dispatch_api(a, c, url, method);
     const admin_route *route = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !route; i++)
         if (strcmp(url, routes[i].path) == 0) route = &routes[i];
@@ -343,7 +361,7 @@ static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const ch
     admin_reply out = {.status = 200, .type = "application/json", .body = &body};
     enum MHD_Result ret;
     if (route && route->serve(a, c, request_body, &out))
-        ret = send_reply(c, out.status, out.type, body.data, body.len, out.csp);
+        ret = send_reply(c, out.status, out.type, body.data, body.len, out.csp, NULL);
     else
         ret = send_json(c, 404, "{\"error\":\"not found\"}");
     esm_buf_free(&body);

@@ -16,6 +16,7 @@
  *                                  (engine/esm_admin_positions.h)
  *   GET  /replay                   replay jobs; POST /replay/start and /replay/cancel start
  *                                  and stop one (engine/esm_admin_replay.h)
+ *   /2015-03-31/event-source-mappings[/UUID]   the Lambda API (engine/esm_api.h)
  * Every method but GET and HEAD passes esm_admin_guard() first (engine/esm_admin_guard.h):
  * 403 for a browser, a form content type, a remote client without a configured token, or a
  * wrong token. See docs/operations.md "Securing the admin API". */
@@ -64,6 +65,11 @@ typedef struct {
     /* GET /replay, POST /replay/start and POST /replay/cancel; may be NULL. Returns the HTTP
      * status; out gets JSON. */
     unsigned (*replay)(void *arg, int op, esm_admin_arg_fn get_arg, void *req, esm_buf *out);
+    /* The Lambda API's event-source-mapping resource (engine/esm_api.h), any method; may be
+     * NULL. Returns the HTTP status; out gets JSON, *error_type the x-amzn-ErrorType of an
+     * error. */
+    unsigned (*api)(void *arg, const char *method, const char *path, esm_admin_arg_fn get_arg,
+                    void *req, esm_buf *out, const char **error_type);
     void *arg;
 } esm_admin_hooks;
 

@@ -19,6 +19,7 @@
 #include "engine/esm_admin_outbox.h"
 #include "engine/esm_admin_positions.h"
 #include "engine/esm_admin_replay.h"
+#include "engine/esm_api.h"
 #include "engine/esm_lifecycle.h"
 #include "engine/esm_mapping.h"
 #include "engine/esm_metrics.h"
@@ -39,6 +40,7 @@ typedef struct mslot {
     char error[300]; /* why m is NULL although mc is enabled */
     bool stopping;
     bool restarted;           /* started again by a reload (State "Updating" until ready) */
+    int64_t modified_ms;      /* when mc was loaded (the Lambda API's LastModified) */
     esm_generation *next_gen; /* restart with this after the stop (reference held) */
     const esm_mapping_config *next_mc;
     struct mslot *next;
@@ -123,6 +125,7 @@ static mslot *slot_new(daemon_state *d, esm_generation *gen, const esm_mapping_c
     s->d = d;
     s->gen = esm_generation_ref(gen);
     s->mc = mc;
+    s->modified_ms = esm_now_ms();
     mslot **tail = &d->slots;
     while (*tail)
         tail = &(*tail)->next;
@@ -172,6 +175,7 @@ static void on_slot_stopped(void *arg)
     s->next_gen = NULL;
     s->next_mc = NULL;
     s->restarted = true;
+    s->modified_ms = esm_now_ms();
     ESM_INFO(NULL, "mapping %s (%s): starting with configuration generation %u", s->mc->uuid,
              s->mc->function_name, esm_generation_id(s->gen));
     slot_start(s, &carry);
@@ -681,6 +685,45 @@ static unsigned admin_positions(void *arg, bool move, esm_admin_arg_fn get_arg, 
     return status;
 }
 
+static unsigned admin_api(void *arg, const char *method, const char *path, esm_admin_arg_fn get_arg,
+                          void *req, esm_buf *out, const char **error_type)
+{
+    daemon_state *d = arg;
+    size_t n = 0;
+    for (mslot *s = d->slots; s; s = s->next)
+        n++;
+    esm_api_mapping *maps = calloc(n ? n : 1, sizeof *maps);
+    esm_buf *results = calloc(n ? n : 1, sizeof *results);
+    unsigned status = 500;
+    *error_type = "ServiceException";
+    if (maps && results) {
+        n = 0;
+        for (mslot *s = d->slots; s; s = s->next, n++) {
+            esm_buf *r = &results[n];
+            esm_buf_init(r);
+            if (s->m)
+                esm_mapping_last_processing_result(s->m, r);
+            else if (s->error[0])
+                esm_buf_printf(r, "PROBLEM: %s", s->error);
+            else
+                esm_buf_puts(r, "No records processed");
+            maps[n] = (esm_api_mapping){.mc = s->mc,
+                                        .state = slot_state(s),
+                                        .state_reason = s->error[0] ? s->error : "USER_INITIATED",
+                                        .last_processing_result = esm_buf_cstr(r),
+                                        .last_modified_ms = s->modified_ms,
+                                        .region = esm_generation_config(d->gen)->region};
+        }
+        status =
+            esm_api_mappings(method, path, maps, n, d->config_path, get_arg, req, out, error_type);
+        for (size_t i = 0; i < n; i++)
+            esm_buf_free(&results[i]);
+    }
+    free(maps);
+    free(results);
+    return status;
+}
+
 static bool find_mapping(void *arg, const char *uuid, esm_generation **gen,
                          const esm_mapping_config **mc)
 {
@@ -789,6 +832,7 @@ int esm_daemon_run(const esm_daemon_options *opt)
                              .outbox = admin_outbox,
                              .positions = admin_positions,
                              .replay = admin_replay,
+                             .api = admin_api,
                              .arg = &d};
     d.admin = esm_admin_create(d.loop, cfg->admin_listen, cfg->admin_token, &hooks, &err);
     if (!d.admin && cfg->admin_listen && cfg->admin_listen[0]) {
