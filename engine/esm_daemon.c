@@ -730,9 +730,10 @@ static bool find_mapping(void *arg, const char *uuid, esm_generation **gen,
     daemon_state *d = arg;
     for (mslot *s = d->slots; s; s = s->next)
         if (strcmp(s->mc->uuid, uuid) == 0) {
-            *gen = s->gen;
-            *mc = s->mc;
-            return true;
+            /* what runs next: a mapping restarting gets its new function, a removed one none */
+            *mc = slot_target(s);
+            *gen = s->stopping ? s->next_gen : s->gen;
+            return *mc != NULL && *gen != NULL;
         }
     return false;
 }
@@ -740,6 +741,10 @@ static bool find_mapping(void *arg, const char *uuid, esm_generation **gen,
 static unsigned admin_replay(void *arg, int op, esm_admin_arg_fn get_arg, void *req, esm_buf *out)
 {
     daemon_state *d = arg;
+    if (d->shutting_down && op == ESM_ADMIN_REPLAY_START) {
+        esm_buf_puts(out, "{\"error\":\"esmd is shutting down\"}");
+        return 503;
+    }
     esm_replay_options base = {.loop = d->loop, .sqs = d->sqs};
     return esm_admin_replay(&d->replays, (esm_admin_replay_op)op, &base, find_mapping, d, get_arg,
                             req, out);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/esm_log.h"
 #include "common/esm_time.h"
@@ -13,6 +15,8 @@
 #include "engine/esm_replay_record.h"
 
 #define SQS_CALL_TIMEOUT_MS 20000L
+#define REPLAY_TRIES 4             /* a throttled or unreachable function: 3 retries */
+#define REPLAY_LINE_MAX (8u << 20) /* longer lines are skipped (an event is at most 6 MB) */
 
 typedef enum { RUNNING, DONE, CANCELLED, FAILED } job_state;
 static const char *const state_names[] = {"Running", "Done", "Cancelled", "Failed"};
@@ -37,8 +41,11 @@ struct esm_replay {
     FILE *file;
     off_t end; /* the file's size when the job started: records written since are not read */
     long long line;
-    char *buf;
-    size_t cap;
+    esm_buf text; /* the line being read */
+    /* SQS: the messages this job took (hashes of their ids), so one that comes back after its
+     * visibility ends the job instead of being invoked again */
+    uint64_t *seen;
+    size_t n_seen, cap_seen;
     /* SQS */
     char *queue_url;
     char *receipt; /* the message being replayed */
@@ -46,6 +53,7 @@ struct esm_replay {
     esm_http_call *call;
     /* the invocation */
     char *event;
+    unsigned attempts; /* of this event */
     esm_invocation *invocation;
     ev_timer kick;
     long long read, replayed, failed, skipped;
@@ -56,11 +64,31 @@ struct esm_replay {
 
 static void step(esm_replay *r);
 
-static void later(esm_replay *r)
+static void after(esm_replay *r, double seconds)
 {
     ev_timer_stop(r->loop, &r->kick);
-    ev_timer_set(&r->kick, 0., 0.);
+    ev_timer_set(&r->kick, seconds, 0.);
     ev_timer_start(r->loop, &r->kick);
+}
+
+static void later(esm_replay *r)
+{
+    after(r, 0.);
+}
+
+/* What a finished job no longer needs: its file, buffers and receipt. */
+static void release(esm_replay *r)
+{
+    if (r->file) fclose(r->file);
+    r->file = NULL;
+    esm_buf_free(&r->text);
+    free(r->queue_url);
+    free(r->receipt);
+    free(r->event);
+    free(r->seen);
+    r->queue_url = r->receipt = r->event = NULL;
+    r->seen = NULL;
+    r->n_seen = r->cap_seen = 0;
 }
 
 static void finish(esm_replay *r, job_state st, const char *why)
@@ -68,6 +96,7 @@ static void finish(esm_replay *r, job_state st, const char *why)
     if (r->state != RUNNING) return;
     r->state = st;
     r->finished_ms = esm_now_ms();
+    release(r);
     if (why) snprintf(r->why, sizeof r->why, "%s", why);
     ESM_INFO(NULL,
              "replay %u of mapping %s: %s (read %lld, replayed %lld, failed %lld, skipped "
@@ -120,14 +149,33 @@ static void delete_message(esm_replay *r)
     }
 }
 
+static void invoke(esm_replay *r);
+
 static void on_invoked(const esm_invoke_result *res, void *arg)
 {
     esm_replay *r = arg;
     r->invocation = NULL;
-    free(r->event);
-    r->event = NULL;
     char why[300];
     bool ok = esm_replay_succeeded(res, why, sizeof why);
+    if (!ok && res->misconfigured) {
+        /* every record would fail the same way: stop, the record stays where it is */
+        free(r->event);
+        r->event = NULL;
+        char stop[340];
+        snprintf(stop, sizeof stop, "the function's settings are wrong: %s", why);
+        finish(r, FAILED, stop);
+        return;
+    }
+    bool transient = res->cls == ESM_INVOKE_THROTTLE || res->cls == ESM_INVOKE_ERROR;
+    if (!ok && transient && r->attempts < REPLAY_TRIES) {
+        /* the event is kept; step() invokes it again */
+        double delay = res->retry_after_ms >= 0 ? (double)res->retry_after_ms / 1000.0
+                                                : (double)(1u << (r->attempts - 1));
+        after(r, delay > 30. ? 30. : delay);
+        return;
+    }
+    free(r->event);
+    r->event = NULL;
     if (!ok) {
         r->failed++;
         note(r, why);
@@ -138,6 +186,18 @@ static void on_invoked(const esm_invoke_result *res, void *arg)
         delete_message(r);
         return;
     }
+    later(r);
+}
+
+static void invoke(esm_replay *r)
+{
+    r->attempts++;
+    r->invocation = esm_invoker_invoke(r->inv, r->event, strlen(r->event), on_invoked, r);
+    if (r->invocation) return;
+    free(r->event);
+    r->event = NULL;
+    r->skipped++;
+    note(r, "the event is larger than 6 MB");
     later(r);
 }
 
@@ -157,42 +217,85 @@ static void replay_text(esm_replay *r, const char *text, size_t len)
         later(r);
         return;
     }
-    r->invocation = esm_invoker_invoke(r->inv, r->event, strlen(r->event), on_invoked, r);
-    if (!r->invocation) {
-        free(r->event);
-        r->event = NULL;
-        r->skipped++;
-        note(r, "the event is larger than 6 MB");
-        later(r);
-    }
+    r->attempts = 0;
+    invoke(r);
 }
 
 /* ---- file:// ------------------------------------------------------------------------------ */
 
+/* Reads the next line into r->text (without its newline); false at the end (of the file as it
+ * was when the job started). A line longer than REPLAY_LINE_MAX is read past, *too_long set. */
+static bool next_line(esm_replay *r, bool *too_long)
+{
+    esm_buf_reset(&r->text);
+    *too_long = false;
+    off_t at = ftello(r->file);
+    if (at < 0 || at >= r->end) return false;
+    char chunk[65536];
+    bool any = false;
+    while (fgets(chunk, sizeof chunk, r->file)) {
+        any = true;
+        size_t n = strlen(chunk);
+        bool eol = n > 0 && chunk[n - 1] == '\n';
+        if (eol) n--;
+        if (r->text.len + n > REPLAY_LINE_MAX) *too_long = true;
+        if (!*too_long) esm_buf_append(&r->text, chunk, n);
+        if (eol) break;
+    }
+    return any;
+}
+
 static void file_step(esm_replay *r)
 {
-    for (;;) {
-        off_t at = ftello(r->file);
-        if (at < 0 || at >= r->end) {
-            finish(r, DONE, NULL);
-            return;
-        }
-        ssize_t n = getline(&r->buf, &r->cap, r->file);
-        if (n < 0) {
-            finish(r, DONE, NULL);
-            return;
-        }
+    bool too_long;
+    while (next_line(r, &too_long)) {
         r->line++;
-        while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
-            r->buf[--n] = '\0';
-        if (n == 0) continue; /* an empty line is no record */
         snprintf(r->at, sizeof r->at, "line %lld", r->line);
-        replay_text(r, r->buf, (size_t)n);
+        if (too_long) {
+            r->read++;
+            r->skipped++;
+            note(r, "the line is longer than 8 MB: no failure record esmd writes");
+            later(r);
+            return;
+        }
+        if (r->text.len && r->text.data[r->text.len - 1] == '\r') r->text.len--;
+        if (r->text.len == 0) continue; /* an empty line is no record */
+        if (r->text.failed) {
+            finish(r, FAILED, "out of memory reading a line");
+            return;
+        }
+        replay_text(r, r->text.data, r->text.len);
         return;
     }
+    finish(r, DONE, NULL);
 }
 
 /* ---- SQS ---------------------------------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Records the message id; false when this job took it before. */
+static bool first_time(esm_replay *r, const char *id)
+{
+    uint64_t h = fnv1a(id);
+    for (size_t i = 0; i < r->n_seen; i++)
+        if (r->seen[i] == h) return false;
+    if (r->n_seen == r->cap_seen) {
+        size_t cap = r->cap_seen ? r->cap_seen * 2 : 64;
+        uint64_t *v = realloc(r->seen, cap * sizeof *v);
+        if (!v) return true; /* not remembered: at worst invoked again */
+        r->seen = v;
+        r->cap_seen = cap;
+    }
+    r->seen[r->n_seen++] = h;
+    return true;
+}
 
 static void on_received(const esm_aws_result *res, void *arg)
 {
@@ -208,13 +311,18 @@ static void on_received(const esm_aws_result *res, void *arg)
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(res->json, "Messages");
     const cJSON *m = cJSON_IsArray(msgs) ? cJSON_GetArrayItem(msgs, 0) : NULL;
     if (!m) {
-        finish(r, DONE, NULL); /* nothing visible is left */
+        finish(r, DONE, NULL); /* a long poll found nothing visible */
         return;
     }
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "Body");
     const cJSON *handle = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
     const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "MessageId");
     snprintf(r->at, sizeof r->at, "message %.100s", cJSON_IsString(mid) ? mid->valuestring : "?");
+    if (cJSON_IsString(mid) && !first_time(r, mid->valuestring)) {
+        /* it failed or was skipped earlier in this job and is visible again */
+        finish(r, DONE, "every message left was already tried by this job");
+        return;
+    }
     free(r->receipt);
     r->receipt = cJSON_IsString(handle) ? strdup(handle->valuestring) : NULL;
     if (!cJSON_IsString(body) || !r->receipt) {
@@ -237,7 +345,7 @@ static void receive(esm_replay *r)
     esm_buf_init(&b);
     esm_buf_puts(&b, "{\"QueueUrl\":");
     esm_buf_json_cstr(&b, r->queue_url);
-    esm_buf_printf(&b, ",\"MaxNumberOfMessages\":1,\"WaitTimeSeconds\":0,\"VisibilityTimeout\":%d}",
+    esm_buf_printf(&b, ",\"MaxNumberOfMessages\":1,\"WaitTimeSeconds\":1,\"VisibilityTimeout\":%d}",
                    visibility);
     if (!b.failed)
         r->call = esm_aws_json_call(r->sqs, "AmazonSQS.ReceiveMessage", "1.0", b.data, b.len,
@@ -291,6 +399,10 @@ static void sqs_step(esm_replay *r)
 static void step(esm_replay *r)
 {
     if (r->state != RUNNING) return;
+    if (r->event) { /* a throttled or failed call, again */
+        invoke(r);
+        return;
+    }
     if (r->read >= r->limit) {
         finish(r, DONE, "the limit was reached");
         return;
@@ -334,12 +446,19 @@ esm_replay *esm_replay_start(const esm_replay_options *o, esm_err *err)
         return NULL;
     }
     r->from = from;
+    esm_buf_init(&r->text);
     if (from.kind == ESM_DEST_FILE) {
+        /* O_NONBLOCK: a FIFO named by mistake must not hold the loop */
+        int fd = open(from.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         struct stat st;
-        r->file = fopen(from.target, "r");
-        if (!r->file || fstat(fileno(r->file), &st) != 0) {
-            esm_err_set(err, ESM_ERR_IO, false, "cannot read %s: %m", from.target);
-            if (r->file) fclose(r->file);
+        bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        if (fd >= 0 && regular) r->file = fdopen(fd, "r");
+        if (!r->file) {
+            if (fd < 0)
+                esm_err_set(err, ESM_ERR_INVALID, false, "cannot read %s: %m", from.target);
+            else
+                esm_err_set(err, ESM_ERR_INVALID, false, "%s is not a regular file", from.target);
+            if (fd >= 0) close(fd);
             free(r);
             return NULL;
         }
@@ -417,11 +536,7 @@ void esm_replay_destroy(esm_replay *r)
 {
     if (!r) return;
     esm_replay_cancel(r);
-    if (r->file) fclose(r->file);
-    free(r->buf);
-    free(r->queue_url);
-    free(r->receipt);
-    free(r->event);
+    release(r);
     esm_generation_unref(r->gen);
     free(r);
 }

@@ -2,9 +2,12 @@
  * records"). AWS has no redrive for the failure records of streams; users build it by hand.
  * A job reads the failure records a file:// destination wrote (up to the file's end when the
  * job started) or an SQS destination holds, and invokes the mapping's function with the
- * original event each one carries ("payload"), one at a time on the loop. An SQS message is
- * deleted once its records were replayed; a message that failed or was skipped stays in the
- * queue. A failure record of another source, or without a payload, is skipped and counted. */
+ * original event each one carries ("payload"), one at a time on the loop; a throttled or
+ * unreachable function is tried again (REPLAY_TRIES in all), a misconfigured one stops the job.
+ * An SQS message is deleted once its records were replayed; a message that failed or was
+ * skipped stays in the queue, and the job ends when one it took comes back. A failure record of
+ * another mapping (function, source), or without a payload, is skipped and counted. A job keeps
+ * the function it started with across a reload. */
 #ifndef ESM_REPLAY_H
 #define ESM_REPLAY_H
 
@@ -32,11 +35,12 @@ typedef struct {
     unsigned id;
 } esm_replay_options;
 
-/* Starts a job; NULL with err (ESM_ERR_INVALID: a bad from; ESM_ERR_IO: the file cannot be
- * opened). */
+/* Starts a job; NULL with err (ESM_ERR_INVALID: a bad from, a file that cannot be read or is
+ * not a regular file). */
 esm_replay *esm_replay_start(const esm_replay_options *o, esm_err *err);
 /* Appends the job as a JSON object: Id, UUID, From, State (Running, Done, Cancelled, Failed),
- * Read, Replayed, Failed, Skipped, Errors [{"At","Error"}], StartedAt, FinishedAt. */
+ * Read, Replayed, Failed, Skipped, Limit, Reason (why it ended, or null), Errors
+ * [{"At","Error"}], StartedAt, FinishedAt. */
 void esm_replay_status(const esm_replay *r, esm_buf *out);
 bool esm_replay_running(const esm_replay *r);
 unsigned esm_replay_id(const esm_replay *r);

@@ -9,6 +9,21 @@ static const char *str(const cJSON *o, const char *name)
     return cJSON_IsString(j) ? j->valuestring : NULL;
 }
 
+/* Whether "h1:p1,h2:p2" names a server of the mapping's cluster. */
+static bool same_cluster(const char *servers, const esm_mapping_config *m)
+{
+    for (size_t i = 0; i < m->n_bootstrap_servers; i++) {
+        const char *b = m->bootstrap_servers[i], *at = servers;
+        size_t bl = strlen(b);
+        while (bl && (at = strstr(at, b)) != NULL) {
+            bool starts = at == servers || at[-1] == ',';
+            if (starts && (at[bl] == '\0' || at[bl] == ',')) return true;
+            at += bl;
+        }
+    }
+    return false;
+}
+
 /* The source the record names, compared with the mapping's; NULL when they agree. */
 static const char *other_source(const cJSON *record, const esm_mapping_config *m)
 {
@@ -30,13 +45,16 @@ static const char *other_source(const cJSON *record, const esm_mapping_config *m
     }
     const cJSON *kafka = cJSON_GetObjectItemCaseSensitive(record, "KafkaBatchInfo");
     if (kafka) {
-        /* recordsInfo / the payload's records are keyed "<topic>-<partition>" */
+        const char *servers = str(kafka, "bootstrapServers");
+        if (servers && !same_cluster(servers, m)) return "its cluster is not the mapping's";
+        /* the payload's records are keyed "<topic>-<partition>" */
         const cJSON *records = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(record, "payload"), "records");
+        if (!cJSON_IsObject(records) || !records->child) return "its payload has no records";
         const cJSON *k;
         cJSON_ArrayForEach(k, records)
         {
-            const char *dash = strrchr(k->string, '-');
+            const char *dash = k->string ? strrchr(k->string, '-') : NULL;
             size_t tl = dash ? (size_t)(dash - k->string) : 0;
             if (!m->topic || !dash || strlen(m->topic) != tl || strncmp(k->string, m->topic, tl))
                 return "its topic is not the mapping's";
@@ -51,6 +69,12 @@ const cJSON *esm_replay_event_of(const cJSON *record, const esm_mapping_config *
 {
     if (!cJSON_IsObject(record)) {
         snprintf(why, why_len, "not a JSON object");
+        return NULL;
+    }
+    /* two mappings of one source may share a destination: only this one's records */
+    const char *fn = str(cJSON_GetObjectItemCaseSensitive(record, "requestContext"), "functionArn");
+    if (fn && (!m->function || !m->function->arn || strcmp(fn, m->function->arn) != 0)) {
+        snprintf(why, why_len, "its function is not the mapping's (%.120s)", fn);
         return NULL;
     }
     const char *other = other_source(record, m);

@@ -378,9 +378,17 @@ def test_replay_from_a_file_destination(peers, kinesis, funchost, esmd, workdir)
     assert last["ids"] == [poison_seq] and last["payloads"] == ["POISON"]
     assert len(lines(path)) == 4  # replaying writes no new failure record
 
+    # a throttled function is tried again: the record is replayed, not failed
+    funchost.control("poison", "throttle", count=2, retry_after=1)
+    code, job = replay(e, mapping=KIN, limit=1, **{"from": f"file://{path}"})
+    job = replay_done(e, job["Id"])
+    assert (job["Read"], job["Replayed"], job["Failed"]) == (1, 1, 0), job
+    assert [i["result"] for i in funchost.invocations("poison")[-3:]] == ["throttle", "throttle", "ok"]
+
     for args, status in [({"mapping": KIN}, 400), ({"mapping": KIN, "from": "file://relative"}, 400),
                          ({"mapping": KIN, "from": "http://127.0.0.1:1/x"}, 400),
-                         ({"mapping": KIN, "from": f"file://{path}.missing"}, 500),
+                         ({"mapping": KIN, "from": f"file://{path}.missing"}, 400),
+                         ({"mapping": KIN, "from": f"file://{workdir}"}, 400),
                          ({"mapping": KIN, "from": f"file://{path}", "limit": "0"}, 400),
                          ({"mapping": "nobody", "from": f"file://{path}"}, 404)]:
         code, body = replay(e, **args)

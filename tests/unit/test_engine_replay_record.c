@@ -79,6 +79,43 @@ static void test_skipped_with_a_reason(void **state)
                           &kafka, ev, sizeof ev));
 }
 
+/* Records a crafted or corrupted destination may hold, and records of another mapping of the
+ * same source (another function, another cluster's topic of the same name). */
+static void test_foreign_and_malformed_records_are_skipped(void **state)
+{
+    (void)state;
+    esm_function_config fn = {.name = "fn", .arn = "arn:aws:lambda:us-east-1:1:function:fn"};
+    char *servers[] = {"b1:9092", "b2:9092"};
+    esm_mapping_config kafka = {
+        .topic = "orders", .function = &fn, .bootstrap_servers = servers, .n_bootstrap_servers = 2};
+    esm_mapping_config kin = {.event_source_arn = STREAM, .function = &fn};
+    char ev[256];
+    const char *bad[] = {
+        "{\"KafkaBatchInfo\":{},\"payload\":{\"records\":[{}]}}",
+        "{\"KafkaBatchInfo\":{},\"payload\":{\"records\":\"x\"}}",
+        "{\"KafkaBatchInfo\":{},\"payload\":{\"records\":{}}}",
+        "{\"KafkaBatchInfo\":{},\"payload\":{}}",
+        "{\"KafkaBatchInfo\":{\"bootstrapServers\":\"b1:90921\"},\"payload\":{\"records\":"
+        "{\"orders-0\":[]}}}",
+        "{\"requestContext\":{\"functionArn\":\"arn:aws:lambda:us-east-1:1:function:other\"},"
+        "\"KafkaBatchInfo\":{},\"payload\":{\"records\":{\"orders-0\":[]}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = judge(bad[i], &kafka, ev, sizeof ev);
+        assert_non_null(why);
+        assert_true(why[0] != '\0');
+    }
+    assert_non_null(strstr(judge(bad[5], &kafka, ev, sizeof ev), "function"));
+    assert_non_null(strstr(judge(bad[4], &kafka, ev, sizeof ev), "cluster"));
+    assert_null(judge("{\"requestContext\":{\"functionArn\":\"arn:aws:lambda:us-east-1:1:"
+                      "function:fn\"},\"KafkaBatchInfo\":{\"bootstrapServers\":\"b0:1,b2:9092\"},"
+                      "\"payload\":{\"records\":{\"orders-0\":[]}}}",
+                      &kafka, ev, sizeof ev));
+    /* a Kafka record read by a Kinesis mapping */
+    assert_non_null(judge("{\"KafkaBatchInfo\":{},\"payload\":{\"records\":{\"orders-0\":[]}}}",
+                          &kin, ev, sizeof ev));
+}
+
 static void test_replayed_only_without_failures(void **state)
 {
     (void)state;
@@ -103,6 +140,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_of_the_mappings_own_source),
         cmocka_unit_test(test_skipped_with_a_reason),
+        cmocka_unit_test(test_foreign_and_malformed_records_are_skipped),
         cmocka_unit_test(test_replayed_only_without_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
