@@ -231,7 +231,13 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
         const rd_kafka_topic_partition_t *ce =
             c ? rd_kafka_topic_partition_list_find(c, e->topic, e->partition) : NULL;
         int64_t committed = ce && ce->offset >= 0 ? ce->offset : -1;
-        if (committed < 0 && esm_kafka_part_floor(p) < 0) continue; /* nothing stored */
+        if (committed < 0 && esm_kafka_part_floor(p) < 0) {
+            /* nothing stored: StartingPosition (auto.offset.reset is always earliest); with the
+             * group's offsets unread, a LATEST mapping reads from the start rather than skip */
+            if (c && s->map->starting_position == ESM_START_LATEST)
+                e->offset = RD_KAFKA_OFFSET_END;
+            continue;
+        }
         int64_t lo = -1, hi = -1;
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(s->rk, e->topic, e->partition, &lo, &hi, 5000);

@@ -35,7 +35,10 @@ int esm_kafka_props_build(const esm_mapping_config *m, esm_kafka_props *out, esm
 {
     memset(out, 0, sizeof *out);
     char *bs = esm_kafka_bootstrap_join(m);
-    const char *reset = m->starting_position == ESM_START_LATEST ? "latest" : "earliest";
+    /* Never "latest": a fetch out of range (retention passed a lagging or disabled lane) would
+     * then skip the whole log. LATEST is applied at assignment, only to a partition with no
+     * offset anywhere (esm_kafka.c check_logs). */
+    const char *reset = "earliest";
     bool fail = !bs || esm_kafka_props_set(out, "bootstrap.servers", bs, false) ||
                 esm_kafka_props_set(out, "group.id", esm_kafka_group_id(m), false) ||
                 esm_kafka_props_set(out, "client.id", "esmd", false) ||

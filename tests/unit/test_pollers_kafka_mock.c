@@ -432,6 +432,30 @@ static void test_group_offset_below_a_trimmed_log_start_skips_nothing(void **sta
     kmock_free(&k);
 }
 
+/* As test_group_offset_below_a_trimmed_log_start_skips_nothing, with the partition's watermarks
+ * unreadable at assignment: the fetch at the group's offset is out of range, and the reset
+ * (auto.offset.reset, earliest whatever the StartingPosition) reads the log from its start. */
+static void test_group_offset_below_an_unknown_log_start_skips_nothing(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    int64_t lo = produce_past_retention(&k);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
+    store_confirmed_checkpoint(&k, ckpt);
+    kmock_group_commit(&k, lo - 1);
+    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
+    kmock_start(&k);
+    long long from = lo;
+    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
+    kmock_stop(&k);
+    assert_int_equal(kmock_group_committed(&k), k.produced);
+    kmock_free(&k);
+}
+
 #define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
 
 /* As test_checkpoint_never_committed_resumes_there, but the group's offsets cannot be read at
@@ -470,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_commit_confirmed_after_the_release_marks_the_checkpoint),
         cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
         cmocka_unit_test(test_group_offset_below_a_trimmed_log_start_skips_nothing),
+        cmocka_unit_test(test_group_offset_below_an_unknown_log_start_skips_nothing),
         cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
