@@ -80,7 +80,8 @@ if [ "$mode" != "--unit" ]; then
   # The sources again, with esmd built with AddressSanitizer + UBSan (leaks fail the run).
   ESMD_BIN=$root/build-asan/esmd ASAN_OPTIONS=detect_leaks=1 \
     run_pytest "integration tests (ASan+UBSan esmd)" tests/integration/test_sqs.py \
-    tests/integration/test_kinesis.py tests/integration/test_kafka.py tests/integration/test_operator.py
+    tests/integration/test_kinesis.py tests/integration/test_kafka.py tests/integration/test_operator.py \
+    tests/integration/test_api.py
   ESMD_BIN=$root/build/esmd run_counted "chaos" tests/chaos/run.sh
   ESMD_BIN=$root/build/esmd stage "valgrind demo" tests/chaos/valgrind_demo.sh
   scripts/peers.sh stop >/dev/null 2>&1
