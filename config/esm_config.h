@@ -43,6 +43,7 @@ typedef struct esm_function_config {
 typedef struct esm_mapping_config {
     char *uuid;          /* "UUID" if given (esmd extension), else a stable id derived from source +
                             function (hex of a 64-bit FNV-1a hash, formatted as a UUID) */
+    bool uuid_derived;   /* no "UUID" was given */
     char *function_name; /* as written */
     const esm_function_config *function; /* resolved; a function ARN resolves by its name part */
     esm_source_type source;

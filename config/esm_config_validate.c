@@ -186,6 +186,7 @@ void esm_cfg_validate_mapping(esm_cfg_ctx *c, const char *path, esm_mapping_conf
         char id[37];
         esm_cfg_derive_uuid(m, id);
         m->uuid = esm_cfg_xstrdup(id);
+        m->uuid_derived = true;
     }
     if (m->source == ESM_SRC_KAFKA && s->source_known && !m->consumer_group_id) {
         char g[64];

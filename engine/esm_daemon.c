@@ -335,6 +335,22 @@ static void apply_plan(daemon_state *d, esm_generation *gen, mslot **old, size_t
         }
         }
     }
+    esm_buf dropped;
+    esm_buf_init(&dropped);
+    if (esm_reload_dropped_state(cur, n_old, cfg, steps, n_steps, &dropped) > 0)
+        ESM_WARN(NULL, "reload: %.*s", (int)(dropped.len ? dropped.len - 1 : 0),
+                 esm_buf_cstr(&dropped));
+    if (report) {
+        esm_buf_puts(report, ",\"warnings\":[");
+        bool first = true;
+        for (char *p = dropped.data, *nl; p && (nl = strchr(p, '\n')); p = nl + 1) {
+            if (!first) esm_buf_putc(report, ',');
+            esm_buf_json_str(report, p, (size_t)(nl - p));
+            first = false;
+        }
+        esm_buf_putc(report, ']');
+    }
+    esm_buf_free(&dropped);
     if (report) {
         static const char *const keys[4] = {"kept", "restarted", "removed", "added"};
         for (int k = 0; k < 4; k++)

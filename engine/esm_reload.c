@@ -157,6 +157,48 @@ esm_reload_step *esm_reload_plan(const esm_mapping_config *const *old, size_t n_
     return v;
 }
 
+static bool same_source(const esm_mapping_config *a, const esm_mapping_config *b)
+{
+    if (a->source != b->source) return false;
+    if (a->source != ESM_SRC_KAFKA)
+        return a->event_source_arn && b->event_source_arn &&
+               strcmp(a->event_source_arn, b->event_source_arn) == 0;
+    if (!a->topic || !b->topic || strcmp(a->topic, b->topic) != 0) return false;
+    for (size_t i = 0; i < a->n_bootstrap_servers; i++)
+        for (size_t j = 0; j < b->n_bootstrap_servers; j++)
+            if (strcmp(a->bootstrap_servers[i], b->bootstrap_servers[j]) == 0) return true;
+    return false;
+}
+
+size_t esm_reload_dropped_state(const esm_mapping_config *const *old, size_t n_old,
+                                const esm_config *next, const esm_reload_step *steps,
+                                size_t n_steps, esm_buf *why)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n_steps; i++) {
+        if (steps[i].action != ESM_RELOAD_REMOVE || steps[i].old_index >= n_old) continue;
+        const esm_mapping_config *o = old[steps[i].old_index];
+        for (size_t k = 0; k < n_steps; k++) {
+            if (steps[k].action != ESM_RELOAD_ADD) continue;
+            const esm_mapping_config *n = &next->mappings[steps[k].new_index];
+            if (!same_source(o, n)) continue;
+            esm_buf_printf(why,
+                           "mapping %s (%s) is replaced by %s (%s) on the same source: its "
+                           "checkpoints and retry state stay with %s and %s starts at its "
+                           "StartingPosition%s\n",
+                           o->uuid, o->function_name, n->uuid, n->function_name, o->uuid,
+                           n->uuid,
+                           o->uuid_derived ? " (the UUID is derived from FunctionName: give the "
+                                             "mapping an explicit \"UUID\" to keep its state "
+                                             "across a rename)"
+                                           : "");
+            count++;
+            break;
+        }
+    }
+    return count;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
     if (!a || !b) return a == b;

@@ -53,6 +53,15 @@ typedef struct {
 esm_reload_step *esm_reload_plan(const esm_mapping_config *const *old, size_t n_old,
                                  const esm_config *next, size_t *n_steps);
 
+/* The mappings whose state a plan drops: an old mapping removed while the new config has one of
+ * the same source (event source ARN, or Kafka cluster and topic) under another UUID, usually
+ * because a derived UUID changed with FunctionName. Its checkpoints, retry state and Kafka group
+ * stay with the old UUID and the new mapping starts at its StartingPosition. Appends one line
+ * per such mapping to why; returns how many. */
+size_t esm_reload_dropped_state(const esm_mapping_config *const *old, size_t n_old,
+                                const esm_config *next, const esm_reload_step *steps,
+                                size_t n_steps, esm_buf *why);
+
 /* Settings that need a restart (state_dir, admin_listen, aws.region, aws.endpoints.*): when
  * next differs from cur, next gets cur's value back (so what runs stays consistent) and one
  * line per ignored setting is appended to why ("state_dir: changed from ... to ...; needs a

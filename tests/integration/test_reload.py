@@ -6,6 +6,8 @@ settings that need a restart are ignored with a log line."""
 import copy
 import json
 
+import pytest
+
 from helpers import aws, http
 from helpers.esmd import aws_block
 from helpers.procs import wait_until
@@ -156,3 +158,53 @@ def test_post_reload_adds_removes_and_ignores_restart_only_settings(peers, sqs, 
     assert "to-b" not in funchost.payloads()
     # The state store stayed where it was.
     assert not (workdir / "elsewhere").exists() or not any((workdir / "elsewhere").iterdir())
+
+
+def reload_report(e, cfg):
+    e.write_config(pinned(e, cfg))
+    code, _, body = http.request("POST", e.admin_url + "/reload", body=b"")
+    assert code == 200, body
+    return json.loads(body)
+
+
+@pytest.mark.peers("kinesis")
+def test_renamed_function_keeps_state_only_with_an_explicit_uuid(peers, kinesis, funchost, esmd):
+    """FunctionName is part of a derived UUID: renaming it drops the mapping's checkpoints (the
+    reload says so, and the shard is read again); with an explicit UUID the mapping restarts at
+    its checkpoint: nothing replayed, nothing skipped."""
+    st = aws.create_stream(kinesis, shards=1)
+    a = [seq for _, seq, _ in aws.put_records(kinesis, st, n=5, partition_key="k")]
+    fn = {"url": funchost.url_lambda("echo"), "protocol": "lambda", "timeout_seconds": 5}
+    cfg = {"aws": aws_block(peers), "functions": {"fn": fn, "fn2": fn},
+           "event_source_mappings": [{"FunctionName": "fn", "EventSourceArn": st.arn,
+                                      "StartingPosition": "TRIM_HORIZON"}]}
+    e = esmd(cfg)
+
+    def ids():
+        return [i for inv in funchost.invocations() for i in inv["ids"]]
+
+    wait_until(lambda: ids() == a, 20, "the 5 records once")
+    wait_until(lambda: by_arn(e)[st.arn]["SourceState"]["Shards"][0]["Checkpoint"] == a[-1], 15,
+               "checkpointed")
+    old_uuid = by_arn(e)[st.arn]["UUID"]
+    renamed = copy.deepcopy(cfg)
+    renamed["event_source_mappings"][0]["FunctionName"] = "fn2"
+    rep = reload_report(e, renamed)
+    assert rep["removed"] == [old_uuid] and len(rep["added"]) == 1
+    (warning,) = rep["warnings"]
+    assert old_uuid in warning and rep["added"][0] in warning and "explicit \"UUID\"" in warning
+    assert "is replaced by" in e.log()
+    wait_until(lambda: ids() == a + a, 20, "the new UUID reads the shard again (state dropped)")
+
+    kept = copy.deepcopy(renamed)
+    kept["event_source_mappings"][0]["UUID"] = "00000000-0000-4000-8000-0000000000aa"
+    reload_report(e, kept)  # a new UUID again: from TRIM_HORIZON once more
+    wait_until(lambda: len(ids()) == 15, 20, "read under the explicit UUID")
+    wait_until(lambda: by_arn(e)[st.arn]["SourceState"]["Shards"][0]["Checkpoint"] == a[-1], 15,
+               "checkpointed under the explicit UUID")
+    kept["event_source_mappings"][0]["FunctionName"] = "fn"
+    rep = reload_report(e, kept)
+    assert rep["restarted"] == ["00000000-0000-4000-8000-0000000000aa"] and rep["warnings"] == []
+    b = [seq for _, seq, _ in aws.put_records(kinesis, st, n=2, partition_key="k")]
+    wait_until(lambda: len(ids()) == 17, 20, "the 2 new records")
+    assert ids()[15:] == b  # nothing of the shard replayed after the rename

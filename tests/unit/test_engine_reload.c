@@ -108,6 +108,54 @@ static void test_function_change_restarts_its_mappings_only(void **state)
     esm_config_destroy(old);
 }
 
+/* A rename of FunctionName changes a derived UUID: the plan removes the old mapping and adds a
+ * new one on the same source, and the reload names the state it drops. An explicit UUID keeps
+ * the mapping (a restart, nothing dropped). */
+static void test_a_derived_uuid_that_changes_drops_state_and_says_so(void **state)
+{
+    (void)state;
+    const char *derived = "{\"functions\":{" FN_A "," FN_B "},\"event_source_mappings\":["
+                          "{\"FunctionName\":\"%s\",\"EventSourceArn\":" Q(
+                              "q1") "},"
+                                    "{\"FunctionName\":\"a\",\"EventSourceArn\":" Q("q2") "}]}";
+    char text[1024];
+    snprintf(text, sizeof text, derived, "a");
+    esm_config *old = parse(text);
+    snprintf(text, sizeof text, derived, "b");
+    esm_config *next = parse(text);
+    assert_true(old->mappings[0].uuid_derived);
+    const esm_mapping_config *cur[2] = {&old->mappings[0], &old->mappings[1]};
+    size_t n = 0;
+    esm_reload_step *s = esm_reload_plan(cur, 2, next, &n);
+    esm_buf why;
+    esm_buf_init(&why);
+    assert_int_equal(esm_reload_dropped_state(cur, 2, next, s, n, &why), 1);
+    assert_non_null(strstr(esm_buf_cstr(&why), old->mappings[0].uuid));
+    assert_non_null(strstr(esm_buf_cstr(&why), next->mappings[0].uuid));
+    assert_non_null(strstr(esm_buf_cstr(&why), "explicit \"UUID\""));
+    esm_buf_free(&why);
+    free(s);
+    esm_config_destroy(next);
+
+    esm_config_destroy(old);
+    /* the same rename with the UUIDs kept: a restart, no state dropped */
+    esm_config *a = parse(OLD);
+    snprintf(text, sizeof text, "%s", OLD);
+    char *fn = strstr(text, "\"FunctionName\":\"b\"");
+    assert_non_null(fn);
+    fn[strlen("\"FunctionName\":\"")] = 'a';
+    esm_config *b = parse(text);
+    const esm_mapping_config *cur3[3] = {&a->mappings[0], &a->mappings[1], &a->mappings[2]};
+    s = esm_reload_plan(cur3, 3, b, &n);
+    esm_buf_init(&why);
+    assert_int_equal(esm_reload_dropped_state(cur3, 3, b, s, n, &why), 0);
+    assert_int_equal(why.len, 0);
+    esm_buf_free(&why);
+    free(s);
+    esm_config_destroy(b);
+    esm_config_destroy(a);
+}
+
 static void test_plan_from_nothing_and_to_nothing(void **state)
 {
     (void)state;
@@ -164,6 +212,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_keep_restart_remove_add),
         cmocka_unit_test(test_function_change_restarts_its_mappings_only),
+        cmocka_unit_test(test_a_derived_uuid_that_changes_drops_state_and_says_so),
         cmocka_unit_test(test_plan_from_nothing_and_to_nothing),
         cmocka_unit_test(test_restart_only_settings_are_pinned),
     };
