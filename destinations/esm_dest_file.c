@@ -24,28 +24,35 @@ static void fsync_dir_of(const char *path)
 
 int esm_dest_file_append(const char *path, const char *payload, size_t len, esm_err *err)
 {
-    char *line = malloc(len + 1);
+    /* one byte more in front: a '\n' ending a line torn by a crash (kill -9 mid-write), so
+     * that this record starts a line of its own and a reader (replay) finds it */
+    char *line = malloc(len + 2);
     if (!line) {
         esm_err_set(err, ESM_ERR_NOMEM, true, "out of memory");
         return -1;
     }
+    line[0] = '\n';
     for (size_t i = 0; i < len; i++)
-        line[i] = payload[i] == '\n' || payload[i] == '\r' ? ' ' : payload[i];
-    line[len] = '\n';
+        line[i + 1] = payload[i] == '\n' || payload[i] == '\r' ? ' ' : payload[i];
+    line[len + 1] = '\n';
 
     struct stat st;
     bool existed = stat(path, &st) == 0;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         esm_err_set(err, ESM_ERR_IO, true, "open %s: %s", path, strerror(errno));
         free(line);
         return -1;
     }
     off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
-    ssize_t w = write(fd, line, len + 1);
+    char last = '\n';
+    bool torn = before > 0 && pread(fd, &last, 1, before - 1) == 1 && last != '\n';
+    const char *out = torn ? line : line + 1;
+    size_t n = torn ? len + 2 : len + 1;
+    ssize_t w = write(fd, out, n);
     int saved = errno;
     free(line);
-    if (w != (ssize_t)(len + 1)) {
+    if (w != (ssize_t)n) {
         if (w > 0 && before >= 0 && ftruncate(fd, before) != 0) {
             /* nothing more we can do: the torn bytes stay */
         }

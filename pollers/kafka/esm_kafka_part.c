@@ -650,11 +650,15 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
     if (c >= 0 && !why) esm_kafka_part_group_confirmed(p);
     if (!why && !trimmed) return ESM_KAFKA_LOG_FITS;
     if (!why) {
+        /* the store's checkpoint, when it is in the log, is where to go on (nothing below it
+         * is read again); the group gets it on assignment */
+        bool at_floor = f >= lo;
         ESM_WARN(p->log_ctx,
                  "the group's committed offset %" PRId64 " is below the log start %" PRId64
-                 " (trimmed since): resuming at the log start",
-                 c, lo);
-        *resume_at = RD_KAFKA_OFFSET_BEGINNING;
+                 " (trimmed since): resuming at %s %" PRId64,
+                 c, lo, at_floor ? "the stored checkpoint" : "the log start", at_floor ? f : lo);
+        *resume_at = at_floor ? f : RD_KAFKA_OFFSET_BEGINNING;
+        if (group_known) p->commit_on_assign = at_floor ? f : lo;
         return ESM_KAFKA_LOG_AT_CHECKPOINT;
     }
     if (verdict == ESM_KAFKA_LOG_RESET_AT_GROUP && trimmed) verdict = ESM_KAFKA_LOG_RESET_AT_START;

@@ -256,6 +256,15 @@ static void test_file_append(void **state)
     assert_non_null(got);
     assert_string_equal(got, "{\"a\":1}\n{   \"b\": \"x\\ny\",    \"c\": 2 }\n");
     free(got);
+    /* a line torn by a crash mid-write: the next record still starts a line of its own */
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("{\"torn", f);
+    fclose(f);
+    assert_int_equal(esm_dest_file_append(path, "{\"d\":4}", 7, &err), 0);
+    got = slurp(path);
+    assert_non_null(strstr(got, "\n{\"torn\n{\"d\":4}\n"));
+    free(got);
 
     char bad[300];
     snprintf(bad, sizeof bad, "%s/missing-dir/f.jsonl", dir);

@@ -432,6 +432,30 @@ static void test_group_offset_below_a_trimmed_log_start_skips_nothing(void **sta
     kmock_free(&k);
 }
 
+/* The group's offset is below a trimmed log start, and the store's checkpoint is in the log (the
+ * group lagged behind the store): the partition goes on at the checkpoint, nothing below it is
+ * read again, and the group catches up on assignment. */
+static void test_group_offset_below_the_log_start_resumes_at_the_stored_checkpoint(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    int64_t lo = produce_past_retention(&k);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", (long long)k.produced);
+    store_confirmed_checkpoint(&k, ckpt);
+    kmock_group_commit(&k, lo - 1);
+    kmock_produce(&k, "new", 3);
+    kmock_start(&k);
+    long long want = k.produced;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    for (long long o = 0; o < k.produced; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < k.produced - 3 ? 0 : 1);
+    assert_int_equal(kmock_group_committed(&k), k.produced);
+    kmock_free(&k);
+}
+
 /* As test_group_offset_below_a_trimmed_log_start_skips_nothing, with the partition's watermarks
  * unreadable at assignment: the fetch at the group's offset is out of range, and the reset
  * (auto.offset.reset, earliest whatever the StartingPosition) reads the log from its start. */
@@ -495,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_below_an_unknown_log_start_skips_nothing),
         cmocka_unit_test(test_group_offset_below_a_trimmed_log_start_skips_nothing),
         cmocka_unit_test(test_group_offset_below_an_unknown_log_start_skips_nothing),
+        cmocka_unit_test(test_group_offset_below_the_log_start_resumes_at_the_stored_checkpoint),
         cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
