@@ -186,8 +186,7 @@ size_t esm_reload_dropped_state(const esm_mapping_config *const *old, size_t n_o
                            "mapping %s (%s) is replaced by %s (%s) on the same source: its "
                            "checkpoints and retry state stay with %s and %s starts at its "
                            "StartingPosition%s\n",
-                           o->uuid, o->function_name, n->uuid, n->function_name, o->uuid,
-                           n->uuid,
+                           o->uuid, o->function_name, n->uuid, n->function_name, o->uuid, n->uuid,
                            o->uuid_derived ? " (the UUID is derived from FunctionName: give the "
                                              "mapping an explicit \"UUID\" to keep its state "
                                              "across a rename)"

@@ -410,6 +410,20 @@ static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **stat
     kmock_free(&k);
 }
 
+/* A LATEST mapping whose group offset retention passed: records produced past what the mock
+ * keeps, the group at the offset below the log start, the store's confirmed checkpoint at
+ * checkpoint (-1: the group's offset). Returns the log start. */
+static int64_t group_below_the_log_start(kmock *k, long long checkpoint)
+{
+    kmock_init(k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    int64_t lo = produce_past_retention(k);
+    char ckpt[24];
+    snprintf(ckpt, sizeof ckpt, "%lld", checkpoint >= 0 ? checkpoint : (long long)(lo - 1));
+    store_confirmed_checkpoint(k, ckpt);
+    kmock_group_commit(k, lo - 1);
+    return lo;
+}
+
 /* The group's committed offset is below a log trimmed since (a mapping disabled for long, an
  * operator's move to an old offset): fetched there, auto.offset.reset (LATEST) would skip the
  * whole log. It resumes at the log start instead. */
@@ -417,12 +431,7 @@ static void test_group_offset_below_a_trimmed_log_start_skips_nothing(void **sta
 {
     (void)state;
     kmock k;
-    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
-    int64_t lo = produce_past_retention(&k);
-    char ckpt[24];
-    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
-    store_confirmed_checkpoint(&k, ckpt);
-    kmock_group_commit(&k, lo - 1);
+    int64_t lo = group_below_the_log_start(&k, -1);
     kmock_start(&k);
     long long from = lo;
     assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
@@ -439,12 +448,8 @@ static void test_group_offset_below_the_log_start_resumes_at_the_stored_checkpoi
 {
     (void)state;
     kmock k;
-    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
-    int64_t lo = produce_past_retention(&k);
-    char ckpt[24];
-    snprintf(ckpt, sizeof ckpt, "%lld", (long long)k.produced);
-    store_confirmed_checkpoint(&k, ckpt);
-    kmock_group_commit(&k, lo - 1);
+    /* the mock trims at seven records: the checkpoint at the log end */
+    group_below_the_log_start(&k, 7);
     kmock_produce(&k, "new", 3);
     kmock_start(&k);
     long long want = k.produced;
@@ -463,12 +468,7 @@ static void test_group_offset_below_an_unknown_log_start_skips_nothing(void **st
 {
     (void)state;
     kmock k;
-    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
-    int64_t lo = produce_past_retention(&k);
-    char ckpt[24];
-    snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
-    store_confirmed_checkpoint(&k, ckpt);
-    kmock_group_commit(&k, lo - 1);
+    int64_t lo = group_below_the_log_start(&k, -1);
     rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
                                       RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
                                       RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
