@@ -42,8 +42,8 @@ struct esm_replay {
     off_t end; /* the file's size when the job started: records written since are not read */
     long long line;
     esm_buf text; /* the line being read */
-    /* SQS: the messages this job took (hashes of their ids), so one that comes back after its
-     * visibility ends the job instead of being invoked again */
+    /* SQS: the messages this job took (a hash set of their ids' hashes), so one that comes back
+     * after its visibility ends the job instead of being invoked again */
     uint64_t *seen;
     size_t n_seen, cap_seen;
     /* SQS */
@@ -277,23 +277,37 @@ static uint64_t fnv1a(const char *s)
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return h ? h : 1; /* 0 marks a free slot */
 }
 
-/* Records the message id; false when this job took it before. */
+/* Puts h into an open-addressing table of cap slots (a power of two); false when present. */
+static bool table_put(uint64_t *t, size_t cap, uint64_t h)
+{
+    for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (t[i] == h) return false;
+        if (!t[i]) {
+            t[i] = h;
+            return true;
+        }
+    }
+}
+
+/* Records the message id; false when this job took it before. A hash set: a job takes up to
+ * ESM_REPLAY_LIMIT_MAX messages. */
 static bool first_time(esm_replay *r, const char *id)
 {
-    uint64_t h = fnv1a(id);
-    for (size_t i = 0; i < r->n_seen; i++)
-        if (r->seen[i] == h) return false;
-    if (r->n_seen == r->cap_seen) {
+    if ((r->n_seen + 1) * 2 > r->cap_seen) {
         size_t cap = r->cap_seen ? r->cap_seen * 2 : 64;
-        uint64_t *v = realloc(r->seen, cap * sizeof *v);
-        if (!v) return true; /* not remembered: at worst invoked again */
-        r->seen = v;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t) return true; /* not remembered: at worst invoked again */
+        for (size_t i = 0; i < r->cap_seen; i++)
+            if (r->seen[i]) table_put(t, cap, r->seen[i]);
+        free(r->seen);
+        r->seen = t;
         r->cap_seen = cap;
     }
-    r->seen[r->n_seen++] = h;
+    if (!table_put(r->seen, r->cap_seen, fnv1a(id))) return false;
+    r->n_seen++;
     return true;
 }
 
