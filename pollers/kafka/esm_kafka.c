@@ -234,8 +234,7 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
         if (committed < 0 && esm_kafka_part_floor(p) < 0) {
             /* nothing stored: StartingPosition (auto.offset.reset is always earliest); with the
              * group's offsets unread, a LATEST mapping reads from the start rather than skip */
-            if (c && s->map->starting_position == ESM_START_LATEST)
-                e->offset = RD_KAFKA_OFFSET_END;
+            if (c && s->map->starting_position == ESM_START_LATEST) e->offset = RD_KAFKA_OFFSET_END;
             continue;
         }
         int64_t lo = -1, hi = -1;

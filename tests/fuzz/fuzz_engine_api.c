@@ -3,8 +3,10 @@
  * '\n' into method, path and query ("k=v&k=v", no decoding), and the rest: a failure record.
  * Invariants: the API answers 200, 400, 404 or 409 with a JSON body, an error type exactly when
  * it is not 200; a record is either an event (a JSON object) or skipped with a reason. */
-// FUZZ_SOURCES: engine/esm_api.c engine/esm_api_render.c engine/esm_replay_record.c config/*.c
-// filter/*.c invoker/esm_invoke_classify.c FUZZ_LIBS: -lcurl
+// clang-format off
+// FUZZ_SOURCES: engine/esm_api.c engine/esm_api_render.c engine/esm_replay_record.c config/*.c filter/*.c invoker/esm_invoke_classify.c
+// FUZZ_LIBS: -lcurl
+// clang-format on
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
