@@ -27,21 +27,21 @@ static bool same_cluster(const char *servers, const esm_mapping_config *m)
 /* The source the record names, compared with the mapping's; NULL when they agree. */
 static const char *other_source(const cJSON *record, const esm_mapping_config *m)
 {
-    static const char *const stream_infos[] = {"KinesisBatchInfo", "DDBStreamBatchInfo"};
-    for (size_t i = 0; i < sizeof stream_infos / sizeof stream_infos[0]; i++) {
-        const cJSON *bi = cJSON_GetObjectItemCaseSensitive(record, stream_infos[i]);
+    /* the BatchInfo of each source whose ARN names it, and what a mismatch means */
+    static const struct {
+        const char *info, *arn, *mismatch;
+    } by_arn[] = {
+        {"KinesisBatchInfo", "streamArn", "its stream is not the mapping's"},
+        {"DDBStreamBatchInfo", "streamArn", "its stream is not the mapping's"},
+        {"SQSBatchInfo", "queueArn", "its queue is not the mapping's"},
+    };
+    for (size_t i = 0; i < sizeof by_arn / sizeof by_arn[0]; i++) {
+        const cJSON *bi = cJSON_GetObjectItemCaseSensitive(record, by_arn[i].info);
         if (!bi) continue;
-        const char *arn = str(bi, "streamArn");
+        const char *arn = str(bi, by_arn[i].arn);
         return arn && m->event_source_arn && strcmp(arn, m->event_source_arn) == 0
                    ? NULL
-                   : "its stream is not the mapping's";
-    }
-    const cJSON *sqs = cJSON_GetObjectItemCaseSensitive(record, "SQSBatchInfo");
-    if (sqs) {
-        const char *arn = str(sqs, "queueArn");
-        return arn && m->event_source_arn && strcmp(arn, m->event_source_arn) == 0
-                   ? NULL
-                   : "its queue is not the mapping's";
+                   : by_arn[i].mismatch;
     }
     const cJSON *kafka = cJSON_GetObjectItemCaseSensitive(record, "KafkaBatchInfo");
     if (kafka) {

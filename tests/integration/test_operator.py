@@ -48,6 +48,17 @@ def set_enabled(e, cfg, enabled, state):
                f"every mapping {state}")
 
 
+def next_second():
+    """Waits until the wall clock is in a later whole second than when called."""
+    now = int(time.time())
+    wait_until(lambda: int(time.time()) > now, 3, "the next second", interval=0.01)
+
+
+def next_millisecond():
+    now = int(time.time() * 1000)
+    wait_until(lambda: int(time.time() * 1000) > now, 1, "the next millisecond", interval=0.001)
+
+
 def ids(funchost):
     return [i for inv in funchost.invocations() for i in inv["ids"]]
 
@@ -104,9 +115,9 @@ def test_kinesis_move_back_latest_and_trim_horizon(peers, kinesis, funchost, esm
     # long the mapping stays disabled (here: across a restart of esmd)
     set_enabled(e, cfg, False, "Disabled")
     b = [seq for _, seq, _ in aws.put_records(kinesis, st, n=3, partition_key="k")]
-    time.sleep(1.1)  # kinesis-mock's arrival times have whole seconds: b and c must not share one
+    next_second()  # kinesis-mock's arrival times have whole seconds: b and c must not share one
     assert move(e, KIN, shard, "LATEST")[0] == 200
-    time.sleep(1.1)
+    next_second()
     c = [seq for _, seq, _ in aws.put_records(kinesis, st, n=4, partition_key="k")]
     e.restart()
     set_enabled(e, cfg, True, "Enabled")
@@ -249,9 +260,9 @@ def test_kafka_move_to_offset_latest_and_timestamp(kafka, funchost, esmd):
 
     # AT_TIMESTAMP between two writes (ISO 8601): from the first record at or after it
     set_enabled(e, cfg, False, "Disabled")
-    time.sleep(0.05)  # record timestamps are milliseconds: the mark must fall between the writes
+    next_millisecond()  # record timestamps are milliseconds: the mark must fall between the writes
     mark = time.time()
-    time.sleep(0.05)
+    next_millisecond()
     kafka.produce(topic, [{"value": f"d-{i}"} for i in range(2)])
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mark)) + f".{int(mark * 1000) % 1000:03d}Z"
     code, body = move(e, KAF, "0", "AT_TIMESTAMP", timestamp=iso)

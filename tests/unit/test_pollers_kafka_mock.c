@@ -387,6 +387,21 @@ static int64_t produce_past_retention(kmock *k)
     return lo;
 }
 
+/* Runs k with the partition's watermarks unreadable at assignment (two ListOffsets errors):
+ * every record from the log start lo is delivered and committed. Frees k. */
+static void expect_read_from_the_log_start_unseen(kmock *k, int64_t lo)
+{
+    rd_kafka_mock_push_request_errors(k->mc, KMOCK_API_LIST_OFFSETS, 2,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
+    kmock_start(k);
+    long long from = lo;
+    assert_true(kmock_run_until(k, delivered_from, &from, 30.0));
+    kmock_stop(k);
+    assert_int_equal(kmock_group_committed(k), k->produced);
+    kmock_free(k);
+}
+
 /* A checkpoint the group never confirmed, below a log trimmed since, with the partition's
  * watermarks unreadable at assignment: assigned at the checkpoint, the fetch would be out of
  * range and auto.offset.reset (LATEST) would skip the whole log. Nothing of it is skipped. */
@@ -399,15 +414,7 @@ static void test_checkpoint_below_an_unknown_log_start_skips_nothing(void **stat
     char ckpt[24];
     snprintf(ckpt, sizeof ckpt, "%lld", (long long)(lo - 1));
     store_checkpoint(&k, ckpt);
-    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
-                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
-                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
-    kmock_start(&k);
-    long long from = lo;
-    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
-    kmock_stop(&k);
-    assert_int_equal(kmock_group_committed(&k), k.produced);
-    kmock_free(&k);
+    expect_read_from_the_log_start_unseen(&k, lo);
 }
 
 /* A LATEST mapping whose group offset retention passed: records produced past what the mock
@@ -469,15 +476,7 @@ static void test_group_offset_below_an_unknown_log_start_skips_nothing(void **st
     (void)state;
     kmock k;
     int64_t lo = group_below_the_log_start(&k, -1);
-    rd_kafka_mock_push_request_errors(k.mc, KMOCK_API_LIST_OFFSETS, 2,
-                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
-                                      RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR);
-    kmock_start(&k);
-    long long from = lo;
-    assert_true(kmock_run_until(&k, delivered_from, &from, 30.0));
-    kmock_stop(&k);
-    assert_int_equal(kmock_group_committed(&k), k.produced);
-    kmock_free(&k);
+    expect_read_from_the_log_start_unseen(&k, lo);
 }
 
 #define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
