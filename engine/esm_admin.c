@@ -42,6 +42,10 @@ typedef struct {
     bool mutating;
     bool (*serve)(esm_admin *a, struct MHD_Connection *c, const esm_buf *request_body,
                   admin_reply *out);
+    /* instead of serve: a hook that answers several paths, told which one by op (its _op enum:
+     * esm_admin_outbox_op, positions 0 list / 1 move, esm_admin_replay_op) */
+    bool (*serve_op)(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out);
+    int op;
 } admin_route;
 
 /* A request with a method other than GET/HEAD, between its headers and its last body chunk. */
@@ -153,59 +157,23 @@ static const char *query_arg(void *req, const char *name)
     return MHD_lookup_connection_value(req, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, esm_admin_outbox_op op,
-                         admin_reply *out)
+static bool serve_outbox(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out)
 {
     if (!a->hooks.outbox) return false;
-    out->status = a->hooks.outbox(a->hooks.arg, op, query_arg, c, out->body);
+    out->status = a->hooks.outbox(a->hooks.arg, (esm_admin_outbox_op)op, query_arg, c, out->body);
     esm_buf_putc(out->body, '\n');
     return true;
 }
 
-static bool serve_parked(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                         admin_reply *out)
-{
-    (void)in;
-    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_PARKED, out);
-}
-
-static bool serve_pending(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                          admin_reply *out)
-{
-    (void)in;
-    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_PENDING, out);
-}
-
-static bool serve_redrive(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                          admin_reply *out)
-{
-    (void)in; /* the selection is in the query */
-    return serve_outbox(a, c, ESM_ADMIN_OUTBOX_REDRIVE, out);
-}
-
-static bool serve_positions_hook(esm_admin *a, struct MHD_Connection *c, bool move,
-                                 admin_reply *out)
+static bool serve_positions(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out)
 {
     if (!a->hooks.positions) return false;
-    out->status = a->hooks.positions(a->hooks.arg, move, query_arg, c, out->body);
+    out->status = a->hooks.positions(a->hooks.arg, op == 1, query_arg, c, out->body);
     esm_buf_putc(out->body, '\n');
     return true;
 }
 
-static bool serve_positions(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                            admin_reply *out)
-{
-    (void)in;
-    return serve_positions_hook(a, c, false, out);
-}
-
-static bool serve_move(esm_admin *a, struct MHD_Connection *c, const esm_buf *in, admin_reply *out)
-{
-    (void)in; /* the lane and its target are in the query */
-    return serve_positions_hook(a, c, true, out);
-}
-
-static bool serve_replay_hook(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out)
+static bool serve_replay(esm_admin *a, struct MHD_Connection *c, int op, admin_reply *out)
 {
     if (!a->hooks.replay) return false;
     out->status = a->hooks.replay(a->hooks.arg, op, query_arg, c, out->body);
@@ -213,42 +181,21 @@ static bool serve_replay_hook(esm_admin *a, struct MHD_Connection *c, int op, ad
     return true;
 }
 
-static bool serve_replays(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                          admin_reply *out)
-{
-    (void)in;
-    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_LIST, out);
-}
-
-static bool serve_replay_start(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                               admin_reply *out)
-{
-    (void)in; /* the job is described in the query */
-    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_START, out);
-}
-
-static bool serve_replay_cancel(esm_admin *a, struct MHD_Connection *c, const esm_buf *in,
-                                admin_reply *out)
-{
-    (void)in;
-    return serve_replay_hook(a, c, ESM_ADMIN_REPLAY_CANCEL, out);
-}
-
 static const admin_route routes[] = {
-    {"/", false, serve_page},
-    {"/healthz", false, serve_healthz},
-    {"/readyz", false, serve_readyz},
-    {"/status", false, serve_status},
-    {"/metrics", false, serve_metrics},
-    {"/reload", true, serve_reload},
-    {"/outbox/parked", false, serve_parked},
-    {"/outbox/pending", false, serve_pending},
-    {"/outbox/parked/redrive", true, serve_redrive},
-    {"/positions", false, serve_positions},
-    {"/positions/move", true, serve_move},
-    {"/replay", false, serve_replays},
-    {"/replay/start", true, serve_replay_start},
-    {"/replay/cancel", true, serve_replay_cancel},
+    {"/", false, serve_page, NULL, 0},
+    {"/healthz", false, serve_healthz, NULL, 0},
+    {"/readyz", false, serve_readyz, NULL, 0},
+    {"/status", false, serve_status, NULL, 0},
+    {"/metrics", false, serve_metrics, NULL, 0},
+    {"/reload", true, serve_reload, NULL, 0},
+    {"/outbox/parked", false, NULL, serve_outbox, ESM_ADMIN_OUTBOX_PARKED},
+    {"/outbox/pending", false, NULL, serve_outbox, ESM_ADMIN_OUTBOX_PENDING},
+    {"/outbox/parked/redrive", true, NULL, serve_outbox, ESM_ADMIN_OUTBOX_REDRIVE},
+    {"/positions", false, NULL, serve_positions, 0},
+    {"/positions/move", true, NULL, serve_positions, 1},
+    {"/replay", false, NULL, serve_replay, ESM_ADMIN_REPLAY_LIST},
+    {"/replay/start", true, NULL, serve_replay, ESM_ADMIN_REPLAY_START},
+    {"/replay/cancel", true, NULL, serve_replay, ESM_ADMIN_REPLAY_CANCEL},
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -360,7 +307,9 @@ static enum MHD_Result dispatch(esm_admin *a, struct MHD_Connection *c, const ch
     esm_buf_init(&body);
     admin_reply out = {.status = 200, .type = "application/json", .body = &body};
     enum MHD_Result ret;
-    if (route && route->serve(a, c, request_body, &out))
+    bool served = route && (route->serve ? route->serve(a, c, request_body, &out)
+                                         : route->serve_op(a, c, route->op, &out));
+    if (served)
         ret = send_reply(c, out.status, out.type, body.data, body.len, out.csp, NULL);
     else
         ret = send_json(c, 404, "{\"error\":\"not found\"}");
