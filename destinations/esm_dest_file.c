@@ -38,15 +38,18 @@ int esm_dest_file_append(const char *path, const char *payload, size_t len, esm_
 
     struct stat st;
     bool existed = stat(path, &st) == 0;
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         esm_err_set(err, ESM_ERR_IO, true, "open %s: %s", path, strerror(errno));
         free(line);
         return -1;
     }
     off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
+    /* read through a descriptor of its own: a file esmd may only write is still appended to */
     char last = '\n';
-    bool torn = before > 0 && pread(fd, &last, 1, before - 1) == 1 && last != '\n';
+    int rfd = before > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    bool torn = rfd >= 0 && pread(rfd, &last, 1, before - 1) == 1 && last != '\n';
+    if (rfd >= 0) close(rfd);
     const char *out = torn ? line : line + 1;
     size_t n = torn ? len + 2 : len + 1;
     ssize_t w = write(fd, out, n);

@@ -53,13 +53,13 @@ static unsigned list(const esm_api_mapping *maps, size_t n, esm_admin_arg_fn get
         if (max > ESM_API_PAGE_MAX) max = ESM_API_PAGE_MAX;
     }
     if (marker) {
-        /* the marker is the index of the next mapping, as this esmd lists them */
-        char *end;
-        errno = 0;
-        from = strtoll(marker, &end, 10);
-        if (!*marker || *end || errno || from < 0 || (size_t)from > n)
+        /* the marker is the UUID of the next mapping: a reload that removes one before it
+         * between two pages shifts nothing */
+        while ((size_t)from < n && strcmp(maps[from].mc->uuid, marker) != 0)
+            from++;
+        if ((size_t)from == n)
             return fail(out, error_type, 400, "InvalidParameterValueException",
-                        "Marker is not one this API returned");
+                        "Marker is not one this API returned, or its mapping was removed since");
     }
     esm_buf_puts(out, "{\"EventSourceMappings\":[");
     long long shown = 0;
@@ -78,7 +78,10 @@ static unsigned list(const esm_api_mapping *maps, size_t n, esm_admin_arg_fn get
                                  strcmp(arn, maps[next].mc->event_source_arn) != 0))))
         next++;
     esm_buf_putc(out, ']');
-    if (next < n) esm_buf_printf(out, ",\"NextMarker\":\"%zu\"", next);
+    if (next < n) {
+        esm_buf_puts(out, ",\"NextMarker\":");
+        esm_buf_json_cstr(out, maps[next].mc->uuid);
+    }
     esm_buf_putc(out, '}');
     return 200;
 }

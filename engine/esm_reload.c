@@ -157,9 +157,14 @@ esm_reload_step *esm_reload_plan(const esm_mapping_config *const *old, size_t n_
     return v;
 }
 
+/* Two mappings reading one source from its own state: a stream or a Kafka topic (a queue keeps
+ * nothing per mapping; two Kafka mappings of one consumer group share its offsets). */
 static bool same_source(const esm_mapping_config *a, const esm_mapping_config *b)
 {
-    if (a->source != b->source) return false;
+    if (a->source != b->source || a->source == ESM_SRC_SQS) return false;
+    if (a->source == ESM_SRC_KAFKA && a->consumer_group_id && b->consumer_group_id &&
+        strcmp(a->consumer_group_id, b->consumer_group_id) == 0)
+        return false;
     if (a->source != ESM_SRC_KAFKA)
         return a->event_source_arn && b->event_source_arn &&
                strcmp(a->event_source_arn, b->event_source_arn) == 0;

@@ -231,12 +231,11 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
         const rd_kafka_topic_partition_t *ce =
             c ? rd_kafka_topic_partition_list_find(c, e->topic, e->partition) : NULL;
         int64_t committed = ce && ce->offset >= 0 ? ce->offset : -1;
-        if (committed < 0 && esm_kafka_part_floor(p) < 0) {
-            /* nothing stored: StartingPosition (auto.offset.reset is always earliest); with the
-             * group's offsets unread, a LATEST mapping reads from the start rather than skip */
-            if (c && s->map->starting_position == ESM_START_LATEST) e->offset = RD_KAFKA_OFFSET_END;
-            continue;
-        }
+        bool nothing_stored = committed < 0 && esm_kafka_part_floor(p) < 0;
+        /* nothing stored: StartingPosition (auto.offset.reset is always earliest); with the
+         * group's offsets unread, a LATEST mapping reads from the start rather than skip */
+        bool latest = nothing_stored && c && s->map->starting_position == ESM_START_LATEST;
+        if (nothing_stored && !latest) continue;
         int64_t lo = -1, hi = -1;
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(s->rk, e->topic, e->partition, &lo, &hi, 5000);
@@ -244,6 +243,12 @@ static void check_logs(kafka_source *s, rd_kafka_topic_partition_list_t *parts,
             ESM_DEBUG(s->env.log_ctx, "partition %" PRId32 ": watermarks unknown (%s)",
                       e->partition, rd_kafka_err2str(err));
             lo = hi = -1;
+        }
+        if (latest) {
+            /* the end as of now, pinned: committed on assignment */
+            e->offset = hi >= 0 ? hi : RD_KAFKA_OFFSET_END;
+            if (hi >= 0) esm_kafka_part_pin_start(p, hi);
+            continue;
         }
         int64_t resume_at = RD_KAFKA_OFFSET_INVALID;
         switch (esm_kafka_part_check_log(p, committed, c != NULL, lo, hi, &resume_at)) {

@@ -163,6 +163,10 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
 /* After librdkafka assigned the partition: a checkpoint resumed at (ESM_KAFKA_LOG_AT_CHECKPOINT)
  * is stored to be committed, so the group catches up with no new record. */
 void esm_kafka_part_assigned(esm_kafka_part *p);
+/* A partition with no offset anywhere, assigned at offset (StartingPosition LATEST: the log
+ * end): the group gets it on assignment, so a later assignment before the first record starts
+ * there again instead of at a newer end (the records between would be skipped). */
+void esm_kafka_part_pin_start(esm_kafka_part *p, int64_t offset);
 /* The group committed an offset of this partition: its checkpoint is confirmed (the mark is
  * written to the store once). */
 void esm_kafka_part_group_confirmed(esm_kafka_part *p);

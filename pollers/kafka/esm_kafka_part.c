@@ -670,6 +670,12 @@ esm_kafka_log_check esm_kafka_part_check_log(esm_kafka_part *p, int64_t group_co
     return verdict;
 }
 
+void esm_kafka_part_pin_start(esm_kafka_part *p, int64_t offset)
+{
+    if (p->floor < 0 && p->next_expected < 0 && esm_kafka_part_idle(p))
+        p->commit_on_assign = offset;
+}
+
 void esm_kafka_part_assigned(esm_kafka_part *p)
 {
     /* Without it the group would lag until the next record arrives, and a host that takes the

@@ -114,10 +114,11 @@ static void test_function_change_restarts_its_mappings_only(void **state)
 static void test_a_derived_uuid_that_changes_drops_state_and_says_so(void **state)
 {
     (void)state;
+#define STREAM "\"arn:aws:kinesis:us-east-1:000000000000:stream/s\""
     const char *derived = "{\"functions\":{" FN_A "," FN_B "},\"event_source_mappings\":["
-                          "{\"FunctionName\":\"%s\",\"EventSourceArn\":" Q(
-                              "q1") "},"
-                                    "{\"FunctionName\":\"a\",\"EventSourceArn\":" Q("q2") "}]}";
+                          "{\"FunctionName\":\"%s\",\"StartingPosition\":\"LATEST\","
+                          "\"EventSourceArn\":" STREAM "},"
+                          "{\"FunctionName\":\"a\",\"EventSourceArn\":" Q("q2") "}]}";
     char text[1024];
     snprintf(text, sizeof text, derived, "a");
     esm_config *old = parse(text);
@@ -136,7 +137,22 @@ static void test_a_derived_uuid_that_changes_drops_state_and_says_so(void **stat
     esm_buf_free(&why);
     free(s);
     esm_config_destroy(next);
+    esm_config_destroy(old);
 
+    /* an SQS queue keeps nothing per mapping: its rename drops no state */
+    const char *sqs = "{\"functions\":{" FN_A "," FN_B "},\"event_source_mappings\":["
+                      "{\"FunctionName\":\"%s\",\"EventSourceArn\":" Q("q1") "}]}";
+    snprintf(text, sizeof text, sqs, "a");
+    old = parse(text);
+    snprintf(text, sizeof text, sqs, "b");
+    next = parse(text);
+    const esm_mapping_config *one[1] = {&old->mappings[0]};
+    s = esm_reload_plan(one, 1, next, &n);
+    esm_buf_init(&why);
+    assert_int_equal(esm_reload_dropped_state(one, 1, next, s, n, &why), 0);
+    esm_buf_free(&why);
+    free(s);
+    esm_config_destroy(next);
     esm_config_destroy(old);
     /* the same rename with the UUIDs kept: a restart, no state dropped */
     esm_config *a = parse(OLD);

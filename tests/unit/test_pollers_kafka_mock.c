@@ -479,6 +479,29 @@ static void test_group_offset_below_an_unknown_log_start_skips_nothing(void **st
     expect_read_from_the_log_start_unseen(&k, lo);
 }
 
+/* LATEST: the end a partition was first assigned at is kept. esmd stopped before any record
+ * arrived, and the records produced while it was down are read on the next start, not skipped
+ * for a newer end. */
+static void test_latest_start_is_kept_across_a_restart(void **state)
+{
+    (void)state;
+    kmock k;
+    kmock_init(&k, "'BatchSize': 10, 'StartingPosition': 'LATEST'");
+    kmock_produce(&k, "old", 5);
+    kmock_start(&k);
+    long long want = 5;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    kmock_produce(&k, "while-down", 3);
+    kmock_start(&k);
+    want = 8;
+    assert_true(kmock_run_until(&k, group_committed_is, &want, 30.0));
+    kmock_stop(&k);
+    for (long long o = 0; o < 8; o++)
+        assert_int_equal(kmock_times_delivered(&k, o), o < 5 ? 0 : 1);
+    kmock_free(&k);
+}
+
 #define KMOCK_API_OFFSET_FETCH 9 /* Kafka protocol ApiKey */
 
 /* As test_checkpoint_never_committed_resumes_there, but the group's offsets cannot be read at
@@ -519,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_group_offset_below_a_trimmed_log_start_skips_nothing),
         cmocka_unit_test(test_group_offset_below_an_unknown_log_start_skips_nothing),
         cmocka_unit_test(test_group_offset_below_the_log_start_resumes_at_the_stored_checkpoint),
+        cmocka_unit_test(test_latest_start_is_kept_across_a_restart),
         cmocka_unit_test(test_checkpoint_resumes_there_when_the_group_cannot_be_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
